@@ -1,0 +1,114 @@
+"""Describe responses (global and per object) rendered from the integration user's schema view."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.sandbox.salesforce.schema import NUMBER_TYPES, Field, OrgSchema, SObject
+
+_PRECISION = {"currency": (18, 2), "double": (18, 2), "percent": (3, 2)}
+
+
+def _urls(obj: SObject, version: str) -> dict[str, str]:
+    base = f"/services/data/v{version}/sobjects/{obj.name}"
+    return {"sobject": base, "describe": f"{base}/describe", "rowTemplate": f"{base}/{{ID}}"}
+
+
+def _object_flags(obj: SObject) -> dict[str, Any]:
+    writable = not obj.custom_metadata and obj.name != "Organization"
+    return {
+        "custom": obj.custom,
+        "customSetting": False,
+        "queryable": True,
+        "retrieveable": True,
+        "replicateable": not obj.custom_metadata,
+        "createable": writable,
+        "updateable": writable,
+        "deletable": writable,
+        "searchable": not obj.custom_metadata,
+        "triggerable": not obj.custom_metadata,
+        "layoutable": not obj.custom_metadata,
+    }
+
+
+def global_describe(schema: OrgSchema, version: str) -> dict[str, Any]:
+    sobjects = [
+        {
+            "name": obj.name,
+            "label": obj.label or obj.name,
+            "labelPlural": obj.label_plural or (obj.label or obj.name) + "s",
+            "keyPrefix": obj.key_prefix or None,
+            **_object_flags(obj),
+            "urls": _urls(obj, version),
+        }
+        for obj in schema.objects
+    ]
+    return {"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": sobjects}
+
+
+def _field(obj: SObject, f: Field) -> dict[str, Any]:
+    system = f.name in {
+        "Id",
+        "IsDeleted",
+        "CreatedDate",
+        "CreatedById",
+        "LastModifiedDate",
+        "LastModifiedById",
+        "SystemModstamp",
+    }
+    writable = not (system or f.calculated or f.auto_number or obj.custom_metadata)
+    precision, scale = _PRECISION.get(f.type, (0, 0))
+    return {
+        "name": f.name,
+        "label": f.label or f.name,
+        "type": f.type,
+        "soapType": f.soap_type,
+        "length": f.length if f.is_text else 0,
+        "byteLength": f.length * 3 if f.is_text else 0,
+        "precision": precision,
+        "scale": scale,
+        "digits": 9 if f.type == "int" else 0,
+        "nillable": f.nillable,
+        "custom": f.custom,
+        "calculated": f.calculated,
+        "calculatedFormula": None,
+        "autoNumber": f.auto_number,
+        "createable": writable,
+        "updateable": writable,
+        "filterable": True,
+        "sortable": f.type != "textarea",
+        "groupable": f.type not in NUMBER_TYPES and f.type != "textarea",
+        "unique": f.name == "Id",
+        "externalId": f.external_id,
+        "idLookup": f.name == "Id",
+        "nameField": f.name == "Name",
+        "defaultedOnCreate": system or f.type == "boolean",
+        "referenceTo": list(f.reference_to),
+        "relationshipName": f.relationship_name,
+        "picklistValues": [
+            {"value": v, "label": v, "active": True, "defaultValue": False} for v in f.picklist
+        ],
+    }
+
+
+def object_describe(schema: OrgSchema, obj: SObject, version: str) -> dict[str, Any]:
+    children = [
+        {
+            "childSObject": child.name,
+            "field": f.name,
+            "relationshipName": None,
+            "cascadeDelete": False,
+        }
+        for child, f in schema.child_relationships(obj.name)
+    ]
+    return {
+        "name": obj.name,
+        "label": obj.label or obj.name,
+        "labelPlural": obj.label_plural or (obj.label or obj.name) + "s",
+        "keyPrefix": obj.key_prefix or None,
+        **_object_flags(obj),
+        "fields": [_field(obj, f) for f in obj.fields],
+        "childRelationships": children,
+        "recordTypeInfos": [],
+        "urls": _urls(obj, version),
+    }

@@ -1,0 +1,348 @@
+"""The demo org's `*Mapping__mdt` records: the default mappings, as an admin would configure them.
+
+They are the org-side twin of the YAML mappings (DESIGN §5): the pipeline can read them with REST
+`query_all` instead of files. Pricing records are derived from the catalogue, one per source object
+and segmentation, so each product is priced against an aggregation with matching segment keys.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.sandbox.catalog import CATALOG
+
+
+@dataclass(frozen=True)
+class MappingRecord:
+    """One custom metadata record; JSON-valued fields are kept as dicts until `columns()`."""
+
+    type: str  # the custom metadata type, e.g. "PricingMapping__mdt"
+    developer_name: str
+    source_object: str
+    fields: Mapping[str, str]  # m3ter field -> Salesforce field or relationship path
+    where: str | None = None  # SOQL condition on the source object
+    hardcoded: Mapping[str, Any] = field(default_factory=dict)  # m3ter field -> literal
+    custom_fields: Mapping[str, str] = field(default_factory=dict)  # m3ter custom field -> path
+    sync_level: str | None = None  # "agreement" | "line_item"
+    segments: str | None = None  # PricingMapping__mdt only: `k: v, ...` or a JSON object
+
+    @property
+    def label(self) -> str:
+        return self.developer_name.replace("_", " ")
+
+    def columns(self) -> dict[str, Any]:
+        """Field values as the org stores them: JSON text, blank (null) when empty."""
+        return {
+            "DeveloperName": self.developer_name,
+            "MasterLabel": self.label,
+            "Label": self.label,
+            "Language": "en_US",
+            "NamespacePrefix": None,
+            "QualifiedApiName": self.developer_name,
+            "IsProtected": False,
+            "Source_Object__c": self.source_object,
+            "Where__c": self.where,
+            "Fields__c": _json(self.fields),
+            "Hardcoded__c": _json(self.hardcoded),
+            "Custom_Fields__c": _json(self.custom_fields),
+            "Active__c": True,
+            "Sync_Level__c": self.sync_level,
+            "Segments__c": self.segments,
+        }
+
+
+def _json(value: Mapping[str, Any]) -> str | None:
+    return json.dumps(dict(value)) if value else None
+
+
+@dataclass(frozen=True)
+class _Source:
+    """An object deals are billed from, and the header (Order, ...) that carries its account."""
+
+    name: str
+    header: str | None  # relationship to the agreement header; None when the object is one
+    start: str
+    end: str
+    unit_price: str
+    sync_level: str
+    extra: Mapping[str, str]  # custom fields that trace a plan back to its agreement
+    segments_as_json: bool
+    static_tier: str | None = None  # a literal segment value instead of the account's tier
+
+    def path(self, field_name: str) -> str:
+        return f"{self.header}.{field_name}" if self.header else field_name
+
+    @property
+    def synced(self) -> str:
+        return f"{self.path('Sync_To_M3ter__c')} = true"
+
+    def segments(self, keys: tuple[str, ...]) -> str | None:
+        """The segment text for an aggregation segmented on `keys`, in this source's style."""
+        paths = {
+            "region": self.path("Account.Region__c"),
+            "tier": self.static_tier or self.path("Account.Tier__c"),
+        }
+        chosen = {key: paths[key] for key in keys}
+        if not chosen:
+            return None
+        if self.segments_as_json:
+            return json.dumps(chosen)
+        return ", ".join(f"{key}: {value}" for key, value in chosen.items())
+
+
+_BILLED_SOURCES = (
+    _Source(
+        "OrderItem",
+        "Order",
+        "ServiceDate",
+        "EndDate",
+        "UnitPrice",
+        "line_item",
+        {"salesforceOrderNumber": "Order.OrderNumber"},
+        segments_as_json=False,
+    ),
+    _Source(
+        "OpportunityLineItem",
+        "Opportunity",
+        "ServiceDate",
+        "End_Date__c",
+        "UnitPrice",
+        "line_item",
+        {"salesforceOpportunity": "Opportunity.Name"},
+        segments_as_json=True,
+    ),
+    _Source(
+        "QuoteLineItem",
+        "Quote",
+        "ServiceDate",
+        "End_Date__c",
+        "UnitPrice",
+        "line_item",
+        {"salesforceQuoteNumber": "Quote.QuoteNumber"},
+        segments_as_json=False,
+    ),
+    _Source(
+        "Asset",
+        None,
+        "InstallDate",
+        "UsageEndDate",
+        "Price",
+        "agreement",
+        {"serialNumber": "SerialNumber"},
+        segments_as_json=True,
+        static_tier="Standard",
+    ),
+)
+
+
+def _account_records() -> list[MappingRecord]:
+    return [
+        MappingRecord(
+            "AccountMapping__mdt",
+            "Account_Default",
+            "Account",
+            where="Type != 'Prospect'",
+            fields={
+                "code": "Id",
+                "name": "Name",
+                "emailAddress": "Billing_Email__c",
+                "currency": "CurrencyIsoCode",
+                "address.addressLine1": "BillingStreet",
+                "address.locality": "BillingCity",
+                "address.region": "BillingState",
+                "address.postCode": "BillingPostalCode",
+                "address.country": "BillingCountry",
+            },
+            hardcoded={"daysBeforeBillDue": 30},
+            custom_fields={"region": "Region__c", "tier": "Tier__c", "industry": "Industry"},
+        )
+    ]
+
+
+def _contract_records() -> list[MappingRecord]:
+    return [
+        MappingRecord(
+            "ContractMapping__mdt",
+            "Contract_Activated",
+            "Contract",
+            where="Status = 'Activated'",
+            fields={
+                "code": "Id",
+                "name": "ContractNumber",
+                "accountCode": "AccountId",
+                "startDate": "StartDate",
+                "endDate": "EndDate",
+            },
+            custom_fields={"billingFrequency": "Billing_Frequency__c"},
+        )
+    ]
+
+
+def _plan_records() -> list[MappingRecord]:
+    return [
+        MappingRecord(
+            "PlanMapping__mdt",
+            f"{s.name}_Plans",
+            s.name,
+            where=s.synced,
+            fields={
+                "code": "Id",
+                "name": "Product2.Name",
+                "planTemplateCode": "Product2.M3ter_Plan_Template_Code__c",
+            },
+            custom_fields=s.extra,
+            sync_level=s.sync_level,
+        )
+        for s in _BILLED_SOURCES
+    ]
+
+
+def _segment_groups() -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """(name, segment keys, aggregation codes) per segmentation found in the catalogue."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for product in CATALOG:
+        codes = groups.setdefault(product.segmented_by, [])
+        if product.aggregation is not None and product.aggregation not in codes:
+            codes.append(product.aggregation)
+    named = [
+        ("_".join(k.title() for k in keys) or "Unsegmented", keys, tuple(codes))
+        for keys, codes in groups.items()
+        if codes
+    ]
+    return sorted(named, key=lambda group: (-len(group[1]), group[0]))
+
+
+def _pricing_record(
+    source: _Source, name: str, where: str, aggregation_key: str, segments: str | None
+) -> MappingRecord:
+    return MappingRecord(
+        "PricingMapping__mdt",
+        f"{source.name}_Pricing_{name}",
+        source.name,
+        where=f"{source.synced} AND {where}",
+        fields={
+            "planCode": "Id",
+            aggregation_key: "Product2.M3ter_Aggregation_Code__c",
+            "startDate": source.start,
+            "endDate": source.end,
+            "unitPrice": source.unit_price,
+        },
+        hardcoded={"cumulative": False},
+        sync_level=source.sync_level,
+        segments=segments,
+    )
+
+
+def _pricing_records() -> list[MappingRecord]:
+    records = []
+    for source in _BILLED_SOURCES:
+        for name, keys, codes in _segment_groups():
+            in_list = ", ".join(f"'{code}'" for code in codes)
+            records.append(
+                _pricing_record(
+                    source,
+                    name,
+                    f"Product2.M3ter_Aggregation_Code__c IN ({in_list})",
+                    "aggregationCode",
+                    source.segments(keys),
+                )
+            )
+        records.append(
+            _pricing_record(
+                source,
+                "Compound",
+                "Product2.M3ter_Calculation__c != null",
+                "compoundAggregationCode",
+                None,
+            )
+        )
+    return records
+
+
+def _account_plan_records() -> list[MappingRecord]:
+    records = []
+    for s in _BILLED_SOURCES:
+        fields = {
+            "code": "Id",
+            "accountCode": s.path("AccountId"),
+            "planCode": "Id",
+            "startDate": s.start,
+            "endDate": s.end,
+        }
+        if s.header:
+            fields["contractCode"] = s.path("ContractId")
+        records.append(
+            MappingRecord(
+                "AccountPlanMapping__mdt",
+                f"{s.name}_Account_Plans",
+                s.name,
+                where=s.synced,
+                fields=fields,
+                sync_level=s.sync_level,
+            )
+        )
+    return records
+
+
+def _commitment_records() -> list[MappingRecord]:
+    def record(obj: str, start: str, end: str, hardcoded: Mapping[str, Any]) -> MappingRecord:
+        return MappingRecord(
+            "CommitmentMapping__mdt",
+            f"{obj}_Prepayment",
+            obj,
+            where="Sync_To_M3ter__c = true AND Prepayment_Amount__c != null",
+            fields={
+                "accountCode": "AccountId",
+                "amount": "Prepayment_Amount__c",
+                "currency": "CurrencyIsoCode",
+                "startDate": start,
+                "endDate": end,
+                "contractCode": "ContractId",
+            },
+            hardcoded=hardcoded,
+            sync_level="agreement",
+        )
+
+    return [
+        record("Order", "EffectiveDate", "EndDate", {"commitmentFeeBillInAdvance": True}),
+        record("Opportunity", "Service_Start_Date__c", "Service_End_Date__c", {}),
+        record("Quote", "Service_Start_Date__c", "Service_End_Date__c", {}),
+    ]
+
+
+def _compound_aggregation_records() -> list[MappingRecord]:
+    return [
+        MappingRecord(
+            "CompoundAggregationMapping__mdt",
+            "Product_Compound_Aggregations",
+            "Product2",
+            where="M3ter_Calculation__c != null",
+            fields={
+                "code": "M3ter_Aggregation_Code__c",
+                "name": "Name",
+                "calculation": "M3ter_Calculation__c",
+                "productCode": "M3ter_Product_Code__c",
+                "unit": "QuantityUnitOfMeasure",
+            },
+            hardcoded={"quantityPerUnit": 1, "rounding": "NONE"},
+        )
+    ]
+
+
+MAPPING_RECORDS: tuple[MappingRecord, ...] = (
+    *_account_records(),
+    *_contract_records(),
+    *_plan_records(),
+    *_pricing_records(),
+    *_account_plan_records(),
+    *_commitment_records(),
+    *_compound_aggregation_records(),
+)
+
+
+def records_of(type_name: str) -> list[MappingRecord]:
+    """The records of one custom metadata type, e.g. "PricingMapping__mdt"."""
+    return [r for r in MAPPING_RECORDS if r.type == type_name]

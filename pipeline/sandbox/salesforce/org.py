@@ -1,0 +1,409 @@
+"""The org's records and the server-side state of queries against them, all inside one DuckDB file.
+
+Query results are materialised once into `work.*` tables and then served page by page, the way
+Salesforce snapshots a result set behind a query locator or a bulk job: paging never re-runs the
+query, and every page is rendered by DuckDB (JSON for REST, CSV for Bulk API 2.0).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from pipeline.salesforce.ids import is_valid_id, make_id, to18
+from pipeline.sandbox.salesforce.generator import generate_org
+from pipeline.sandbox.salesforce.schema import OrgSchema, SObject
+from pipeline.sandbox.salesforce.soql import compile_query
+
+REST_PAGE_SIZE = 2000
+CURSOR_IDLE_SECONDS = 15 * 60
+DEFAULT_BULK_PAGE = 50_000
+COLUMN_DELIMITERS = {
+    "COMMA": ",",
+    "TAB": "\t",
+    "PIPE": "|",
+    "SEMICOLON": ";",
+    "CARET": "^",
+    "BACKQUOTE": "`",
+}
+LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
+TERMINAL_STATES = frozenset({"JobComplete", "Failed", "Aborted"})
+
+
+class ApiError(Exception):
+    """An error answered as Salesforce does: an HTTP status and a JSON array of one error."""
+
+    def __init__(self, status: int, error_code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
+        self.message = message
+
+    def body(self) -> str:
+        return json.dumps([{"message": self.message, "errorCode": self.error_code}])
+
+
+@dataclass
+class Cursor:
+    """A REST query's materialised result set behind a `01g…` locator."""
+
+    id: str
+    table: str
+    total: int
+    include_deleted: bool
+    last_used: float
+
+
+@dataclass
+class BulkJob:
+    id: str
+    operation: str
+    sobject: str
+    query: str
+    column_delimiter: str
+    line_ending: str
+    api_version: str
+    created: dt.datetime
+    state: str = "UploadComplete"
+    error_message: str | None = None
+    records: int = 0
+    processing_ms: int = 0
+    table: str = ""
+    fail: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def info(self, created_by: str) -> dict[str, object]:
+        stamp = _sf_datetime(self.created)
+        info: dict[str, object] = {
+            "id": self.id,
+            "operation": self.operation,
+            "object": self.sobject,
+            "createdById": created_by,
+            "createdDate": stamp,
+            "systemModstamp": stamp,
+            "state": self.state,
+            "concurrencyMode": "Parallel",
+            "contentType": "CSV",
+            "apiVersion": float(self.api_version),
+            "jobType": "V2Query",
+            "lineEnding": self.line_ending,
+            "columnDelimiter": self.column_delimiter,
+            "numberRecordsProcessed": self.records,
+            "retries": 0,
+            "totalProcessingTime": self.processing_ms,
+            "isPkChunkingSupported": True,
+        }
+        if self.error_message:
+            info["errorMessage"] = self.error_message
+        return info
+
+
+def _sf_datetime(value: dt.datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}+0000"
+
+
+def encode_locator(offset: int) -> str:
+    return base64.b64encode(str(offset).encode()).decode().rstrip("=")
+
+
+def decode_locator(locator: str) -> int:
+    try:
+        return int(base64.b64decode(locator + "=" * (-len(locator) % 4)).decode())
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise ApiError(400, "INVALIDLOCATOR", f"Invalid locator: {locator}") from exc
+
+
+class Org:
+    """The demo org in `state_dir/records.duckdb`, generated on first start, then reused."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        schema: OrgSchema,
+        *,
+        accounts: int,
+        seed: int,
+        as_of: dt.date | None = None,
+    ) -> None:
+        self.state_dir = state_dir
+        self.schema = schema
+        self.visible = schema.visible_to_integration_user()
+        self.pages_dir = state_dir / "pages"
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.pages_dir.mkdir(exist_ok=True)
+        for stale in self.pages_dir.glob("*.csv"):
+            stale.unlink()
+        self.db = duckdb.connect(str(state_dir / "records.duckdb"))
+        self.counts = self._ensure_generated(
+            accounts, seed, as_of or dt.datetime.now(dt.UTC).date()
+        )
+        self.db.execute("DROP SCHEMA IF EXISTS work CASCADE; CREATE SCHEMA work")
+        self._cursors: dict[str, Cursor] = {}
+        self._jobs: dict[str, BulkJob] = {}
+        self._lock = threading.Lock()
+        self._sequence = itertools.count(int(time.time() * 1000) % 62**7)
+
+    def _ensure_generated(self, accounts: int, seed: int, as_of: dt.date) -> dict[str, int]:
+        wanted = {"accounts": accounts, "seed": seed, "as_of": as_of.isoformat()}
+        self.db.execute("CREATE TABLE IF NOT EXISTS org_meta (params VARCHAR, counts VARCHAR)")
+        row = self.db.execute("SELECT params, counts FROM org_meta").fetchone()
+        if row is not None and json.loads(row[0]) == wanted:
+            return json.loads(row[1])
+        self.db.execute("DROP SCHEMA IF EXISTS org CASCADE")
+        counts = generate_org(self.db, accounts=accounts, seed=seed, as_of=as_of)
+        self.db.execute("DELETE FROM org_meta")
+        self.db.execute(
+            "INSERT INTO org_meta VALUES (?, ?)", [json.dumps(wanted), json.dumps(counts)]
+        )
+        self.db.execute("CHECKPOINT")
+        return counts
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _next_id(self, prefix: str) -> str:
+        with self._lock:
+            return make_id(prefix, next(self._sequence))
+
+    def sobject(self, name: str) -> SObject:
+        obj = self.visible.sobject(name)
+        if obj is None:
+            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+        return obj
+
+    # ---- REST query -------------------------------------------------------------------------
+
+    def query(self, soql: str, *, include_deleted: bool, version: str, page_size: int) -> str:
+        compiled = compile_query(
+            soql, self.visible, api="rest", include_deleted=include_deleted, api_version=version
+        )
+        cur = self.db.cursor()
+        try:
+            if compiled.count_only:
+                (count,) = cur.execute(compiled.sql, compiled.params).fetchone() or (0,)
+                return json.dumps({"totalSize": count, "done": True, "records": []})
+            self.expire_idle_cursors()
+            locator = self._next_id("01g")
+            table = f'work."q_{locator}"'
+            cur.execute(f"CREATE TABLE {table} AS {compiled.sql}", compiled.params)
+            (total,) = cur.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)
+        finally:
+            cur.close()
+        cursor = Cursor(locator, table, total, include_deleted, time.monotonic())
+        with self._lock:
+            self._cursors[locator] = cursor
+        return self._page(cursor, 0, version, page_size)
+
+    def query_more(self, locator: str, offset: int, *, version: str, page_size: int) -> str:
+        with self._lock:
+            cursor = self._cursors.get(locator)
+        if cursor is None or offset < 0 or offset > cursor.total:
+            raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+        cursor.last_used = time.monotonic()
+        return self._page(cursor, offset, version, page_size)
+
+    def _page(self, cursor: Cursor, offset: int, version: str, page_size: int) -> str:
+        end = min(offset + page_size, cursor.total)
+        cur = self.db.cursor()
+        try:
+            (records,) = cur.execute(
+                f"SELECT coalesce(string_agg(record, ',' ORDER BY _rn), '') FROM {cursor.table} "
+                "WHERE _rn >= ? AND _rn < ?",
+                [offset, end],
+            ).fetchone() or ("",)
+        finally:
+            cur.close()
+        done = end >= cursor.total
+        head = f'{{"totalSize":{cursor.total},"done":{json.dumps(done)},'
+        if done:
+            self._drop_cursor(cursor.id)
+        else:
+            kind = "queryAll" if cursor.include_deleted else "query"
+            head += f'"nextRecordsUrl":"/services/data/v{version}/{kind}/{cursor.id}-{end}",'
+        return head + f'"records":[{records}]}}'
+
+    def _drop_cursor(self, locator: str) -> None:
+        with self._lock:
+            cursor = self._cursors.pop(locator, None)
+        if cursor is not None:
+            self.db.cursor().execute(f"DROP TABLE IF EXISTS {cursor.table}")
+
+    def expire_idle_cursors(self) -> None:
+        cutoff = time.monotonic() - CURSOR_IDLE_SECONDS
+        with self._lock:
+            idle = [c.id for c in self._cursors.values() if c.last_used < cutoff]
+        for locator in idle:
+            self._drop_cursor(locator)
+
+    # ---- records and describe ---------------------------------------------------------------
+
+    def record(
+        self, object_name: str, record_id: str, fields: list[str] | None, version: str
+    ) -> str:
+        obj = self.sobject(object_name)
+        if not is_valid_id(record_id):
+            raise ApiError(
+                404,
+                "NOT_FOUND",
+                "Provided external ID field does not exist or is not accessible: " + record_id,
+            )
+        names = fields or [f.name for f in obj.fields]
+        soql = f"SELECT {', '.join(names)} FROM {obj.name} WHERE Id = '{to18(record_id)}'"
+        compiled = compile_query(
+            soql, self.visible, api="rest", include_deleted=True, api_version=version
+        )
+        cur = self.db.cursor()
+        try:
+            row = cur.execute(f"SELECT record FROM ({compiled.sql})", compiled.params).fetchone()
+            deleted = obj.soft_delete and cur.execute(
+                f'SELECT "IsDeleted" FROM org."{obj.name}" WHERE "Id" = ?', [to18(record_id)]
+            ).fetchone() == (True,)
+        finally:
+            cur.close()
+        if row is None:
+            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+        if deleted:
+            raise ApiError(404, "ENTITY_IS_DELETED", "entity is deleted")
+        return row[0]
+
+    # ---- Bulk API 2.0 query jobs ------------------------------------------------------------
+
+    def create_job(self, body: dict[str, object], version: str, fail: bool) -> BulkJob:
+        operation = body.get("operation")
+        if operation not in ("query", "queryAll"):
+            raise ApiError(400, "INVALIDJOB", f"Invalid operation: {operation}")
+        soql = body.get("query")
+        if not isinstance(soql, str) or not soql.strip():
+            raise ApiError(400, "INVALIDJOB", "Query is required for a query job")
+        delimiter = str(body.get("columnDelimiter") or "COMMA")
+        line_ending = str(body.get("lineEnding") or "LF")
+        if delimiter not in COLUMN_DELIMITERS:
+            raise ApiError(400, "INVALIDJOB", f"Invalid columnDelimiter: {delimiter}")
+        if line_ending not in LINE_ENDINGS:
+            raise ApiError(400, "INVALIDJOB", f"Invalid lineEnding: {line_ending}")
+        compiled = compile_query(
+            soql,
+            self.visible,
+            api="bulk",
+            include_deleted=operation == "queryAll",
+            api_version=version,
+        )
+        job = BulkJob(
+            id=self._next_id("750"),
+            operation=operation,
+            sobject=compiled.sobject,
+            query=soql,
+            column_delimiter=delimiter,
+            line_ending=line_ending,
+            api_version=version,
+            created=dt.datetime.now(dt.UTC),
+            fail=fail,
+        )
+        job.table = f'work."job_{job.id}"'
+        with self._lock:
+            self._jobs[job.id] = job
+        return job
+
+    def run_job(self, job: BulkJob) -> None:
+        """Executes the job's query into its result table (called on a worker thread)."""
+        with job.lock:
+            if job.state != "UploadComplete":
+                return
+            job.state = "InProgress"
+        started = time.monotonic()
+        compiled = compile_query(
+            job.query,
+            self.visible,
+            api="bulk",
+            include_deleted=job.operation == "queryAll",
+            api_version=job.api_version,
+        )
+        cur = self.db.cursor()
+        try:
+            if job.fail:
+                raise RuntimeError("InvalidBatch : Failed to process query")
+            cur.execute(f"CREATE TABLE {job.table} AS {compiled.sql}", compiled.params)
+            (records,) = cur.execute(f"SELECT count(*) FROM {job.table}").fetchone() or (0,)
+        except (duckdb.Error, RuntimeError) as exc:
+            with job.lock:
+                job.state = "Failed"
+                job.error_message = (
+                    str(exc) if job.fail else "InvalidBatch : Failed to process query"
+                )
+            return
+        finally:
+            cur.close()
+        with job.lock:
+            job.processing_ms = int((time.monotonic() - started) * 1000)
+            if job.state == "Aborted":
+                return
+            job.records = records
+            job.state = "JobComplete"
+
+    def job(self, job_id: str) -> BulkJob:
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+        return job
+
+    def jobs(self) -> list[BulkJob]:
+        with self._lock:
+            return list(self._jobs.values())
+
+    def abort_job(self, job_id: str) -> BulkJob:
+        job = self.job(job_id)
+        with job.lock:
+            if job.state in TERMINAL_STATES:
+                raise ApiError(400, "INVALIDJOBSTATE", f"Job is already {job.state}")
+            job.state = "Aborted"
+        return job
+
+    def delete_job(self, job_id: str) -> None:
+        job = self.job(job_id)
+        with self._lock:
+            self._jobs.pop(job_id, None)
+        self.db.cursor().execute(f"DROP TABLE IF EXISTS {job.table}")
+
+    def write_results_page(
+        self, job_id: str, locator: str | None, max_records: int, version: str
+    ) -> tuple[Path, int, str]:
+        """Renders one results page to a CSV file; returns (file, record count, next locator)."""
+        job = self.job(job_id)
+        if job.api_version != version:
+            raise ApiError(
+                409,
+                "INVALIDJOBSTATE",
+                "Job was created with a different API version than the request",
+            )
+        if job.state != "JobComplete":
+            raise ApiError(412, "JOB_NOT_COMPLETE", f"Job {job.id} is not complete: {job.state}")
+        offset = decode_locator(locator) if locator else 0
+        if offset > job.records:
+            raise ApiError(400, "INVALIDLOCATOR", f"Invalid locator: {locator}")
+        count = min(max_records, job.records - offset)
+        next_locator = encode_locator(offset + count) if offset + count < job.records else "null"
+        path = self.pages_dir / f"{job.id}-{offset}-{self._next_id('752')}.csv"
+        options = (
+            f"HEADER, FORCE_QUOTE *, QUOTE '\"', ESCAPE '\"', "
+            f"DELIMITER '{COLUMN_DELIMITERS[job.column_delimiter]}', "
+            f"NEW_LINE '{LINE_ENDINGS[job.line_ending]}'"
+        )
+        cur = self.db.cursor()
+        try:
+            cur.execute(
+                f"COPY (SELECT * EXCLUDE (_rn) FROM {job.table} WHERE _rn >= {offset:d} "
+                f"AND _rn < {offset + count:d} ORDER BY _rn) TO '{path}' ({options})"
+            )
+        finally:
+            cur.close()
+        return path, count, next_locator

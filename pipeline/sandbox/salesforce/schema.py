@@ -1,0 +1,547 @@
+"""The sandbox org's data model: objects, fields and relationships, as describe reports them.
+
+One declaration drives the DuckDB tables that hold the org, the describe responses and the SOQL
+translator, so the three can never disagree. Field-level security is applied by
+`OrgSchema.visible_to_integration_user`, which drops the hidden fields everywhere at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+
+# Salesforce field type -> (soapType, DuckDB column type)
+FIELD_TYPES: dict[str, tuple[str, str]] = {
+    "id": ("tns:ID", "VARCHAR"),
+    "reference": ("tns:ID", "VARCHAR"),
+    "string": ("xsd:string", "VARCHAR"),
+    "textarea": ("xsd:string", "VARCHAR"),
+    "picklist": ("xsd:string", "VARCHAR"),
+    "email": ("xsd:string", "VARCHAR"),
+    "phone": ("xsd:string", "VARCHAR"),
+    "url": ("xsd:string", "VARCHAR"),
+    "boolean": ("xsd:boolean", "BOOLEAN"),
+    "int": ("xsd:int", "INTEGER"),
+    "double": ("xsd:double", "DOUBLE"),
+    "currency": ("xsd:double", "DOUBLE"),
+    "percent": ("xsd:double", "DOUBLE"),
+    "date": ("xsd:date", "DATE"),
+    "datetime": ("xsd:dateTime", "TIMESTAMP"),
+}
+
+TEXT_TYPES = frozenset(
+    {"id", "reference", "string", "textarea", "picklist", "email", "phone", "url"}
+)
+NUMBER_TYPES = frozenset({"int", "double", "currency", "percent"})
+
+CURRENCIES = ("USD", "EUR", "GBP")
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str
+    label: str = ""
+    length: int = 0
+    nillable: bool = True
+    reference_to: tuple[str, ...] = ()
+    relationship_name: str | None = None
+    picklist: tuple[str, ...] = ()
+    calculated: bool = False
+    auto_number: bool = False
+    external_id: bool = False
+
+    def __post_init__(self) -> None:
+        if self.type not in FIELD_TYPES:
+            raise ValueError(f"unknown field type {self.type!r} for {self.name}")
+
+    @property
+    def custom(self) -> bool:
+        return self.name.endswith("__c")
+
+    @property
+    def soap_type(self) -> str:
+        return FIELD_TYPES[self.type][0]
+
+    @property
+    def duckdb_type(self) -> str:
+        return FIELD_TYPES[self.type][1]
+
+    @property
+    def is_text(self) -> bool:
+        return self.type in TEXT_TYPES
+
+
+@dataclass(frozen=True)
+class SObject:
+    name: str
+    key_prefix: str
+    fields: tuple[Field, ...]
+    label: str = ""
+    label_plural: str = ""
+    # Objects that the Bulk API refuses (custom metadata types) and that have no recycle bin.
+    bulk_queryable: bool = True
+    soft_delete: bool = True
+
+    @property
+    def custom(self) -> bool:
+        return self.name.endswith(("__c", "__mdt"))
+
+    @property
+    def custom_metadata(self) -> bool:
+        return self.name.endswith("__mdt")
+
+    @cached_property
+    def _by_lower_name(self) -> dict[str, Field]:
+        return {f.name.lower(): f for f in self.fields}
+
+    @cached_property
+    def _by_lower_relationship(self) -> dict[str, Field]:
+        return {
+            f.relationship_name.lower(): f for f in self.fields if f.relationship_name is not None
+        }
+
+    def field(self, name: str) -> Field | None:
+        """The field called `name`, matched case-insensitively as SOQL does."""
+        return self._by_lower_name.get(name.lower())
+
+    def relationship(self, name: str) -> Field | None:
+        """The lookup field whose relationship name is `name` (`Account` for `AccountId`)."""
+        return self._by_lower_relationship.get(name.lower())
+
+    def without(self, hidden: frozenset[str]) -> SObject:
+        kept = tuple(f for f in self.fields if f.name not in hidden)
+        return replace(self, fields=kept)
+
+
+@dataclass(frozen=True)
+class OrgSchema:
+    objects: tuple[SObject, ...]
+    # object name -> field names the integration user cannot read (field-level security)
+    hidden_fields: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    @cached_property
+    def _by_lower_name(self) -> dict[str, SObject]:
+        return {o.name.lower(): o for o in self.objects}
+
+    def sobject(self, name: str) -> SObject | None:
+        return self._by_lower_name.get(name.lower())
+
+    def by_key_prefix(self, prefix: str) -> SObject | None:
+        return next((o for o in self.objects if o.key_prefix == prefix), None)
+
+    def visible_to_integration_user(self) -> OrgSchema:
+        """The schema as the integration user sees it: hidden fields simply do not exist."""
+        objects = tuple(
+            o.without(self.hidden_fields.get(o.name, frozenset())) for o in self.objects
+        )
+        return OrgSchema(objects=objects, hidden_fields={})
+
+    def child_relationships(self, parent: str) -> list[tuple[SObject, Field]]:
+        return [
+            (o, f)
+            for o in self.objects
+            for f in o.fields
+            if f.type == "reference" and parent in f.reference_to
+        ]
+
+
+def _ref(name: str, to: str, relationship: str | None = None, nillable: bool = True) -> Field:
+    rel = relationship or (name[:-3] + "__r" if name.endswith("__c") else name.removesuffix("Id"))
+    return Field(
+        name, "reference", reference_to=(to,), relationship_name=rel, nillable=nillable, length=18
+    )
+
+
+def _str(name: str, length: int = 255, **kw: object) -> Field:
+    return Field(name, "string", length=length, **kw)  # type: ignore[arg-type]
+
+
+def _pick(name: str, values: tuple[str, ...], **kw: object) -> Field:
+    return Field(name, "picklist", length=255, picklist=values, **kw)  # type: ignore[arg-type]
+
+
+def _system_fields(owned: bool) -> tuple[Field, ...]:
+    fields = [
+        Field("Id", "id", nillable=False, length=18),
+        Field("IsDeleted", "boolean", nillable=False),
+        Field("CreatedDate", "datetime", nillable=False),
+        _ref("CreatedById", "User", "CreatedBy", nillable=False),
+        Field("LastModifiedDate", "datetime", nillable=False),
+        _ref("LastModifiedById", "User", "LastModifiedBy", nillable=False),
+        Field("SystemModstamp", "datetime", nillable=False),
+    ]
+    if owned:
+        fields.append(_ref("OwnerId", "User", "Owner", nillable=False))
+    return tuple(fields)
+
+
+def _currency_field() -> Field:
+    return _pick("CurrencyIsoCode", CURRENCIES, nillable=False)
+
+
+REGIONS = ("NA", "EMEA", "APAC", "LATAM")
+TIERS = ("Standard", "Premium", "Enterprise")
+BILLING_FREQUENCIES = ("Monthly", "Quarterly", "Annual")
+
+
+def _sobject(name: str, prefix: str, *fields: Field, owned: bool = True, **kw: object) -> SObject:
+    return SObject(
+        name=name,
+        key_prefix=prefix,
+        fields=_system_fields(owned) + fields,
+        label=kw.pop("label", name),
+        **kw,
+    )  # type: ignore[arg-type]
+
+
+def _metadata_type(name: str, *extra: Field) -> SObject:
+    """A custom metadata type holding one kind of m3sync mapping (DESIGN §5)."""
+    fields = (
+        Field("Id", "id", nillable=False, length=18),
+        _str("DeveloperName", 40, nillable=False),
+        _str("MasterLabel", 40, nillable=False),
+        _str("Label", 40, nillable=False),
+        _pick("Language", ("en_US",), nillable=False),
+        _str("NamespacePrefix", 15),
+        _str("QualifiedApiName", 70, nillable=False),
+        Field("IsProtected", "boolean", nillable=False),
+        Field("SystemModstamp", "datetime", nillable=False),
+        _str("Source_Object__c", 80, nillable=False),
+        Field("Where__c", "textarea", length=1000),
+        Field("Fields__c", "textarea", length=32768),
+        Field("Hardcoded__c", "textarea", length=32768),
+        Field("Custom_Fields__c", "textarea", length=32768),
+        Field("Active__c", "boolean", nillable=False),
+        *extra,
+    )
+    return SObject(name=name, key_prefix="", fields=fields, bulk_queryable=False, soft_delete=False)
+
+
+_SYNC_LEVEL = _pick("Sync_Level__c", ("agreement", "line_item"))
+
+METADATA_TYPES: tuple[SObject, ...] = tuple(
+    replace(obj, key_prefix=f"m0{i}")
+    for i, obj in enumerate(
+        (
+            _metadata_type("AccountMapping__mdt"),
+            _metadata_type("ContractMapping__mdt"),
+            _metadata_type("PlanMapping__mdt", _SYNC_LEVEL),
+            _metadata_type(
+                "PricingMapping__mdt", _SYNC_LEVEL, Field("Segments__c", "textarea", length=32768)
+            ),
+            _metadata_type("AccountPlanMapping__mdt", _SYNC_LEVEL),
+            _metadata_type("CommitmentMapping__mdt", _SYNC_LEVEL),
+            _metadata_type("CompoundAggregationMapping__mdt"),
+        ),
+        start=1,
+    )
+)
+
+
+def demo_schema() -> OrgSchema:
+    """The demo org: a multi-currency Sales Cloud org with Quotes and Orders enabled."""
+    objects = (
+        SObject(
+            "Organization",
+            "00D",
+            (
+                Field("Id", "id", nillable=False, length=18),
+                _str("Name", 80, nillable=False),
+                Field("IsSandbox", "boolean", nillable=False),
+                _pick("OrganizationType", ("Enterprise Edition", "Developer Edition")),
+                _str("InstanceName", 5),
+                Field("SystemModstamp", "datetime", nillable=False),
+            ),
+            bulk_queryable=False,
+            soft_delete=False,
+        ),
+        SObject(
+            "User",
+            "005",
+            (
+                Field("Id", "id", nillable=False, length=18),
+                _str("Username", 80, nillable=False),
+                _str("Name", 121, nillable=False),
+                Field("Email", "email", length=80, nillable=False),
+                Field("IsActive", "boolean", nillable=False),
+                Field("SystemModstamp", "datetime", nillable=False),
+            ),
+            soft_delete=False,
+        ),
+        _sobject(
+            "Account",
+            "001",
+            _str("Name", nillable=False),
+            _str("AccountNumber", 40),
+            _pick("Type", ("Customer - Direct", "Customer - Channel", "Partner", "Prospect")),
+            _pick(
+                "Industry",
+                ("Technology", "Finance", "Healthcare", "Retail", "Manufacturing", "Media"),
+            ),
+            _ref("ParentId", "Account", "Parent"),
+            _str("BillingStreet"),
+            _str("BillingCity", 40),
+            _str("BillingState", 80),
+            _str("BillingPostalCode", 20),
+            _str("BillingCountry", 80),
+            Field("Phone", "phone", length=40),
+            Field("Website", "url", length=255),
+            Field("AnnualRevenue", "currency"),
+            Field("NumberOfEmployees", "int"),
+            _currency_field(),
+            _pick("Region__c", REGIONS, label="Region"),
+            _pick("Tier__c", TIERS, label="Tier"),
+            Field("Billing_Email__c", "email", length=80),
+            _pick("Credit_Rating__c", ("A", "B", "C", "D"), label="Credit Rating"),
+        ),
+        _sobject(
+            "Product2",
+            "01t",
+            _str("Name", nillable=False),
+            _str("ProductCode"),
+            _pick("Family", ("Platform", "Usage", "Support", "Services")),
+            Field("IsActive", "boolean", nillable=False),
+            Field("IsArchived", "boolean", nillable=False),
+            Field("Description", "textarea", length=4000),
+            _str("QuantityUnitOfMeasure"),
+            _str("StockKeepingUnit", 180),
+            _str("M3ter_Product_Code__c", 80, label="m3ter Product Code"),
+            _str("M3ter_Aggregation_Code__c", 80, label="m3ter Aggregation Code"),
+            _str("M3ter_Plan_Template_Code__c", 80, label="m3ter Plan Template Code"),
+            Field("M3ter_Calculation__c", "textarea", length=1000, label="m3ter Calculation"),
+            Field("Unit_Cost__c", "currency", label="Unit Cost"),
+        ),
+        _sobject(
+            "Pricebook2",
+            "01s",
+            _str("Name", nillable=False),
+            Field("IsActive", "boolean", nillable=False),
+            Field("IsStandard", "boolean", nillable=False),
+            Field("Description", "textarea", length=255),
+        ),
+        _sobject(
+            "PricebookEntry",
+            "01u",
+            _str("Name"),
+            _ref("Pricebook2Id", "Pricebook2", nillable=False),
+            _ref("Product2Id", "Product2", nillable=False),
+            Field("UnitPrice", "currency", nillable=False),
+            Field("IsActive", "boolean", nillable=False),
+            Field("UseStandardPrice", "boolean", nillable=False),
+            _str("ProductCode"),
+            _currency_field(),
+            owned=False,
+        ),
+        _sobject(
+            "Contract",
+            "800",
+            _ref("AccountId", "Account", nillable=False),
+            Field("StartDate", "date"),
+            Field("EndDate", "date", calculated=True),
+            Field("ContractTerm", "int"),
+            _pick("Status", ("Draft", "In Approval Process", "Activated"), nillable=False),
+            _pick(
+                "StatusCode",
+                ("Draft", "InApproval", "Activated", "Terminated", "Expired"),
+                nillable=False,
+            ),
+            _str("ContractNumber", 30, nillable=False, auto_number=True),
+            Field("ActivatedDate", "datetime"),
+            Field("CustomerSignedDate", "date"),
+            Field("CompanySignedDate", "date"),
+            _ref("Pricebook2Id", "Pricebook2"),
+            Field("SpecialTerms", "textarea", length=4000),
+            Field("Description", "textarea", length=32000),
+            _currency_field(),
+            _pick("Billing_Frequency__c", BILLING_FREQUENCIES, label="Billing Frequency"),
+        ),
+        _sobject(
+            "Opportunity",
+            "006",
+            _str("Name", 120, nillable=False),
+            _ref("AccountId", "Account"),
+            _pick(
+                "StageName",
+                (
+                    "Prospecting",
+                    "Qualification",
+                    "Proposal/Price Quote",
+                    "Negotiation/Review",
+                    "Closed Won",
+                    "Closed Lost",
+                ),
+                nillable=False,
+            ),
+            Field("CloseDate", "date", nillable=False),
+            Field("Amount", "currency"),
+            Field("Probability", "percent"),
+            _pick("Type", ("New Business", "Existing Business", "Renewal")),
+            Field("IsClosed", "boolean", nillable=False),
+            Field("IsWon", "boolean", nillable=False),
+            _pick("ForecastCategoryName", ("Pipeline", "Best Case", "Commit", "Closed", "Omitted")),
+            _ref("Pricebook2Id", "Pricebook2"),
+            _ref("ContractId", "Contract"),
+            _ref("SyncedQuoteId", "Quote", "SyncedQuote"),
+            Field("HasOpportunityLineItem", "boolean", nillable=False),
+            _pick("LeadSource", ("Web", "Partner Referral", "Trade Show", "Other")),
+            _str("NextStep"),
+            _currency_field(),
+            Field("Sync_To_M3ter__c", "boolean", nillable=False, label="Sync to m3ter"),
+            Field("Prepayment_Amount__c", "currency", label="Prepayment Amount"),
+            Field("Service_Start_Date__c", "date", label="Service Start Date"),
+            Field("Service_End_Date__c", "date", label="Service End Date"),
+            _pick("Billing_Frequency__c", BILLING_FREQUENCIES, label="Billing Frequency"),
+        ),
+        _sobject(
+            "OpportunityLineItem",
+            "00k",
+            _ref("OpportunityId", "Opportunity", nillable=False),
+            _ref("Product2Id", "Product2"),
+            _ref("PricebookEntryId", "PricebookEntry"),
+            _str("ProductCode"),
+            _str("Name", 376),
+            Field("Quantity", "double", nillable=False),
+            Field("UnitPrice", "currency"),
+            Field("ListPrice", "currency"),
+            Field("TotalPrice", "currency"),
+            Field("Discount", "percent"),
+            Field("ServiceDate", "date"),
+            Field("Description", "textarea", length=255),
+            Field("SortOrder", "int"),
+            Field("End_Date__c", "date", label="End Date"),
+            owned=False,
+        ),
+        _sobject(
+            "Quote",
+            "0Q0",
+            _str("Name", nillable=False),
+            _str("QuoteNumber", 30, auto_number=True),
+            _ref("OpportunityId", "Opportunity"),
+            _ref("AccountId", "Account"),
+            _ref("ContractId", "Contract"),
+            _ref("Pricebook2Id", "Pricebook2"),
+            _pick(
+                "Status",
+                (
+                    "Draft",
+                    "Needs Review",
+                    "In Review",
+                    "Approved",
+                    "Rejected",
+                    "Presented",
+                    "Accepted",
+                    "Denied",
+                ),
+            ),
+            Field("ExpirationDate", "date"),
+            Field("IsSyncing", "boolean", nillable=False),
+            Field("Subtotal", "currency"),
+            Field("TotalPrice", "currency"),
+            Field("GrandTotal", "currency"),
+            Field("Discount", "percent"),
+            Field("LineItemCount", "int"),
+            _currency_field(),
+            Field("Sync_To_M3ter__c", "boolean", nillable=False, label="Sync to m3ter"),
+            Field("Prepayment_Amount__c", "currency", label="Prepayment Amount"),
+            Field("Service_Start_Date__c", "date", label="Service Start Date"),
+            Field("Service_End_Date__c", "date", label="Service End Date"),
+            _pick("Billing_Frequency__c", BILLING_FREQUENCIES, label="Billing Frequency"),
+            owned=False,
+        ),
+        _sobject(
+            "QuoteLineItem",
+            "0QL",
+            _ref("QuoteId", "Quote", nillable=False),
+            _ref("Product2Id", "Product2"),
+            _ref("PricebookEntryId", "PricebookEntry"),
+            _ref("OpportunityLineItemId", "OpportunityLineItem"),
+            _str("LineNumber", 255, auto_number=True),
+            Field("Quantity", "double", nillable=False),
+            Field("UnitPrice", "currency"),
+            Field("ListPrice", "currency"),
+            Field("Subtotal", "currency"),
+            Field("TotalPrice", "currency"),
+            Field("Discount", "percent"),
+            Field("ServiceDate", "date"),
+            Field("Description", "textarea", length=255),
+            Field("SortOrder", "int"),
+            Field("End_Date__c", "date", label="End Date"),
+            owned=False,
+        ),
+        _sobject(
+            "Order",
+            "801",
+            _ref("AccountId", "Account", nillable=False),
+            _str("Name", 80),
+            Field("EffectiveDate", "date", nillable=False),
+            Field("EndDate", "date"),
+            _pick("Status", ("Draft", "Activated"), nillable=False),
+            _pick("StatusCode", ("Draft", "Activated", "Cancelled", "Expired"), nillable=False),
+            _str("OrderNumber", 30, nillable=False, auto_number=True),
+            _ref("ContractId", "Contract"),
+            _ref("OpportunityId", "Opportunity"),
+            _ref("QuoteId", "Quote"),
+            _ref("Pricebook2Id", "Pricebook2"),
+            Field("TotalAmount", "currency", calculated=True),
+            _pick("Type", ("New", "Upsell", "Renewal")),
+            Field("ActivatedDate", "datetime"),
+            _str("PoNumber", 80),
+            Field("Description", "textarea", length=32000),
+            _currency_field(),
+            Field("Sync_To_M3ter__c", "boolean", nillable=False, label="Sync to m3ter"),
+            Field("Prepayment_Amount__c", "currency", label="Prepayment Amount"),
+            _pick("Billing_Frequency__c", BILLING_FREQUENCIES, label="Billing Frequency"),
+        ),
+        _sobject(
+            "OrderItem",
+            "802",
+            _ref("OrderId", "Order", nillable=False),
+            _ref("Product2Id", "Product2"),
+            _ref("PricebookEntryId", "PricebookEntry", nillable=False),
+            _ref("QuoteLineItemId", "QuoteLineItem"),
+            Field("Quantity", "double", nillable=False),
+            Field("UnitPrice", "currency", nillable=False),
+            Field("ListPrice", "currency"),
+            Field("TotalPrice", "currency", calculated=True),
+            Field("ServiceDate", "date"),
+            Field("EndDate", "date"),
+            _str("OrderItemNumber", 30, nillable=False, auto_number=True),
+            Field("Description", "textarea", length=255),
+            Field("Internal_Margin__c", "percent", label="Internal Margin"),
+            owned=False,
+        ),
+        _sobject(
+            "Asset",
+            "02i",
+            _str("Name", nillable=False),
+            _ref("AccountId", "Account"),
+            _ref("Product2Id", "Product2"),
+            _ref("ParentId", "Asset", "Parent"),
+            _ref("RootAssetId", "Asset", "RootAsset"),
+            _str("SerialNumber", 80),
+            _pick("Status", ("Purchased", "Shipped", "Installed", "Registered", "Obsolete")),
+            Field("Quantity", "double"),
+            Field("Price", "currency"),
+            Field("PurchaseDate", "date"),
+            Field("InstallDate", "date"),
+            Field("UsageEndDate", "date"),
+            Field("IsCompetitorProduct", "boolean", nillable=False),
+            Field("Description", "textarea", length=32000),
+            _currency_field(),
+            Field("Sync_To_M3ter__c", "boolean", nillable=False, label="Sync to m3ter"),
+        ),
+        *METADATA_TYPES,
+    )
+    hidden = {
+        "Account": frozenset({"Credit_Rating__c"}),
+        "Product2": frozenset({"Unit_Cost__c"}),
+        "OrderItem": frozenset({"Internal_Margin__c"}),
+    }
+    return OrgSchema(objects=objects, hidden_fields=hidden)
+
+
+def create_table_sql(obj: SObject, schema_name: str = "org") -> str:
+    """DDL for the table that holds one object's records (all fields, hidden ones included)."""
+    cols = ",\n  ".join(f'"{f.name}" {f.duckdb_type}' for f in obj.fields)
+    return f'CREATE TABLE IF NOT EXISTS {schema_name}."{obj.name}" (\n  {cols}\n)'
