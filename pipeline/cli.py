@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 from contextlib import ExitStack
 from pathlib import Path
@@ -12,8 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.sandbox.faults import FaultConfig
+from pipeline.sandbox.m3ter import M3terConfig
 from pipeline.sandbox.salesforce.app import SalesforceConfig
-from pipeline.sandbox.server import running_sandbox, wait_for_shutdown
+from pipeline.sandbox.server import RunningSandbox, running_sandbox, wait_for_shutdown
 
 app = typer.Typer(
     help="Sync Salesforce deals into m3ter billing.",
@@ -21,12 +23,19 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 sandbox_app = typer.Typer(
-    help="The embedded sandbox: a Salesforce org emulator over HTTPS.", no_args_is_help=True
+    help="The embedded default: a Salesforce org and an m3ter API over HTTPS on 127.0.0.1.",
+    no_args_is_help=True,
 )
 app.add_typer(sandbox_app, name="sandbox")
 console = Console()
 
 DEFAULT_STATE_DIR = Path(".m3sync/sandbox")
+
+
+class Server(enum.StrEnum):
+    salesforce = "salesforce"
+    m3ter = "m3ter"
+
 
 StateDir = Annotated[
     Path,
@@ -35,6 +44,10 @@ StateDir = Annotated[
 Port = Annotated[
     int, typer.Option("--port", help="Salesforce org port on 127.0.0.1 (0: any free).")
 ]
+M3terPort = Annotated[
+    int, typer.Option("--m3ter-port", help="m3ter API port on 127.0.0.1 (0: any free).")
+]
+Only = Annotated[Server | None, typer.Option("--only", help="Start only this server.")]
 Accounts = Annotated[
     int, typer.Option("--accounts", min=1, help="Demo org size: 20 OrderItems per account.")
 ]
@@ -43,50 +56,76 @@ Faults = Annotated[
     str,
     typer.Option(
         "--faults",
-        help="Injected fault rates, e.g. 'http500=0.05,http503=0.05,drop=0.02,slow=0.02,"
+        help="Salesforce fault rates, e.g. 'http500=0.05,http503=0.05,drop=0.02,slow=0.02,"
         "expire=0.02,bulk_fail=0.1'.",
     ),
 ]
-FaultSeed = Annotated[int, typer.Option("--fault-seed", help="Seed of the fault sequence.")]
-SessionTtl = Annotated[float, typer.Option("--session-ttl", help="Session lifetime in seconds.")]
+M3terFaults = Annotated[
+    str,
+    typer.Option(
+        "--m3ter-faults",
+        help="m3ter fault rates, e.g. 'http500=0.05,http502=0.02,http503=0.02,http504=0.02,"
+        "drop=0.02,slow=0.02,expire=0.02'.",
+    ),
+]
+FaultSeed = Annotated[int, typer.Option("--fault-seed", help="Seed of the fault sequences.")]
+SessionTtl = Annotated[
+    float, typer.Option("--session-ttl", help="Salesforce session lifetime in seconds.")
+]
 ApiQuota = Annotated[
     int, typer.Option("--daily-api-requests", help="The org's daily API request allowance.")
 ]
+RateLimit = Annotated[
+    float,
+    typer.Option("--m3ter-rate-limit", min=0, help="m3ter requests/s per org (0: no limit)."),
+]
+TokenTtl = Annotated[
+    float, typer.Option("--m3ter-token-ttl", help="m3ter access token lifetime in seconds.")
+]
 
 
-def _config(
-    state_dir: Path,
-    accounts: int,
-    seed: int,
-    faults: str = "",
-    fault_seed: int = 0,
-    **settings: float,
-) -> SalesforceConfig:
+def _faults(text: str, seed: int, option: str) -> FaultConfig:
     try:
-        fault_config = FaultConfig.parse(faults, seed=fault_seed)
+        return FaultConfig.parse(text, seed=seed)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--faults") from exc
-    return SalesforceConfig(
-        state_dir=state_dir.resolve() / "salesforce",
-        accounts=accounts,
-        seed=seed,
-        faults=fault_config,
-        **settings,
-    )  # type: ignore[arg-type]
+        raise typer.BadParameter(str(exc), param_hint=option) from exc
 
 
-def _serve(title: str, state_dir: Path, port: int, config: SalesforceConfig) -> None:
-    with ExitStack() as stack:
-        with console.status(
-            f"Starting the sandbox ({config.accounts} accounts, seed {config.seed})..."
-        ):
-            sandbox = stack.enter_context(running_sandbox(state_dir, port=port, salesforce=config))
-        counts = Table(title=title)
-        counts.add_column("object")
-        counts.add_column("records", justify="right")
+def _summary(title: str, sandbox: RunningSandbox) -> Table:
+    table = Table(title=title)
+    table.add_column("server")
+    table.add_column("object")
+    table.add_column("records", justify="right")
+    if sandbox.salesforce is not None:
         for name, count in sandbox.salesforce.org.counts.items():
-            counts.add_row(name, f"{count:,}")
-        console.print(counts)
+            table.add_row("salesforce", name, f"{count:,}")
+    if sandbox.m3ter is not None:
+        for name, count in sandbox.m3ter.store.counts().items():
+            if count:
+                table.add_row("m3ter", name, f"{count:,}")
+    return table
+
+
+def _serve(
+    title: str,
+    state_dir: Path,
+    salesforce: SalesforceConfig | None,
+    m3ter: M3terConfig | None,
+    salesforce_port: int,
+    m3ter_port: int,
+) -> None:
+    with ExitStack() as stack:
+        with console.status("Starting the sandbox..."):
+            sandbox = stack.enter_context(
+                running_sandbox(
+                    state_dir,
+                    salesforce=salesforce,
+                    m3ter=m3ter,
+                    salesforce_port=salesforce_port,
+                    m3ter_port=m3ter_port,
+                )
+            )
+        console.print(_summary(title, sandbox))
         console.out(json.dumps(sandbox.info(), indent=2), highlight=False)
         console.print(f"Written to {state_dir / 'sandbox.json'}. Press Ctrl+C to stop.")
         wait_for_shutdown()
@@ -95,36 +134,55 @@ def _serve(title: str, state_dir: Path, port: int, config: SalesforceConfig) -> 
 @sandbox_app.command("up")
 def sandbox_up(
     port: Port = 8443,
+    m3ter_port: M3terPort = 8444,
     state_dir: StateDir = DEFAULT_STATE_DIR,
+    only: Only = None,
     accounts: Accounts = 200,
     seed: Seed = 1,
     faults: Faults = "",
+    m3ter_faults: M3terFaults = "",
     fault_seed: FaultSeed = 0,
     session_ttl: SessionTtl = 7200.0,
     daily_api_requests: ApiQuota = 100_000,
+    m3ter_rate_limit: RateLimit = 50.0,
+    m3ter_token_ttl: TokenTtl = 5 * 3600.0,
 ) -> None:
-    """Start the sandbox on 127.0.0.1 and serve until stopped."""
-    config = _config(
-        state_dir,
-        accounts,
-        seed,
-        faults,
-        fault_seed,
-        session_ttl_seconds=session_ttl,
-        daily_api_requests=daily_api_requests,
-    )
-    _serve("Salesforce org sandbox", state_dir, port, config)
+    """Start the sandbox servers on 127.0.0.1 and serve until stopped."""
+    root = state_dir.resolve()
+    salesforce = None
+    m3ter = None
+    if only in (None, Server.salesforce):
+        salesforce = SalesforceConfig(
+            state_dir=root / "salesforce",
+            accounts=accounts,
+            seed=seed,
+            session_ttl_seconds=session_ttl,
+            daily_api_requests=daily_api_requests,
+            faults=_faults(faults, fault_seed, "--faults"),
+        )
+    if only in (None, Server.m3ter):
+        m3ter = M3terConfig(
+            state_dir=root / "m3ter",
+            token_ttl_seconds=m3ter_token_ttl,
+            rate_limit_per_second=m3ter_rate_limit or None,
+            faults=_faults(m3ter_faults, fault_seed, "--m3ter-faults"),
+        )
+    _serve("Sandbox", state_dir, salesforce, m3ter, port, m3ter_port)
 
 
 @app.command()
 def demo(
     state_dir: StateDir = DEFAULT_STATE_DIR,
     port: Port = 8443,
+    m3ter_port: M3terPort = 8444,
     accounts: Accounts = 200,
     seed: Seed = 1,
 ) -> None:
-    """Start the sandbox with the demo org, show what it serves, and serve until stopped."""
-    _serve("Demo org", state_dir, port, _config(state_dir, accounts, seed))
+    """Start the sandbox: the demo org and m3ter's reference configuration; serve until stopped."""
+    root = state_dir.resolve()
+    salesforce = SalesforceConfig(state_dir=root / "salesforce", accounts=accounts, seed=seed)
+    m3ter = M3terConfig(state_dir=root / "m3ter")
+    _serve("Demo", state_dir, salesforce, m3ter, port, m3ter_port)
 
 
 def main() -> None:

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
+import requests
 from simple_salesforce import Salesforce
 
 from pipeline.salesforce.session import salesforce_session
+from tests.processes import M3SYNC, sandbox_process
 
-M3SYNC = str(Path(sys.executable).parent / "m3sync")
 SUBCOMMANDS = [[], ["sandbox"], ["sandbox", "up"], ["demo"]]
 
 
@@ -25,20 +22,10 @@ def test_every_command_has_help(args):
     assert "Usage: m3sync" in result.stdout
 
 
-def test_sandbox_up_serves_until_interrupted_and_writes_sandbox_json(tmp_path):
-    process = subprocess.Popen(
-        [M3SYNC, "sandbox", "up", "--port", "0", "--state-dir", str(tmp_path), "--accounts", "3"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    info_file = tmp_path / "sandbox.json"
-    try:
-        deadline = time.monotonic() + 60
-        while not info_file.exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        info = json.loads(info_file.read_text())["salesforce"]
-        assert set(info) >= {
+def test_sandbox_up_serves_both_apis_until_interrupted(tmp_path):
+    with sandbox_process(tmp_path, "--accounts", "3") as (process, info):
+        sf_info, m3_info = info["salesforce"], info["m3ter"]
+        assert set(sf_info) >= {
             "url",
             "ca_file",
             "client_id",
@@ -47,18 +34,32 @@ def test_sandbox_up_serves_until_interrupted_and_writes_sandbox_json(tmp_path):
             "password",
             "security_token",
         }
+        assert set(m3_info) >= {"url", "ca_file", "org_id", "access_key_id", "api_secret"}
         sf = Salesforce(
-            username=info["username"],
-            password=info["password"],
-            security_token=info["security_token"],
-            session=salesforce_session(info["ca_file"], login_url=info["url"]),
+            username=sf_info["username"],
+            password=sf_info["password"],
+            security_token=sf_info["security_token"],
+            session=salesforce_session(sf_info["ca_file"], login_url=sf_info["url"]),
         )
         assert sf.query("SELECT COUNT() FROM Account")["totalSize"] > 0
-    finally:
+        token = requests.post(
+            f"{m3_info['url']}/oauth/token",
+            auth=(m3_info["access_key_id"], m3_info["api_secret"]),
+            json={"grant_type": "client_credentials"},
+            verify=m3_info["ca_file"],
+            timeout=10,
+        )
+        assert token.status_code == 200
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
-    assert process.returncode == 0, err
-    assert info["client_secret"] in out
+        process.wait(timeout=30)
+    assert process.returncode == 0, (tmp_path / "sandbox.err").read_text()
+    out = (tmp_path / "sandbox.out").read_text()
+    assert sf_info["client_secret"] in out and m3_info["api_secret"] in out
+
+
+def test_only_starts_one_server(tmp_path):
+    with sandbox_process(tmp_path, "--only", "m3ter") as (_, info):
+        assert set(info) == {"m3ter"}
 
 
 def test_bad_fault_settings_are_a_usage_error(tmp_path):

@@ -6,9 +6,12 @@ sends the same requests in the same order meets the same faults in every run.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 from dataclasses import dataclass, field
+
+from aiohttp import web
 
 # New kinds go at the end: the draw for a given seed then keeps meeting the same earlier kinds.
 REQUEST_FAULTS = ("http500", "http503", "drop", "slow", "expire", "http502", "http504")
@@ -67,6 +70,22 @@ class FaultPlan:
                     self.injected[kind] = self.injected.get(kind, 0) + 1
                     return kind
             return None
+
+    async def inject(self, request: web.Request) -> str | None:
+        """Draw this request's fault and carry out the ones that need no answer.
+
+        A dropped connection is aborted here and a slow answer delayed here; the kinds a server
+        answers in its own error shape (`http5xx`, `expire`) are returned to it.
+        """
+        fault = self.next_request_fault() if self.config.enabled else None
+        if fault == "drop":
+            assert request.transport is not None
+            request.transport.abort()
+            raise asyncio.CancelledError
+        if fault == "slow":
+            await asyncio.sleep(self.config.slow_seconds)
+            return None
+        return fault
 
     def next_job_fails(self) -> bool:
         with self._lock:

@@ -12,13 +12,15 @@ import signal
 import ssl
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from pipeline.sandbox.files import write_private
+from pipeline.sandbox.m3ter import M3terConfig, M3terSandbox
 from pipeline.sandbox.salesforce.app import SalesforceConfig, SalesforceSandbox
 from pipeline.sandbox.tls import server_context
 
@@ -66,18 +68,30 @@ class ServerThread:
 
 @dataclass
 class RunningSandbox:
-    """What a client needs to reach the running sandbox, as written to `sandbox.json`."""
+    """The servers started (one or both) and what a client needs to reach them."""
 
     state_dir: Path
-    salesforce: SalesforceSandbox
     ca_file: Path
-    salesforce_url: str
+    salesforce: SalesforceSandbox | None = None
+    m3ter: M3terSandbox | None = None
+
+    @property
+    def salesforce_url(self) -> str:
+        assert self.salesforce is not None, "the Salesforce org sandbox is not running"
+        return self.salesforce.base_url
+
+    @property
+    def m3ter_url(self) -> str:
+        assert self.m3ter is not None, "the m3ter sandbox is not running"
+        return self.m3ter.base_url
 
     def info(self) -> dict[str, Any]:
-        creds = self.salesforce.creds
-        return {
-            "salesforce": {
-                "url": self.salesforce_url,
+        """The contents of `sandbox.json`: one section per running server."""
+        info: dict[str, Any] = {}
+        if self.salesforce is not None:
+            creds = self.salesforce.creds
+            info["salesforce"] = {
+                "url": self.salesforce.base_url,
                 "ca_file": str(self.ca_file),
                 "client_id": creds.client_id,
                 "client_secret": creds.client_secret,
@@ -87,36 +101,54 @@ class RunningSandbox:
                 "jwt_private_key_file": str(self.salesforce.jwt_key.path),
                 "org_id": creds.org_id,
             }
-        }
+        if self.m3ter is not None:
+            info["m3ter"] = self.m3ter.info(self.ca_file)
+        return info
 
     def write_info(self) -> Path:
         path = self.state_dir / "sandbox.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.info(), indent=2) + "\n")
-        tmp.chmod(0o600)
-        tmp.replace(path)
+        write_private(path, json.dumps(self.info(), indent=2) + "\n")
         return path
 
 
 @contextmanager
 def running_sandbox(
-    state_dir: Path, *, port: int = 0, salesforce: SalesforceConfig | None = None
+    state_dir: Path,
+    *,
+    salesforce: SalesforceConfig | None = None,
+    m3ter: M3terConfig | None = None,
+    salesforce_port: int = 0,
+    m3ter_port: int = 0,
 ) -> Iterator[RunningSandbox]:
-    """Start the sandbox, write `sandbox.json`, and stop everything on exit."""
+    """Start the configured servers (one or both), write `sandbox.json`, stop all on exit.
+
+    Both share one CA, generated at start; each keeps its state under `state_dir`.
+    """
+    if salesforce is None and m3ter is None:
+        raise ValueError("configure at least one of the salesforce and m3ter sandboxes")
     state_dir = state_dir.resolve()
     ssl_context, ca_file = server_context(state_dir)
-    config = salesforce or SalesforceConfig(state_dir=state_dir / "salesforce")
-    sf = SalesforceSandbox(config)
-    server = ServerThread(sf.app(), ssl_context, port)
-    try:
-        bound = server.start()
-        sf.base_url = f"https://{HOST}:{bound}"
-        sandbox = RunningSandbox(state_dir, sf, ca_file, sf.base_url)
-        sandbox.write_info()
-        yield sandbox
-    finally:
-        server.stop()
-        sf.close()
+    running = RunningSandbox(state_dir, ca_file)
+    with ExitStack() as stack:
+        if salesforce is not None:
+            running.salesforce = SalesforceSandbox(salesforce)
+            stack.callback(running.salesforce.close)
+            running.salesforce.base_url = _serve(
+                stack, running.salesforce.app(), ssl_context, salesforce_port
+            )
+        if m3ter is not None:
+            running.m3ter = M3terSandbox(m3ter)
+            stack.callback(running.m3ter.close)
+            running.m3ter.base_url = _serve(stack, running.m3ter.app(), ssl_context, m3ter_port)
+        running.write_info()
+        yield running
+
+
+def _serve(stack: ExitStack, app: web.Application, ssl_context: ssl.SSLContext, port: int) -> str:
+    server = ServerThread(app, ssl_context, port)
+    bound = server.start()
+    stack.callback(server.stop)
+    return f"https://{HOST}:{bound}"
 
 
 def wait_for_shutdown() -> None:

@@ -1,6 +1,6 @@
 """Bulk API 2.0 download of 1,000,000 OrderItems from the org sandbox, through simple-salesforce.
 
-Run: `uv run python tests/benchmarks/bench_bulk2_download.py [--accounts 50000]`
+Run: `uv run python -m tests.benchmarks.bench_bulk2_download [--accounts 50000]`
 
 The sandbox runs in its own process (so server and client memory are measured apart). Three
 client paths are timed one after another in this process, each with its peak RSS reset first:
@@ -11,9 +11,6 @@ and the naive baseline, REST `query_all` (JSON records as dicts) over a subset o
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,6 +19,7 @@ from pathlib import Path
 from simple_salesforce import Salesforce
 
 from pipeline.salesforce.session import salesforce_session
+from tests.processes import sandbox_process
 
 SELECT = (
     "SELECT Id, OrderId, Order.Account.Region__c, Order.Account.Tier__c, "
@@ -38,38 +36,6 @@ def peak_rss_mb(pid: int | str = "self") -> float:
 
 def reset_peak_rss(pid: int | str = "self") -> None:
     Path(f"/proc/{pid}/clear_refs").write_text("5")
-
-
-def start_sandbox(state_dir: Path, accounts: int) -> tuple[subprocess.Popen[bytes], dict]:
-    info_file = state_dir / "sandbox.json"
-    info_file.unlink(missing_ok=True)
-    m3sync = Path(sys.executable).parent / "m3sync"
-    process = subprocess.Popen(
-        [
-            str(m3sync),
-            "sandbox",
-            "up",
-            "--port",
-            "0",
-            "--state-dir",
-            str(state_dir),
-            "--accounts",
-            str(accounts),
-            "--daily-api-requests",
-            "10000000",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    started = time.monotonic()
-    while not info_file.exists():
-        if process.poll() is not None:
-            raise RuntimeError("sandbox exited")
-        time.sleep(0.2)
-    print(
-        f"sandbox ready in {time.monotonic() - started:.1f} s "
-        f"(org generated or reused from {state_dir})"
-    )
-    return process, json.loads(info_file.read_text())["salesforce"]
 
 
 def measure(name: str, server_pid: int, run: Callable[[], int]) -> dict[str, float]:
@@ -100,8 +66,21 @@ def main() -> None:
     parser.add_argument("--state-dir", type=Path, default=Path(".m3sync/bench-sandbox"))
     args = parser.parse_args()
 
-    process, info = start_sandbox(args.state_dir.resolve(), args.accounts)
-    try:
+    started = time.monotonic()
+    with sandbox_process(
+        args.state_dir.resolve(),
+        "--only",
+        "salesforce",
+        "--accounts",
+        str(args.accounts),
+        "--daily-api-requests",
+        "10000000",
+    ) as (process, sandbox):
+        info = sandbox["salesforce"]
+        print(
+            f"sandbox ready in {time.monotonic() - started:.1f} s (org generated or reused "
+            f"from {args.state_dir})"
+        )
         sf = Salesforce(
             username=info["username"],
             password=info["password"],
@@ -133,9 +112,6 @@ def main() -> None:
             f"rows/s; target >= 100,000 rows/s: "
             f"{'met' if bulk['rows_per_s'] >= 100_000 else 'NOT met'}"
         )
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
 
 
 if __name__ == "__main__":

@@ -156,13 +156,7 @@ class SalesforceSandbox:
         match = DATA_PREFIX.match(request.path)
         if match is None:
             return await handler(request)
-        fault = self.faults.next_request_fault() if self.faults.config.enabled else None
-        if fault == "drop":
-            assert request.transport is not None
-            request.transport.abort()
-            raise asyncio.CancelledError
-        if fault == "slow":
-            await asyncio.sleep(self.faults.config.slow_seconds)
+        fault = await self.faults.inject(request)
         if fault == "http500":
             return _json(
                 [

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pipeline.salesforce.ids import make_id
+from pipeline.sandbox.files import write_private
 
 
 class AuthError(Exception):
@@ -60,11 +61,7 @@ class Credentials:
         if path.exists():
             return cls(**json.loads(path.read_text()))
         creds = cls.generate(username)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(creds), indent=2))
-        tmp.chmod(0o600)
-        tmp.replace(path)
+        write_private(path, json.dumps(asdict(creds), indent=2))
         return creds
 
     def password_matches(self, password: str) -> bool:
@@ -86,10 +83,7 @@ class JwtKey:
                 serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption(),
             )
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(pem)
-            tmp.chmod(0o600)
-            tmp.replace(path)
+            write_private(path, pem)
         self.path = path
         self.public_key = key.public_key()
 

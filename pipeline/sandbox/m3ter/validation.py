@@ -1,0 +1,777 @@
+"""m3ter's validation rules: the shape of a body (from `entities.py`) and the rules across objects.
+
+Shape errors are collected and reported together, each as `field: rule`; cross-object rules stop
+at the first broken one. Everything here is pure: the store runs it under its lock with a view of
+the current objects, so a check and the write it guards are one atomic step.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
+
+from pipeline.sandbox.m3ter.entities import (
+    BY_NAME,
+    ENTITIES,
+    NUMERIC_CATEGORIES,
+    SEGMENTABLE_CATEGORIES,
+    WILDCARD,
+    Entity,
+    Field,
+)
+from pipeline.sandbox.m3ter.errors import bad_request
+
+UUID_PATTERN = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z"
+)
+DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")
+IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$.]*")
+_INVALID = object()
+
+
+class Lookup(Protocol):
+    """What the cross-object rules may read of the current state."""
+
+    def get(self, collection: str, object_id: str) -> dict[str, Any] | None: ...
+
+    def by_code(self, collection: str, code: str) -> str | None: ...
+
+    def referrers(self, object_id: str, collection: str) -> list[dict[str, Any]]:
+        """Objects of `collection` that refer to `object_id` through any reference field."""
+        ...
+
+    def blocking_referrers(self, object_id: str) -> dict[str, int]:
+        """How many objects per collection hold a delete-blocking reference to `object_id`."""
+        ...
+
+    def objects(self, collection: str) -> Iterable[dict[str, Any]]: ...
+
+
+# ---- values -------------------------------------------------------------------------------------
+
+
+def parse_datetime(text: str) -> datetime | None:
+    """An RFC 3339 date-time; [assume] one without an offset (the SDK sends naive ones) is UTC."""
+    if "T" not in text and "t" not in text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def format_datetime(value: datetime) -> str:
+    """[assume] m3ter echoes date-times in UTC with `Z`, milliseconds only when there are any."""
+    value = value.astimezone(UTC)
+    if value.microsecond:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_date(text: str) -> date | None:
+    if not DATE_PATTERN.match(text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def normalized_segment(segment: dict[str, str], segmented_fields: list[str]) -> tuple[str, ...]:
+    """A segment as a comparable tuple in `segmentedFields` order; an omitted key is a wildcard.
+
+    [assume] m3ter reads a key left out of a segment as `*` (DESIGN §6.8 relies on this), so
+    `{"tier": "Premium"}` and `{"region": "*", "tier": "Premium"}` are the same segment.
+    """
+    return tuple(segment.get(name, WILDCARD) for name in segmented_fields)
+
+
+def segment_string(segment: dict[str, str] | None) -> str | None:
+    """[assume] The read-only `segmentString` (format undocumented): `k=v` pairs sorted by key."""
+    if not segment:
+        return None
+    return ",".join(f"{key}={segment[key]}" for key in sorted(segment))
+
+
+# ---- shape --------------------------------------------------------------------------------------
+
+
+def clean_body(entity: Entity, body: Any) -> dict[str, Any]:
+    """The body reduced to the entity's fields, type-checked, with defaults for omitted ones.
+
+    Unknown fields are dropped ([assume]: m3ter ignores properties it does not know), audit fields
+    are never taken from a body, and a field that is absent or ([assume]) null counts as not sent,
+    which is what makes a PUT a full replacement. [assume] An omitted field with a documented
+    default (`type: DEBIT`, `cumulative: false`, ...) and `customFields` (`{}`) are answered with
+    that default, on create and after a PUT alike.
+    """
+    if not isinstance(body, dict):
+        raise bad_request("request body: must be a JSON object")
+    errors: list[str] = []
+    cleaned = _clean_members(entity.fields, body, "", errors)
+    if errors:
+        raise bad_request("; ".join(errors))
+    return cleaned
+
+
+def _clean_members(
+    fields: Iterable[Field], body: dict[str, Any], prefix: str, errors: list[str]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for spec in fields:
+        path = f"{prefix}{spec.name}"
+        value = body.get(spec.name)
+        if value is None:
+            if spec.required:
+                errors.append(f"{path}: is required")
+            elif spec.default is not None:
+                out[spec.name] = _copy(spec.default)
+            continue
+        result = _clean_value(spec, value, path, errors)
+        if result is not _INVALID:
+            out[spec.name] = result
+    return out
+
+
+def _copy(value: Any) -> Any:
+    return (
+        dict(value)
+        if isinstance(value, dict)
+        else list(value)
+        if isinstance(value, list)
+        else value
+    )
+
+
+def _clean_value(spec: Field, value: Any, path: str, errors: list[str]) -> Any:
+    kind = spec.kind
+    before = len(errors)
+    if kind == "string":
+        if not isinstance(value, str):
+            errors.append(f"{path}: must be a string")
+            return _INVALID
+        _check_length(spec, value, path, errors)
+        if spec.pattern is not None and value and not spec.pattern.match(value):
+            errors.append(f"{path}: {spec.pattern_rule}")
+        return value if len(errors) == before else _INVALID
+    if kind == "uuid":
+        if not isinstance(value, str) or not UUID_PATTERN.match(value):
+            errors.append(f"{path}: must be a UUID (36 characters)")
+            return _INVALID
+        return value.lower()
+    if kind == "uuid_list":
+        if not isinstance(value, list):
+            errors.append(f"{path}: must be a list of UUIDs")
+            return _INVALID
+        _check_items(spec, value, path, errors)
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or not UUID_PATTERN.match(item):
+                errors.append(f"{path}[{i}]: must be a UUID (36 characters)")
+        return [v.lower() for v in value] if len(errors) == before else _INVALID
+    if kind == "int":
+        if not is_number(value) or value != int(value):
+            errors.append(f"{path}: must be an integer")
+            return _INVALID
+        _check_range(spec, value, path, errors)
+        return int(value) if len(errors) == before else _INVALID
+    if kind == "number":
+        if not is_number(value):
+            errors.append(f"{path}: must be a number")
+            return _INVALID
+        _check_range(spec, value, path, errors)
+        return value if len(errors) == before else _INVALID
+    if kind == "bool":
+        if not isinstance(value, bool):
+            errors.append(f"{path}: must be true or false")
+            return _INVALID
+        return value
+    if kind == "enum":
+        if value not in spec.choices:
+            errors.append(f"{path}: must be one of {', '.join(spec.choices)}")
+            return _INVALID
+        return value
+    if kind == "enum_list":
+        if not isinstance(value, list):
+            errors.append(f"{path}: must be a list")
+            return _INVALID
+        for i, item in enumerate(value):
+            if item not in spec.choices:
+                errors.append(f"{path}[{i}]: must be one of {', '.join(spec.choices)}")
+        return list(value) if len(errors) == before else _INVALID
+    if kind == "date":
+        if not isinstance(value, str) or parse_date(value) is None:
+            hint = ", not a date-time" if isinstance(value, str) and "T" in value else ""
+            errors.append(f"{path}: must be a date (YYYY-MM-DD){hint}")
+            return _INVALID
+        return value
+    if kind == "datetime":
+        parsed = parse_datetime(value) if isinstance(value, str) else None
+        if parsed is None:
+            hint = ", not a date" if isinstance(value, str) and parse_date(value) else ""
+            errors.append(f"{path}: must be a date-time (e.g. 2024-01-01T00:00:00Z){hint}")
+            return _INVALID
+        return format_datetime(parsed)
+    if kind == "custom_fields":
+        if not isinstance(value, dict):
+            errors.append(f"{path}: must be an object of name to string or number")
+            return _INVALID
+        for key, item in value.items():
+            if not key or not (isinstance(item, str) or is_number(item)):
+                errors.append(f"{path}.{key}: must be a string or a number")
+        return dict(value) if len(errors) == before else _INVALID
+    if kind == "string_map":
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and k and isinstance(v, str) for k, v in value.items()
+        ):
+            errors.append(f"{path}: must be an object of field code to string value")
+            return _INVALID
+        return dict(value)
+    if kind == "string_list":
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            errors.append(f"{path}: must be a list of non-empty strings")
+            return _INVALID
+        return list(value)
+    if kind == "segments":
+        if not isinstance(value, list):
+            errors.append(f"{path}: must be a list of segment objects")
+            return _INVALID
+        for i, item in enumerate(value):
+            if (
+                not isinstance(item, dict)
+                or not item
+                or not all(isinstance(k, str) and k and isinstance(v, str) for k, v in item.items())
+            ):
+                errors.append(
+                    f"{path}[{i}]: must be a non-empty object of field code to string value"
+                )
+        return [dict(v) for v in value] if len(errors) == before else _INVALID
+    if kind == "object":
+        if not isinstance(value, dict):
+            errors.append(f"{path}: must be an object")
+            return _INVALID
+        out = _clean_members(spec.items, value, f"{path}.", errors)
+        return out if len(errors) == before else _INVALID
+    if kind == "object_list":
+        if not isinstance(value, list):
+            errors.append(f"{path}: must be a list")
+            return _INVALID
+        _check_items(spec, value, path, errors)
+        items = []
+        for i, item in enumerate(value):
+            if not isinstance(item, dict):
+                errors.append(f"{path}[{i}]: must be an object")
+                continue
+            items.append(_clean_members(spec.items, item, f"{path}[{i}].", errors))
+        return items if len(errors) == before else _INVALID
+    raise AssertionError(kind)
+
+
+def _check_length(spec: Field, value: str, path: str, errors: list[str]) -> None:
+    low, high = spec.min_length, spec.max_length
+    if (low is not None and len(value) < low) or (high is not None and len(value) > high):
+        if low is not None and high is not None:
+            errors.append(f"{path}: must be {low} to {high} characters")
+        elif high is not None:
+            errors.append(f"{path}: must be at most {high} characters")
+        else:
+            errors.append(f"{path}: must be at least {low} characters")
+
+
+def _check_items(spec: Field, value: list[Any], path: str, errors: list[str]) -> None:
+    if spec.min_items is not None and len(value) < spec.min_items:
+        errors.append(f"{path}: must have at least {spec.min_items} item(s)")
+    if spec.max_items is not None and len(value) > spec.max_items:
+        errors.append(f"{path}: must have at most {spec.max_items} items")
+
+
+def _check_range(spec: Field, value: float, path: str, errors: list[str]) -> None:
+    if spec.minimum is not None:
+        if spec.exclusive_minimum and value <= spec.minimum:
+            errors.append(f"{path}: must be greater than {_num(spec.minimum)}")
+        elif value < spec.minimum:
+            errors.append(f"{path}: must be at least {_num(spec.minimum)}")
+    if spec.maximum is not None and value > spec.maximum:
+        errors.append(f"{path}: must be at most {_num(spec.maximum)}")
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if value == int(value) else str(value)
+
+
+# ---- rules across objects -----------------------------------------------------------------------
+
+Rule = Callable[[Lookup, dict[str, Any], str | None], None]
+
+
+def check_rules(entity: Entity, obj: dict[str, Any], own_id: str | None, lookup: Lookup) -> None:
+    """Every cross-object rule for `obj` (a cleaned body); `own_id` is set for an update.
+
+    Exactly-one-of rules come first (a body with both ids is wrong whatever they point at), then
+    uniqueness and references, then the entity's rules, which may rely on references existing.
+    """
+    for first, second in EXACTLY_ONE.get(entity.collection, ()):
+        _exactly_one(obj, first, second)
+    _check_unique_code(entity, obj, own_id, lookup)
+    _check_references(entity, obj, lookup)
+    for rule in RULES.get(entity.collection, ()):
+        rule(lookup, obj, own_id)
+
+
+def _check_unique_code(
+    entity: Entity, obj: dict[str, Any], own_id: str | None, lookup: Lookup
+) -> None:
+    code = obj.get("code")
+    if code is None:
+        return
+    holder = lookup.by_code(entity.collection, code)
+    if holder is not None and holder != own_id:
+        # [assume] m3ter's status for a duplicate code is undocumented; 400 like other rules.
+        raise bad_request(
+            f"code: '{code}' is already used by another {entity.name} "
+            f"(id {holder}); codes must be unique per {entity.name}"
+        )
+
+
+def _check_references(entity: Entity, obj: dict[str, Any], lookup: Lookup) -> None:
+    for spec in entity.references:
+        value = obj.get(spec.name)
+        if value is None:
+            continue
+        assert spec.ref is not None
+        for target in value if isinstance(value, list) else [value]:
+            if lookup.get(spec.ref, target) is None:
+                name = ENTITIES[spec.ref].name if spec.ref in ENTITIES else "PlanGroup"
+                # [assume] a body that points at a missing object is a 400, not a 404.
+                raise bad_request(f"{spec.name}: no {name} with id '{target}' exists")
+
+
+def _exactly_one(obj: dict[str, Any], first: str, second: str) -> None:
+    given = [name for name in (first, second) if obj.get(name) is not None]
+    if len(given) != 1:
+        which = "both were given" if given else "neither was given"
+        raise bad_request(
+            f"{first}/{second}: exactly one of {first} and {second} is required; {which}"
+        )
+
+
+def _date_order(
+    obj: dict[str, Any],
+    start: str = "startDate",
+    end: str = "endDate",
+    allow_equal: bool = False,
+    prefix: str = "",
+) -> None:
+    first, last = obj.get(start), obj.get(end)
+    if first is None or last is None:
+        return
+    a, b = _when(first), _when(last)
+    if a > b or (a == b and not allow_equal):
+        rule = "on or after" if allow_equal else "after"
+        raise bad_request(f"{prefix}{end}: must be {rule} {start} ({last} is not {rule} {first})")
+
+
+def _when(text: str) -> datetime:
+    parsed = parse_datetime(text)
+    if parsed is not None:
+        return parsed
+    day = date.fromisoformat(text)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def overlaps(a_start: str, a_end: str | None, b_start: str, b_end: str | None) -> bool:
+    """Two windows with exclusive ends (a missing end is open) share at least one instant."""
+    a0, b0 = _when(a_start), _when(b_start)
+    a1 = _when(a_end) if a_end else datetime.max.replace(tzinfo=UTC)
+    b1 = _when(b_end) if b_end else datetime.max.replace(tzinfo=UTC)
+    return a0 < b1 and b0 < a1
+
+
+def _account_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None) -> None:
+    if own_id is not None and obj.get("parentAccountId") == own_id:
+        raise bad_request("parentAccountId: an Account cannot be its own parent")
+
+
+def _contract_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None) -> None:
+    # [assume] startDate before endDate (an exclusive end equal to the start is an empty contract)
+    _date_order(obj)
+
+
+def _meter_fields(meter: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    fields = {f["code"]: f for f in meter.get("dataFields", [])}
+    for derived in meter.get("derivedFields", []):
+        fields[derived["code"]] = {**derived, "derived": True}
+    return fields
+
+
+def _meter_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None) -> None:
+    # [assume] field codes are unique within a meter (measurements address fields by code)
+    codes = [f["code"] for f in [*obj["dataFields"], *obj["derivedFields"]]]
+    duplicates = sorted({c for c in codes if codes.count(c) > 1})
+    if duplicates:
+        raise bad_request(
+            f"dataFields/derivedFields: field codes must be unique within a "
+            f"Meter; repeated: {', '.join(duplicates)}"
+        )
+    if own_id is None:
+        return
+    fields = _meter_fields(obj)
+    for aggregation in lookup.referrers(own_id, "aggregations"):
+        needed = [aggregation["targetField"], *aggregation.get("segmentedFields", [])]
+        missing = [code for code in needed if code not in fields]
+        if missing:
+            raise bad_request(
+                f"dataFields: field {missing[0]} is used by Aggregation {aggregation['id']} "
+                f"and cannot be removed from the Meter"
+            )
+
+
+def _aggregation_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None) -> None:
+    meter = lookup.get("meters", obj["meterId"])
+    assert meter is not None
+    fields = _meter_fields(meter)
+    target = fields.get(obj["targetField"])
+    if target is None:
+        raise bad_request(
+            f"targetField: '{obj['targetField']}' is not a data or derived field "
+            f"of Meter {meter['code']}"
+        )
+    kind = obj["aggregation"]
+    numeric = target.get("derived") or target["category"] in NUMERIC_CATEGORIES
+    if kind in ("SUM", "MIN", "MAX", "MEAN", "LATEST") and not numeric:
+        raise bad_request(
+            f"aggregation: {kind} needs a numeric target field (MEASURE, INCOME, "
+            f"COST or derived); '{target['code']}' is {target['category']}"
+        )
+    if kind == "UNIQUE" and target.get("category") != "METADATA":
+        raise bad_request("aggregation: UNIQUE needs a METADATA target field")
+    if kind == "CUSTOM_SQL" and not obj.get("customSql"):
+        raise bad_request("customSql: is required when aggregation is CUSTOM_SQL")
+    segmented = obj.get("segmentedFields") or []
+    for code in segmented:
+        spec = fields.get(code)
+        if spec is None:
+            raise bad_request(f"segmentedFields: '{code}' is not a field of Meter {meter['code']}")
+        if not spec.get("derived") and spec["category"] not in SEGMENTABLE_CATEGORIES:
+            raise bad_request(
+                f"segmentedFields: '{code}' is a {spec['category']} field; only "
+                "WHO, WHAT and WHERE string fields can be segmented"
+            )
+    if len(set(segmented)) != len(segmented):
+        raise bad_request("segmentedFields: a field can be segmented on only once")
+    segments = obj.get("segments") or []
+    if segments and not segmented:
+        raise bad_request("segments: need segmentedFields to say which fields they segment on")
+    seen: set[tuple[str, ...]] = set()
+    for i, segment in enumerate(segments):
+        unknown = sorted(set(segment) - set(segmented))
+        if unknown:
+            raise bad_request(
+                f"segments[{i}]: key {unknown[0]} is not one of the segmentedFields "
+                f"({', '.join(segmented)})"
+            )
+        key = normalized_segment(segment, segmented)
+        if key in seen:
+            raise bad_request(f"segments[{i}]: the same segment is defined twice")
+        seen.add(key)
+    if own_id is not None:
+        # [assume] as with meter fields in use, a segment that a pricing prices stays defined
+        for pricing in lookup.referrers(own_id, "pricings"):
+            segment = pricing.get("segment")
+            if segment and normalized_segment(segment, segmented) not in seen:
+                raise bad_request(
+                    f"segments: segment {segment} is priced by Pricing "
+                    f"{pricing['id']} and cannot be removed"
+                )
+
+
+def calculation_references(calculation: str) -> list[str]:
+    """Bare identifiers of a formula: aggregation codes (functions and dotted names excluded)."""
+    names = []
+    for match in IDENTIFIER.finditer(calculation):
+        name = match.group(0)
+        following = calculation[match.end() :].lstrip()
+        if "." in name or following.startswith("("):
+            continue
+        if match.start() > 0 and calculation[match.start() - 1].isdigit():
+            continue  # the exponent of a number such as 1e3
+        names.append(name)
+    return names
+
+
+def _compound_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None) -> None:
+    # [assume] every bare name in the formula is a simple aggregation's code (function calls and
+    # dotted names such as custom fields are not checked)
+    for name in calculation_references(obj["calculation"]):
+        if lookup.by_code("aggregations", name) is None:
+            raise bad_request(f"calculation: '{name}' is not the code of an Aggregation")
+
+
+def _plan_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None) -> None:
+    # [assume] a bespoke plan needs the account it is bespoke to (the docs pair the two fields)
+    if obj.get("bespoke") and obj.get("accountId") is None:
+        raise bad_request("accountId: is required for a bespoke Plan")
+    if own_id is not None:
+        current = lookup.get("plans", own_id)
+        assert current is not None
+        if current.get("bespoke") and current.get("accountId") != obj.get("accountId"):
+            raise bad_request("accountId: a bespoke Plan cannot be moved to another Account")
+
+
+def _product_of_plan_side(lookup: Lookup, obj: dict[str, Any]) -> str | None:
+    if obj.get("planId"):
+        plan = lookup.get("plans", obj["planId"])
+        assert plan is not None
+        template = lookup.get("plantemplates", plan["planTemplateId"])
+    else:
+        template = lookup.get("plantemplates", obj["planTemplateId"])
+    return template["productId"] if template else None
+
+
+def _pricing_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None) -> None:
+    _date_order(obj)
+    if obj["type"] == "DEBIT":
+        for bands in ("pricingBands", "overagePricingBands"):
+            for i, band in enumerate(obj.get(bands) or []):
+                for price in ("fixedPrice", "unitPrice"):
+                    if band[price] < 0:
+                        raise bad_request(
+                            f"{bands}[{i}].{price}: must not be negative for a DEBIT pricing"
+                        )
+    for bands in ("pricingBands", "overagePricingBands"):
+        limits = [band["lowerLimit"] for band in obj.get(bands) or []]
+        # [assume] bands start at 0 and rise strictly; m3ter only documents lowerLimit >= 0.
+        if limits and (limits[0] != 0 or any(b <= a for a, b in itertools.pairwise(limits))):
+            raise bad_request(
+                f"{bands}: lowerLimit must start at 0 and rise strictly from band to band"
+            )
+    if obj.get("overagePricingBands") and (not obj["cumulative"] or obj["tiersSpanPlan"]):
+        raise bad_request(
+            "overagePricingBands: only allowed when cumulative is true and "
+            "tiersSpanPlan is not true"
+        )
+    product = _product_of_plan_side(lookup, obj)
+    segment = obj.get("segment")
+    if obj.get("aggregationId"):
+        aggregation = lookup.get("aggregations", obj["aggregationId"])
+        assert aggregation is not None
+        meter = lookup.get("meters", aggregation["meterId"])
+        owner = meter.get("productId") if meter else None
+        _check_segment(aggregation, segment)
+    else:
+        compound = lookup.get("compoundaggregations", obj["compoundAggregationId"])
+        assert compound is not None
+        owner = compound.get("productId")
+        if segment:
+            raise bad_request(
+                "segment: only a pricing of a segmented Aggregation (aggregationId) "
+                "can have a segment"
+            )
+    # m3ter: a Product-specific aggregation cannot price plans of another Product; global ones can
+    if owner is not None and product is not None and owner != product:
+        raise bad_request(
+            "aggregationId: the aggregation belongs to another Product than the "
+            "plan; only its own Product's or global aggregations can price a plan"
+        )
+    _check_pricing_overlap(lookup, obj, own_id)
+
+
+def _check_segment(aggregation: dict[str, Any], segment: dict[str, str] | None) -> None:
+    segments = aggregation.get("segments") or []
+    fields = aggregation.get("segmentedFields") or []
+    if not segments:
+        if segment:
+            raise bad_request(f"segment: Aggregation {aggregation['id']} is not segmented")
+        return
+    if segment is None:
+        raise bad_request(
+            f"segment: is required; Aggregation {aggregation['id']} is segmented "
+            f"on {', '.join(fields)}"
+        )
+    unknown = sorted(set(segment) - set(fields))
+    if unknown:
+        raise bad_request(
+            f"segment: key {unknown[0]} is not one of the aggregation's "
+            f"segmentedFields ({', '.join(fields)})"
+        )
+    wanted = normalized_segment(segment, fields)
+    # [assume] A pricing prices exactly one segment defined on the aggregation. `*` is the
+    # wildcard value: a pricing for `{"region": "*"}` needs that wildcard segment defined, and a
+    # concrete value does not match a wildcard definition (that matching happens to usage at
+    # billing time, not to pricings).
+    if all(normalized_segment(s, fields) != wanted for s in segments):
+        raise bad_request(
+            f"segment: {segment} is not one of the segments defined on Aggregation "
+            f"{aggregation['id']}"
+        )
+
+
+def _check_pricing_overlap(lookup: Lookup, obj: dict[str, Any], own_id: str | None) -> None:
+    plan_key = obj.get("planId") or obj.get("planTemplateId")
+    metric = obj.get("aggregationId") or obj.get("compoundAggregationId")
+    assert metric is not None
+    aggregation = lookup.get("aggregations", metric)
+    fields = (aggregation or {}).get("segmentedFields") or []
+    wanted = normalized_segment(obj.get("segment") or {}, fields)
+    for other in lookup.referrers(metric, "pricings"):
+        other_plan = other.get("planId") or other.get("planTemplateId")
+        if other["id"] == own_id or other_plan != plan_key:
+            continue
+        if normalized_segment(other.get("segment") or {}, fields) != wanted:
+            continue
+        if overlaps(obj["startDate"], obj.get("endDate"), other["startDate"], other.get("endDate")):
+            # [assume] overlapping windows for one plan + aggregation + segment are rejected.
+            raise bad_request(
+                f"startDate/endDate: overlaps Pricing {other['id']} ({other['startDate']} to "
+                f"{other.get('endDate') or 'open end'}) for the same plan, aggregation and "
+                "segment"
+            )
+
+
+def _account_plan_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None) -> None:
+    _date_order(obj)
+    plan = lookup.get("plans", obj["planId"]) if obj.get("planId") else None
+    if plan is not None and plan.get("bespoke") and plan.get("accountId") != obj["accountId"]:
+        raise bad_request(f"planId: Plan {plan['id']} is bespoke to another Account")
+    if obj.get("contractId"):
+        # [assume] a linked contract must be one of the same account's contracts
+        contract = lookup.get("contracts", obj["contractId"])
+        if contract is not None and contract["accountId"] != obj["accountId"]:
+            raise bad_request(f"contractId: Contract {contract['id']} belongs to another Account")
+    if plan is None:
+        return
+    product = _product_of_plan_side(lookup, obj)
+    for other in lookup.referrers(obj["accountId"], "accountplans"):
+        if other["id"] == own_id or not other.get("planId"):
+            continue
+        if _product_of_plan_side(lookup, other) != product:
+            continue
+        if overlaps(obj["startDate"], obj.get("endDate"), other["startDate"], other.get("endDate")):
+            raise bad_request(
+                f"startDate/endDate: only one AccountPlan per Product can be active at a time for "
+                f"an Account; overlaps AccountPlan {other['id']} ({other['startDate']} to "
+                f"{other.get('endDate') or 'open end'})"
+            )
+
+
+def _commitment_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None) -> None:
+    _date_order(obj)
+    if obj.get("separateOverageUsage") and obj.get("overageSurchargePercent", 0) != 0:
+        raise bad_request(
+            "separateOverageUsage: cannot be true while overageSurchargePercent is not 0"
+        )
+    if obj.get("feeDates") and obj.get("billingPlanId"):
+        # [assume] the docs say to omit billingPlanId when using feeDates; both is refused.
+        raise bad_request("feeDates/billingPlanId: give a billing plan or fee dates, not both")
+    for i, fee in enumerate(obj.get("feeDates") or []):
+        _date_order(
+            fee,
+            "servicePeriodStartDate",
+            "servicePeriodEndDate",
+            allow_equal=True,
+            prefix=f"feeDates[{i}].",
+        )
+    if obj.get("contractId"):
+        # [assume] a linked contract must be one of the same account's contracts
+        contract = lookup.get("contracts", obj["contractId"])
+        if contract is not None and contract["accountId"] != obj["accountId"]:
+            raise bad_request(f"contractId: Contract {contract['id']} belongs to another Account")
+
+
+def _external_mapping_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None) -> None:
+    # [assume] m3terEntity names an entity this sandbox serves, and m3terId one of its objects
+    target = BY_NAME.get(obj["m3terEntity"])
+    if target is None:
+        raise bad_request(f"m3terEntity: must be one of {', '.join(sorted(BY_NAME))}")
+    if lookup.get(target.collection, obj["m3terId"]) is None:
+        raise bad_request(f"m3terId: no {target.name} with id '{obj['m3terId']}' exists")
+    key = (obj["externalSystem"], obj["externalTable"], obj["externalId"], obj["m3terEntity"])
+    for other in lookup.objects("externalmappings"):
+        if (
+            other["id"] != own_id
+            and (
+                other["externalSystem"],
+                other["externalTable"],
+                other["externalId"],
+                other["m3terEntity"],
+            )
+            == key
+        ):
+            # [assume] one mapping per external record and m3ter entity type.
+            raise bad_request(
+                f"externalId: {key[0]}/{key[1]}/{key[2]} is already mapped to a "
+                f"{key[3]} (ExternalMapping {other['id']})"
+            )
+
+
+EXACTLY_ONE: dict[str, tuple[tuple[str, str], ...]] = {
+    "pricings": (("planId", "planTemplateId"), ("aggregationId", "compoundAggregationId")),
+    "accountplans": (("planId", "planGroupId"),),
+}
+
+RULES: dict[str, tuple[Rule, ...]] = {
+    "accounts": (_account_rules,),
+    "contracts": (_contract_rules,),
+    "meters": (_meter_rules,),
+    "aggregations": (_aggregation_rules,),
+    "compoundaggregations": (_compound_rules,),
+    "plans": (_plan_rules,),
+    "pricings": (_pricing_rules,),
+    "accountplans": (_account_plan_rules,),
+    "commitments": (_commitment_rules,),
+    "externalmappings": (_external_mapping_rules,),
+}
+
+
+def check_version(entity: Entity, body: Any, current: dict[str, Any]) -> None:
+    """Optimistic locking: a PUT must carry the stored version.
+
+    [assume] m3ter's status for a stale or missing version is undocumented and its error list has
+    no 409, so both are 400 (the SDK would also retry a 409 pointlessly).
+    """
+    version = body.get("version") if isinstance(body, dict) else None
+    if version is None:
+        raise bad_request(
+            f"version: is required to update a {entity.name} (the current version "
+            f"is {current['version']})"
+        )
+    if not is_number(version) or version != current["version"]:
+        raise bad_request(
+            f"version: {version} is stale; the current version of {entity.name} "
+            f"{current['id']} is {current['version']}"
+        )
+
+
+def check_deletable(entity: Entity, object_id: str, lookup: Lookup) -> None:
+    """An object others still point at cannot be deleted.
+
+    m3ter documents this for Accounts (AccountPlans) and Contracts (AccountPlans, Commitments);
+    [assume] the same holds for every reference (a pricing's plan, a meter's product, an
+    aggregation named in a compound calculation), except ExternalMappings, which never block.
+    """
+    holders = dict(lookup.blocking_referrers(object_id))
+    if entity.collection == "aggregations":
+        current = lookup.get("aggregations", object_id)
+        code = current.get("code") if current else None
+        if code:
+            for compound in lookup.objects("compoundaggregations"):
+                if code in calculation_references(compound["calculation"]):
+                    holders["compoundaggregations"] = holders.get("compoundaggregations", 0) + 1
+    if holders:
+        listed = ", ".join(f"{n} {ENTITIES[c].name}(s)" for c, n in sorted(holders.items()))
+        raise bad_request(
+            f"id: {entity.name} {object_id} cannot be deleted while {listed} refer to it"
+        )
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
