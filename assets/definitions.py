@@ -1,7 +1,59 @@
-"""The m3sync Dagster code location (`dagster dev -w workspace.yaml`)."""
+"""The m3sync Dagster code location (`dagster dev -w workspace.yaml`).
 
-from __future__ import annotations
+Configuration comes from the environment (see the README's configuration reference). Which
+variables are *set* decides what is configured; their values reach Dagster only as `EnvVar`s, so
+secrets never show in run config, the UI or metadata.
+"""
+
+import os
 
 import dagster as dg
 
-defs = dg.Definitions()
+from assets.extract import extract_assets
+from assets.resources import ExtractResource, SalesforceResource, WarehouseResource
+from pipeline.extract.objects import ALL
+
+DEFAULT_START_DATE = "2023-01-01"
+
+SALESFORCE_ENV = {
+    "auth": "M3SYNC_SALESFORCE_AUTH",
+    "login_url": "M3SYNC_SALESFORCE_LOGIN_URL",
+    "instance_url": "M3SYNC_SALESFORCE_INSTANCE_URL",
+    "username": "M3SYNC_SALESFORCE_USERNAME",
+    "password": "M3SYNC_SALESFORCE_PASSWORD",
+    "security_token": "M3SYNC_SALESFORCE_SECURITY_TOKEN",
+    "client_id": "M3SYNC_SALESFORCE_CLIENT_ID",
+    "client_secret": "M3SYNC_SALESFORCE_CLIENT_SECRET",
+    "private_key_file": "M3SYNC_SALESFORCE_PRIVATE_KEY_FILE",
+    "session_id": "M3SYNC_SALESFORCE_SESSION_ID",
+    "ca_file": "M3SYNC_SALESFORCE_CA_FILE",
+    "api_version": "M3SYNC_SALESFORCE_API_VERSION",
+}
+
+
+def _from_env(names: dict[str, str]) -> dict[str, dg.EnvVar]:
+    return {field: dg.EnvVar(var) for field, var in names.items() if var in os.environ}
+
+
+def daily_partitions() -> dg.DailyPartitionsDefinition:
+    """Daily windows on SystemModstamp, in UTC, from M3SYNC_START_DATE."""
+    start = os.environ.get("M3SYNC_START_DATE", DEFAULT_START_DATE)
+    return dg.DailyPartitionsDefinition(start_date=start, timezone="UTC")
+
+
+def resources() -> dict[str, dg.ConfigurableResource]:
+    warehouse = _from_env({"root": "M3SYNC_WAREHOUSE"})
+    return {
+        "salesforce": SalesforceResource(**_from_env(SALESFORCE_ENV)),
+        "warehouse": WarehouseResource(**warehouse),
+        "extract_settings": ExtractResource(),
+    }
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(
+        assets=extract_assets(ALL, daily_partitions()),
+        resources=resources(),
+        executor=dg.in_process_executor,
+    )

@@ -1,0 +1,72 @@
+"""Extract assets: one per Salesforce object, raw tables in the `salesforce` group."""
+
+from collections.abc import Sequence
+
+import dagster as dg
+
+from assets.resources import ExtractResource, SalesforceResource, WarehouseResource
+from pipeline.extract.objects import SourceObject
+from pipeline.extract.run import ExtractResult, extract
+
+# Transient failures are retried inside the pipeline's client; a step retry covers a run whose
+# client gave up (a long outage), with back-off.
+STEP_RETRY = dg.RetryPolicy(
+    max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+
+
+def metadata(result: ExtractResult) -> dict[str, object]:
+    return {
+        "dagster/row_count": result.rows,
+        "table": result.table,
+        "rows_by_partition": dg.MetadataValue.json(result.rows_by_partition),
+        "deleted_rows": result.deleted,
+        "method": result.method,
+        "api_calls": result.api_calls,
+        "bulk_jobs": result.bulk_jobs,
+        "bytes": result.bytes,
+        "duration_seconds": round(result.seconds, 3),
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name) for name in result.columns]
+        ),
+    }
+
+
+def extract_asset(
+    source: SourceObject, partitions_def: dg.PartitionsDefinition | None
+) -> dg.AssetsDefinition:
+    partitioned = source.partitioned and partitions_def is not None
+
+    @dg.asset(
+        key=["raw", source.table],
+        group_name="salesforce",
+        description=f"Salesforce {source.name} records, latest version per Id.",
+        partitions_def=partitions_def if partitioned else None,
+        backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
+        kinds={"salesforce", "duckdb"},
+        pool="salesforce_api",
+        retry_policy=STEP_RETRY,
+    )
+    def _extract(
+        context: dg.AssetExecutionContext,
+        salesforce: SalesforceResource,
+        warehouse: WarehouseResource,
+        extract_settings: ExtractResource,
+    ) -> dg.MaterializeResult:
+        partitions = context.partition_keys if partitioned else None
+        result = extract(
+            salesforce.client(),
+            warehouse.warehouse(),
+            source,
+            partitions,
+            extract_settings.settings(),
+        )
+        return dg.MaterializeResult(metadata=metadata(result))
+
+    return _extract
+
+
+def extract_assets(
+    sources: Sequence[SourceObject], partitions_def: dg.PartitionsDefinition
+) -> list[dg.AssetsDefinition]:
+    return [extract_asset(source, partitions_def) for source in sources]

@@ -1,0 +1,81 @@
+"""Dagster resources: thin configuration wrappers that build the pipeline's clients.
+
+Credentials are configured with `dg.EnvVar`, so their values never appear in run config, the UI
+or metadata; `settings()` hands them to the pipeline only when a run needs them.
+"""
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+
+from pipeline.extract.run import ExtractSettings
+from pipeline.salesforce.client import SalesforceClient
+from pipeline.salesforce.settings import SalesforceSettings
+from pipeline.warehouse import Warehouse
+
+
+class SalesforceResource(dg.ConfigurableResource):
+    """A Salesforce org: login flow, credentials, trust and timeouts."""
+
+    auth: str = "password"  # client_credentials | password | jwt | session
+    login_url: str = "https://login.salesforce.com"
+    instance_url: str | None = None
+    username: str | None = None
+    password: str | None = None
+    security_token: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    private_key_file: str | None = None
+    session_id: str | None = None
+    ca_file: str | None = None
+    api_version: str = "59.0"
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0
+
+    def settings(self) -> SalesforceSettings:
+        return SalesforceSettings(
+            auth=self.auth,  # type: ignore[arg-type]
+            login_url=self.login_url,
+            instance_url=self.instance_url,
+            username=self.username,
+            password=self.password,
+            security_token=self.security_token,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            private_key_file=self.private_key_file,
+            session_id=self.session_id,
+            ca_file=self.ca_file,
+            api_version=self.api_version,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+        )
+
+    def client(self) -> SalesforceClient:
+        return SalesforceClient(self.settings())
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """Where the warehouse's Parquet files and its catalog live."""
+
+    root: str = ".m3sync"
+
+    def warehouse(self) -> Warehouse:
+        return Warehouse(Path(self.root))
+
+
+class ExtractResource(dg.ConfigurableResource):
+    """How windows are read: overlap, REST/bulk threshold, API quota floor, bulk page size."""
+
+    overlap_minutes: float = 10.0
+    rest_threshold: int = 10_000
+    quota_floor: int = 1_000
+    bulk_page_size: int = 100_000
+
+    def settings(self) -> ExtractSettings:
+        return ExtractSettings(
+            overlap=dt.timedelta(minutes=self.overlap_minutes),
+            rest_threshold=self.rest_threshold,
+            quota_floor=self.quota_floor,
+            bulk_page_size=self.bulk_page_size,
+        )

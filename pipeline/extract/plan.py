@@ -1,0 +1,127 @@
+"""Field plans: which columns an extract selects, checked against describe before any job starts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.extract.errors import FieldNotFound
+from pipeline.extract.objects import SourceObject
+
+Describe = Callable[[str], dict[str, Any]]
+
+# describe `type` -> DuckDB column type of the raw table
+DUCKDB_TYPES = {
+    "boolean": "BOOLEAN",
+    "int": "BIGINT",
+    "double": "DOUBLE",
+    "currency": "DOUBLE",
+    "percent": "DOUBLE",
+    "date": "DATE",
+    "datetime": "TIMESTAMP",
+}
+# Compound fields cannot be selected in Bulk API queries; their parts can.
+UNSELECTABLE_TYPES = frozenset({"address", "location", "base64"})
+STAMP = "SystemModstamp"
+
+
+@dataclass(frozen=True)
+class Column:
+    path: str  # as selected and as named in the raw table, e.g. `Order.Account.Region__c`
+    type: str  # describe type
+
+    @property
+    def duckdb_type(self) -> str:
+        return DUCKDB_TYPES.get(self.type, "VARCHAR")
+
+
+@dataclass(frozen=True)
+class FieldPlan:
+    """The columns of one object's extract, with the stamps of every parent they read through."""
+
+    sobject: str
+    columns: tuple[Column, ...]
+    parents: tuple[str, ...]  # relationship prefixes, e.g. ("Order", "Order.Account")
+    soft_delete: bool
+
+    @property
+    def stamps(self) -> tuple[str, ...]:
+        """The modification stamps that make a row new: its own and each parent's."""
+        return (STAMP, *(f"{parent}.{STAMP}" for parent in self.parents))
+
+    def column(self, path: str) -> Column:
+        return next(c for c in self.columns if c.path == path)
+
+
+def _fields_by_name(describe: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {f["name"].lower(): f for f in describe["fields"]}
+
+
+def _relationships(describe: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        f["relationshipName"].lower(): f for f in describe["fields"] if f.get("relationshipName")
+    }
+
+
+def _resolve(sobject: str, path: str, describe: Describe) -> tuple[str, str, list[str]]:
+    """Canonical path, field type and canonical parent prefixes of one selected path."""
+    parts = path.split(".")
+    current = sobject
+    canonical: list[str] = []
+    prefixes: list[str] = []
+    for depth, relationship in enumerate(parts[:-1]):
+        described = describe(current)
+        field = _relationships(described).get(relationship.lower())
+        if field is None:
+            raise FieldNotFound(sobject, path, f"{current} has no relationship {relationship!r}")
+        targets = field.get("referenceTo") or []
+        if len(targets) != 1:
+            raise FieldNotFound(
+                sobject,
+                path,
+                f"{current}.{relationship} is polymorphic ({targets}); select a "
+                "field of the lookup itself instead",
+            )
+        if depth >= 4:
+            raise FieldNotFound(sobject, path, "relationship paths are limited to 5 levels")
+        canonical.append(field["relationshipName"])
+        prefixes.append(".".join(canonical))
+        current = targets[0]
+    field = _fields_by_name(describe(current)).get(parts[-1].lower())
+    if field is None:
+        raise FieldNotFound(sobject, path, f"{current} has no field {parts[-1]!r}")
+    if field["type"] in UNSELECTABLE_TYPES:
+        raise FieldNotFound(
+            sobject,
+            path,
+            f"{current}.{field['name']} is a {field['type']} field, which bulk "
+            "queries cannot select",
+        )
+    canonical.append(field["name"])
+    return ".".join(canonical), field["type"], prefixes
+
+
+def plan_fields(source: SourceObject, describe: Describe, extra: Iterable[str] = ()) -> FieldPlan:
+    """Resolve an object's fields (defaults plus `extra`) against describe, in a stable order.
+
+    Raises FieldNotFound naming object and field for anything the integration user cannot see.
+    """
+    described = describe(source.name)
+    names = _fields_by_name(described)
+    soft_delete = "isdeleted" in names
+    wanted = ["Id", STAMP, *(["IsDeleted"] if soft_delete else [])]
+    if source.all_fields:
+        wanted += [f["name"] for f in described["fields"] if f["type"] not in UNSELECTABLE_TYPES]
+    wanted += [*source.fields, *extra]
+
+    columns: dict[str, Column] = {}
+    parents: dict[str, None] = {}
+    for path in wanted:
+        canonical, kind, prefixes = _resolve(source.name, path, describe)
+        columns.setdefault(canonical, Column(canonical, kind))
+        parents.update(dict.fromkeys(prefixes))
+    for parent in parents:
+        stamp, kind, _ = _resolve(source.name, f"{parent}.{STAMP}", describe)
+        columns.setdefault(stamp, Column(stamp, kind))
+    return FieldPlan(source.name, tuple(columns.values()), tuple(parents), soft_delete)

@@ -1,0 +1,161 @@
+"""Extract one Salesforce object for a range of daily partitions (or whole) into its raw table."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from pipeline.extract.errors import ExtractError, FieldNotFound
+from pipeline.extract.load import raw_rows_sql
+from pipeline.extract.objects import SourceObject
+from pipeline.extract.plan import FieldPlan, plan_fields
+from pipeline.extract.window import WHOLE, Window, count_query, select_clause, window_query
+from pipeline.salesforce.client import SalesforceClient
+from pipeline.warehouse import Table, Warehouse
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    overlap: dt.timedelta = dt.timedelta(minutes=10)
+    # Windows with at most this many rows go through REST `queryAll`: a bulk job's polling
+    # costs more than a few REST pages.
+    rest_threshold: int = 10_000
+    # Stop before the org's remaining daily API requests fall below this.
+    quota_floor: int = 1_000
+    bulk_page_size: int = 100_000
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    sobject: str
+    table: str
+    method: str  # "bulk" | "rest"
+    rows_by_partition: dict[str, int]
+    deleted: int
+    api_calls: int
+    bulk_jobs: int
+    bytes: int
+    seconds: float
+    columns: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(self.rows_by_partition.values())
+
+
+def raw_table(source: SourceObject) -> Table:
+    """Raw tables show one row per record: the latest version seen in any partition."""
+    return Table(
+        "raw", source.table, latest_by=("Id",), order_by=("_version_stamp", "_extracted_at")
+    )
+
+
+def plan_all(client: SalesforceClient, sources: Iterable[SourceObject]) -> dict[str, FieldPlan]:
+    """Every object's field plan, checked against describe; one error listing every problem."""
+    plans: dict[str, FieldPlan] = {}
+    problems: list[str] = []
+    for source in sources:
+        try:
+            plans[source.name] = plan_fields(source, client.describe)
+        except FieldNotFound as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ExtractError("\n".join(problems))
+    return plans
+
+
+def extract(
+    client: SalesforceClient,
+    warehouse: Warehouse,
+    source: SourceObject,
+    partitions: Sequence[str] | None,
+    settings: ExtractSettings = ExtractSettings(),
+    plan: FieldPlan | None = None,
+) -> ExtractResult:
+    """Download the window's rows, then publish each partition file; nothing is published early.
+
+    `partitions` are consecutive daily keys (`None` for objects read whole). The download lands in
+    a private work directory; only when every page is on disk and typed do the partition files
+    replace their previous versions, one atomic rename each.
+    """
+    started = time.monotonic()
+    before = (client.api_calls, client.bulk_jobs, client.bytes_downloaded)
+    plan = plan or plan_fields(source, client.describe)
+    client.ensure_quota(settings.quota_floor)
+    window = Window.for_partitions(partitions) if partitions else None
+    soql = window_query(plan, window, settings.overlap) if window else select_clause(plan)
+    work = warehouse.root / "tmp" / f"{source.table}-{uuid.uuid4().hex}"
+    work.mkdir(parents=True)
+    try:
+        method, files, fmt = _download(client, plan, source, soql, window, work, settings)
+        extracted_at = dt.datetime.now(dt.UTC)
+        sql, params = raw_rows_sql(
+            plan, files, fmt, window=window, overlap=settings.overlap, extracted_at=extracted_at
+        )
+        con = duckdb.connect()
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            keys = window.partitions if window else [WHOLE]
+            rows = warehouse.write_partitions(
+                con, raw_table(source), sql, params, "_partition", cover=keys
+            )
+            deleted = _deleted(warehouse, source, keys) if plan.soft_delete else 0
+        finally:
+            con.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return ExtractResult(
+        sobject=source.name,
+        table=raw_table(source).qualified,
+        method=method,
+        rows_by_partition=rows,
+        deleted=deleted,
+        api_calls=client.api_calls - before[0],
+        bulk_jobs=client.bulk_jobs - before[1],
+        bytes=client.bytes_downloaded - before[2],
+        seconds=time.monotonic() - started,
+        columns=[c.path for c in plan.columns],
+    )
+
+
+def _download(
+    client: SalesforceClient,
+    plan: FieldPlan,
+    source: SourceObject,
+    soql: str,
+    window: Window | None,
+    work: Path,
+    settings: ExtractSettings,
+) -> tuple[str, list[Path], str]:
+    # Custom metadata is not bulk-queryable and has no recycle bin: REST `query` only.
+    if source.custom_metadata:
+        path = work / "records.json"
+        client.query_all_to_file(soql, path, include_deleted=False)
+        return "rest", [path], "json"
+    expected = client.count(count_query(plan, window, settings.overlap))
+    if expected <= settings.rest_threshold:
+        path = work / "records.json"
+        client.query_all_to_file(soql, path, include_deleted=plan.soft_delete)
+        return "rest", [path], "json"
+    files = client.bulk_query_to_files(
+        soql, work, include_deleted=plan.soft_delete, page_size=settings.bulk_page_size
+    )
+    return "bulk", files, "csv"
+
+
+def _deleted(warehouse: Warehouse, source: SourceObject, keys: Sequence[str]) -> int:
+    """Deleted rows among the partitions just written, read back from their files."""
+    files = [str(warehouse.partition_path(raw_table(source), key)) for key in keys]
+    con = duckdb.connect()
+    try:
+        row = con.execute('SELECT count(*) FROM read_parquet(?) WHERE "IsDeleted"', [files])
+        return int((row.fetchone() or (0,))[0])
+    finally:
+        con.close()

@@ -1,0 +1,17 @@
+"""Quoting for the only things formatted into SQL text: identifiers from code and file paths."""
+
+from __future__ import annotations
+
+
+def identifier(name: str) -> str:
+    """A double-quoted identifier, so any column name (dots, capitals, keywords) stays one name."""
+    if "\x00" in name:
+        raise ValueError(f"identifier contains NUL: {name!r}")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    """A single-quoted SQL string literal (DuckDB strings have no backslash escapes)."""
+    if "\x00" in text:
+        raise ValueError(f"string contains NUL: {text!r}")
+    return "'" + text.replace("'", "''") + "'"

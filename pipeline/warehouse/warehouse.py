@@ -1,0 +1,202 @@
+"""The warehouse: immutable Parquet files per partition, and a catalog of views over them.
+
+Writers never wait on readers or on each other: each partition is its own file, replaced by a
+rename, and the catalog an analyst opens read-only is rebuilt beside the live one and renamed
+over it under a lock that only writers take.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import duckdb
+
+from pipeline.warehouse import catalog, files
+from pipeline.warehouse.sql import identifier, literal
+from pipeline.warehouse.tables import Table, check_partition
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ROOT = Path(".m3sync")
+CATALOG_FILE = "warehouse.duckdb"
+LOCK_FILE = "warehouse.lock"
+_GLOB_CHARACTERS = frozenset("*?[]{}")
+
+
+class Warehouse:
+    """Partition files under `root/data/<schema>/<table>/<partition>.parquet`, views in the catalog.
+
+    `root` is made absolute, so the views' file globs work from any working directory.
+    """
+
+    def __init__(self, root: Path = DEFAULT_ROOT) -> None:
+        self.root = Path(root).resolve()
+        if _GLOB_CHARACTERS & set(str(self.root)):
+            raise ValueError(f"warehouse root must not contain glob characters: {self.root}")
+        self.data_dir = self.root / "data"
+        self.catalog_path = self.root / CATALOG_FILE
+        self.lock_path = self.root / LOCK_FILE
+
+    def __repr__(self) -> str:
+        return f"Warehouse({str(self.root)!r})"
+
+    def table_dir(self, table: Table) -> Path:
+        return self.data_dir / table.schema / table.name
+
+    def partition_path(self, table: Table, partition: str) -> Path:
+        return self.table_dir(table) / f"{check_partition(partition)}.parquet"
+
+    def partitions(self, table: Table) -> list[str]:
+        """The partitions of `table` that have a file (temporary files are not partitions)."""
+        directory = self.table_dir(table)
+        if not directory.is_dir():
+            return []
+        return sorted(path.stem for path in directory.glob(catalog.PARQUET_GLOB) if path.is_file())
+
+    def write_partition(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: Table,
+        partition: str,
+        query: str,
+        params: Sequence[object] = (),
+    ) -> int:
+        """Replace one partition of `table` with the rows of `query`; return the row count.
+
+        The file is written under a temporary name, fsynced and renamed into place, so readers
+        see the old partition or the new one. An empty result still writes a file (0 rows, the
+        query's columns), so a partition that ran and found nothing replaces an older version.
+        """
+        path = self.partition_path(table, partition)
+        self._prepare(table)
+        count = self._copy(con, table, query, params, path)
+        self._refresh_for(table)
+        return count
+
+    def write_partitions(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: Table,
+        query: str,
+        params: Sequence[object],
+        partition_column: str,
+        cover: Sequence[str] = (),
+    ) -> dict[str, int]:
+        """Split the rows of `query` into one partition file per value of `partition_column`.
+
+        For a run over a range of partitions: the query runs once, each file is replaced
+        atomically as in `write_partition`, and the catalog is rebuilt once at the end. Values
+        are compared as text (a DATE gives '2026-11-20'). Partitions named in `cover` get a file
+        even when no row falls in them, so a range that now holds nothing replaces older data;
+        a row outside a non-empty `cover` is an error, raised before any file is written.
+        """
+        expected = {check_partition(key) for key in cover}
+        self._prepare(table)
+        staging = identifier(f"_m3sync_partitions_{uuid.uuid4().hex}")
+        column = f"CAST({identifier(partition_column)} AS VARCHAR)"
+        con.execute(f"CREATE TEMP TABLE {staging} AS {query}", list(params))
+        try:
+            found = [
+                row[0] for row in con.execute(f"SELECT DISTINCT {column} FROM {staging}").fetchall()
+            ]
+            if None in found:
+                raise ValueError(f"{table.qualified}: {partition_column} is NULL in some rows")
+            keys = {check_partition(key) for key in found}
+            if expected and not keys <= expected:
+                outside = ", ".join(sorted(keys - expected))
+                raise ValueError(
+                    f"{table.qualified}: rows outside the covered partitions: {outside}"
+                )
+            counts = {
+                key: self._copy(
+                    con,
+                    table,
+                    f"SELECT * FROM {staging} WHERE {column} = ?",
+                    [key],
+                    self.partition_path(table, key),
+                )
+                for key in sorted(keys | expected)
+            }
+        finally:
+            con.execute(f"DROP TABLE IF EXISTS {staging}")
+        self._refresh_for(table)
+        return counts
+
+    def delete_partition(self, table: Table, partition: str) -> None:
+        """Remove one partition file (if present) and rebuild the catalog without it."""
+        path = self.partition_path(table, partition)
+        if path.exists():
+            path.unlink(missing_ok=True)
+            files.fsync_dir(path.parent)
+        self.refresh_catalog()
+
+    def refresh_catalog(self) -> None:
+        """Rebuild the catalog file from the data directory; raise if any view failed.
+
+        The views that could be created are in place even when this raises.
+        """
+        failures = catalog.rebuild(self.catalog_path, self.lock_path, self.data_dir)
+        if failures:
+            raise catalog.CatalogError(failures)
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory connection with the catalog's schemas and views, for transforms.
+
+        It reads the partition files directly and never opens the catalog file, so it neither
+        waits for nor blocks anyone; `COPY` from it into `write_partition` as usual.
+        """
+        con = duckdb.connect()
+        failures = catalog.create_views(con, self.data_dir)
+        if failures:
+            con.close()
+            raise catalog.CatalogError(failures)
+        return con
+
+    def _prepare(self, table: Table) -> None:
+        """Record the table's view spec and clear temporary files left by killed writers."""
+        directory = self.table_dir(table)
+        directory.mkdir(parents=True, exist_ok=True)
+        files.write_json_atomically(directory / catalog.SPEC_FILE, table.spec())
+        for stale in files.sweep_temp_files(directory):
+            log.info("removed %s, left by a writer that did not finish", stale)
+
+    def _copy(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: Table,
+        query: str,
+        params: Sequence[object],
+        path: Path,
+    ) -> int:
+        """COPY `query` into `path` atomically; refuse files the table's view could not read."""
+        with files.atomic_target(path) as temp:
+            (count,) = con.execute(
+                f"COPY ({query}) TO {literal(str(temp))} (FORMAT parquet)", list(params)
+            ).fetchone() or (0,)
+            needed = (*table.latest_by, *table.order_by)
+            if needed:
+                columns = {
+                    column[0]
+                    for column in con.execute(
+                        f"SELECT * FROM read_parquet({literal(str(temp))}) LIMIT 0"
+                    ).description
+                }
+                missing = [column for column in needed if column not in columns]
+                if missing:
+                    raise ValueError(
+                        f"{table.qualified}: latest_by/order_by columns missing from the "
+                        f"query: {', '.join(missing)}"
+                    )
+        return int(count)
+
+    def _refresh_for(self, table: Table) -> None:
+        """Rebuild the catalog; only this table's failure is the writer's problem.
+
+        Another table's broken view is logged by the rebuild and left for its own writer.
+        """
+        failures = catalog.rebuild(self.catalog_path, self.lock_path, self.data_dir)
+        if table.qualified in failures:
+            raise catalog.CatalogError({table.qualified: failures[table.qualified]})

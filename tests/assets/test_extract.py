@@ -1,0 +1,72 @@
+"""Extract assets materialized by Dagster against the org sandbox."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from assets.definitions import daily_partitions, defs
+from assets.extract import extract_asset
+from assets.resources import ExtractResource, SalesforceResource, WarehouseResource
+from pipeline.extract.objects import source_object
+from pipeline.warehouse import Warehouse
+from tests.extract.conftest import YESTERDAY
+
+
+@pytest.fixture
+def resources(sandbox, tmp_path):
+    info = sandbox.info()["salesforce"]
+    return {
+        "salesforce": SalesforceResource(
+            auth="password",
+            login_url=info["url"],
+            username=info["username"],
+            password=info["password"],
+            security_token=info["security_token"],
+            client_id=info["client_id"],
+            client_secret=info["client_secret"],
+            ca_file=info["ca_file"],
+        ),
+        "warehouse": WarehouseResource(root=str(tmp_path / "warehouse")),
+        "extract_settings": ExtractResource(rest_threshold=0),
+    }
+
+
+def test_a_partition_materialization_reports_what_it_extracted(resources, tmp_path):
+    asset = extract_asset(source_object("OrderItem"), daily_partitions())
+    result = dg.materialize([asset], partition_key=YESTERDAY, resources=resources)
+    assert result.success
+    (event,) = result.asset_materializations_for_node(asset.op.name)
+    meta = event.metadata
+    assert meta["dagster/row_count"].value > 0
+    assert meta["method"].value == "bulk" and meta["bulk_jobs"].value == 1
+    assert {"deleted_rows", "api_calls", "bytes", "duration_seconds"} <= set(meta)
+    rows = (
+        Warehouse(tmp_path / "warehouse")
+        .connect()
+        .execute("SELECT count(*) FROM raw.order_item")
+        .fetchone()[0]
+    )
+    assert rows == meta["dagster/row_count"].value
+
+
+def test_reference_objects_are_unpartitioned(resources):
+    asset = extract_asset(source_object("Product2"), daily_partitions())
+    assert asset.partitions_def is None
+    assert dg.materialize([asset], resources=resources).success
+
+
+def test_no_secret_appears_in_run_metadata(resources, sandbox):
+    asset = extract_asset(source_object("Account"), daily_partitions())
+    result = dg.materialize([asset], partition_key=YESTERDAY, resources=resources)
+    text = repr([e.event_specific_data for e in result.all_events])
+    info = sandbox.info()["salesforce"]
+    for secret in ("password", "security_token", "client_secret"):
+        assert info[secret] not in text
+
+
+def test_the_code_location_loads_with_an_asset_per_object():
+    definitions = defs()
+    dg.Definitions.validate_loadable(definitions)
+    keys = {key.to_user_string() for key in definitions.resolve_asset_graph().get_all_asset_keys()}
+    assert {"raw/order_item", "raw/account", "raw/product2", "raw/pricing_mapping_mdt"} <= keys
