@@ -2,8 +2,9 @@
 
 Bulk API pages (CSV) are read by `read_csv` with the column types describe gives; REST pages
 (JSON records, parents nested) by `read_json_objects` and JSON paths. Either way the statement adds
-the row's version stamp, its partition and the extraction time, and keeps one row per
-`(Id, version)`.
+the row's version stamp, its partition and the extraction time, and streams: one query returns
+each record once, and the raw table's view keeps one row per `Id` across partitions and re-runs
+(the newest `(version, extraction)`), which is where rows seen twice meet.
 """
 
 from __future__ import annotations
@@ -79,8 +80,7 @@ def raw_rows_sql(
             SELECT {columns}, _version_stamp, '{WHOLE}' AS _partition,
                    ?::TIMESTAMP AS _extracted_at
             FROM (SELECT *, {version} AS _version_stamp FROM {source})
-            QUALIFY row_number() OVER (PARTITION BY "Id", _version_stamp) = 1
-        """
+            """
         return sql, [stamp, *params]
     sql = f"""
         SELECT {columns}, _version_stamp,
@@ -88,7 +88,6 @@ def raw_rows_sql(
                ?::TIMESTAMP AS _extracted_at
         FROM (SELECT *, {version} AS _version_stamp FROM {source})
         WHERE _version_stamp >= ?::TIMESTAMP AND _version_stamp < ?::TIMESTAMP
-        QUALIFY row_number() OVER (PARTITION BY "Id", _version_stamp) = 1
     """
     bounds = [_naive_utc(window.start - overlap), _naive_utc(window.end)]
     return sql, [_naive_utc(window.start), stamp, *params, *bounds]

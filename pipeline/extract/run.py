@@ -30,6 +30,11 @@ class ExtractSettings:
     # Stop before the org's remaining daily API requests fall below this.
     quota_floor: int = 1_000
     bulk_page_size: int = 100_000
+    # First status poll of a bulk job; later polls back off (simple-salesforce's schedule).
+    bulk_poll_seconds: float = 0.2
+    # DuckDB's working memory while typing and writing a window; beyond it, it spills to the
+    # work directory, so a year of rows needs no more memory than a day of them.
+    memory_limit: str = "256MB"
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,16 @@ def extract(
         sql, params = raw_rows_sql(
             plan, files, fmt, window=window, overlap=settings.overlap, extracted_at=extracted_at
         )
-        con = duckdb.connect()
+        con = duckdb.connect(
+            config={
+                "memory_limit": settings.memory_limit,
+                "temp_directory": str(work / "spill"),
+                "preserve_insertion_order": False,
+                # Partition files flush small row groups, so a window of many days does not hold
+                # every day's rows in memory at once.
+                "partitioned_write_flush_threshold": 32_768,
+            }
+        )
         try:
             con.execute("SET TimeZone = 'UTC'")
             keys = window.partitions if window else [WHOLE]
@@ -145,7 +159,11 @@ def _download(
         client.query_all_to_file(soql, path, include_deleted=plan.soft_delete)
         return "rest", [path], "json"
     files = client.bulk_query_to_files(
-        soql, work, include_deleted=plan.soft_delete, page_size=settings.bulk_page_size
+        soql,
+        work,
+        include_deleted=plan.soft_delete,
+        page_size=settings.bulk_page_size,
+        poll_seconds=settings.bulk_poll_seconds,
     )
     return "bulk", files, "csv"
 

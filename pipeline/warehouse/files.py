@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,6 +87,30 @@ def atomic_target(path: Path) -> Iterator[Path]:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def staging_directory(parent: Path, name: str) -> Iterator[Path]:
+    """A private, guarded directory under `parent` for files that are renamed out of it one by one.
+
+    It carries a temporary name (so views never see it and the sweep removes it if its writer
+    dies) and is removed with whatever is left in it on exit.
+    """
+    parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        temp, guard = temp_paths(parent / name)
+        try:
+            fd = _hold_guard(guard)
+        except FileNotFoundError:
+            continue
+        break
+    try:
+        temp.mkdir()
+        yield temp
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+        guard.unlink(missing_ok=True)
+        os.close(fd)
+
+
 def write_json_atomically(path: Path, data: Any) -> None:
     """Write `data` as JSON unless the file already holds exactly that (no needless renames)."""
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
@@ -135,7 +160,10 @@ def sweep_temp_files(directory: Path) -> list[Path]:
             continue
         try:
             for stale in (temp, guard):
-                if stale.exists():
+                if stale.is_dir():
+                    shutil.rmtree(stale, ignore_errors=True)
+                    removed.append(stale)
+                elif stale.exists():
                     stale.unlink(missing_ok=True)
                     removed.append(stale)
         finally:

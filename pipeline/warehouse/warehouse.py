@@ -8,9 +8,9 @@ over it under a lock that only writers take.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import unquote
 
 import duckdb
 
@@ -95,33 +95,29 @@ class Warehouse:
         """
         expected = {check_partition(key) for key in cover}
         self._prepare(table)
-        staging = identifier(f"_m3sync_partitions_{uuid.uuid4().hex}")
-        column = f"CAST({identifier(partition_column)} AS VARCHAR)"
-        con.execute(f"CREATE TEMP TABLE {staging} AS {query}", list(params))
-        try:
-            found = [
-                row[0] for row in con.execute(f"SELECT DISTINCT {column} FROM {staging}").fetchall()
-            ]
-            if None in found:
+        self._check_columns(con, table, f"SELECT * FROM ({query})", params)
+        directory = self.table_dir(table)
+        column = identifier(partition_column)
+        with files.staging_directory(directory, "partitions") as split:
+            con.execute(
+                f"COPY ({query}) TO {literal(str(split))} "
+                f"(FORMAT parquet, PARTITION_BY ({column}), WRITE_PARTITION_COLUMNS true)",
+                list(params),
+            )
+            produced = self._produced(split, partition_column)
+            if None in produced:
                 raise ValueError(f"{table.qualified}: {partition_column} is NULL in some rows")
-            keys = {check_partition(key) for key in found}
+            keys = {check_partition(key) for key in produced}
             if expected and not keys <= expected:
                 outside = ", ".join(sorted(keys - expected))
                 raise ValueError(
                     f"{table.qualified}: rows outside the covered partitions: {outside}"
                 )
-            counts = {
-                key: self._copy(
-                    con,
-                    table,
-                    f"SELECT * FROM {staging} WHERE {column} = ?",
-                    [key],
-                    self.partition_path(table, key),
-                )
-                for key in sorted(keys | expected)
-            }
-        finally:
-            con.execute(f"DROP TABLE IF EXISTS {staging}")
+            rows = self._row_counts(con, split)
+            counts = {}
+            for key in sorted(keys | expected):
+                counts[key] = self._place(con, table, key, produced, rows, query, params)
+            files.fsync_dir(directory)
         self._refresh_for(table)
         return counts
 
@@ -163,6 +159,69 @@ class Warehouse:
         for stale in files.sweep_temp_files(directory):
             log.info("removed %s, left by a writer that did not finish", stale)
 
+    @staticmethod
+    def _produced(split: Path, partition_column: str) -> dict[str | None, list[Path]]:
+        """The files `COPY ... PARTITION_BY` wrote, by partition value (None for NULL)."""
+        produced: dict[str | None, list[Path]] = {}
+        prefix = f"{partition_column}="
+        for folder in split.iterdir():
+            value = unquote(folder.name.removeprefix(prefix))
+            key = None if value == "__HIVE_DEFAULT_PARTITION__" else value
+            produced.setdefault(key, []).extend(sorted(folder.glob("*.parquet")))
+        return produced
+
+    @staticmethod
+    def _row_counts(con: duckdb.DuckDBPyConnection, split: Path) -> dict[str, int]:
+        """Rows per written file, from the Parquet footers alone."""
+        found = con.execute(
+            "SELECT file_name, num_rows FROM parquet_file_metadata(?)",
+            [str(split / "*" / "*.parquet")],
+        ).fetchall()
+        return {str(name): int(rows) for name, rows in found}
+
+    def _place(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: Table,
+        key: str,
+        produced: dict[str | None, list[Path]],
+        rows: dict[str, int],
+        query: str,
+        params: Sequence[object],
+    ) -> int:
+        """Rename a partition's file into place; merge several, or write an empty one for none."""
+        target = self.partition_path(table, key)
+        parts = produced.get(key, [])
+        if len(parts) == 1:
+            files.fsync_file(parts[0])
+            parts[0].replace(target)
+            return rows[str(parts[0])]
+        if parts:
+            return self._copy(
+                con, table, "SELECT * FROM read_parquet(?)", [[str(p) for p in parts]], target
+            )
+        return self._copy(con, table, f"SELECT * FROM ({query}) LIMIT 0", params, target)
+
+    def _check_columns(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: Table,
+        query: str,
+        params: Sequence[object] = (),
+    ) -> None:
+        """Refuse rows the table's view could not read (no `latest_by`/`order_by` columns)."""
+        needed = (*table.latest_by, *table.order_by)
+        if not needed:
+            return
+        described = con.execute(f"{query} LIMIT 0", list(params)).description
+        columns = {column[0] for column in described}
+        missing = [column for column in needed if column not in columns]
+        if missing:
+            raise ValueError(
+                f"{table.qualified}: latest_by/order_by columns missing from the "
+                f"query: {', '.join(missing)}"
+            )
+
     def _copy(
         self,
         con: duckdb.DuckDBPyConnection,
@@ -176,20 +235,7 @@ class Warehouse:
             (count,) = con.execute(
                 f"COPY ({query}) TO {literal(str(temp))} (FORMAT parquet)", list(params)
             ).fetchone() or (0,)
-            needed = (*table.latest_by, *table.order_by)
-            if needed:
-                columns = {
-                    column[0]
-                    for column in con.execute(
-                        f"SELECT * FROM read_parquet({literal(str(temp))}) LIMIT 0"
-                    ).description
-                }
-                missing = [column for column in needed if column not in columns]
-                if missing:
-                    raise ValueError(
-                        f"{table.qualified}: latest_by/order_by columns missing from the "
-                        f"query: {', '.join(missing)}"
-                    )
+            self._check_columns(con, table, f"SELECT * FROM read_parquet({literal(str(temp))})")
         return int(count)
 
     def _refresh_for(self, table: Table) -> None:

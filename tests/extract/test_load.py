@@ -111,11 +111,6 @@ def test_a_range_run_puts_each_row_in_the_partition_of_its_version(tmp_path):
     assert [(r["Id"], r["_partition"]) for r in rows] == [("a", "2026-11-18"), ("b", "2026-11-20")]
 
 
-def test_the_same_version_of_a_row_is_kept_once(tmp_path):
-    line = '"a","2026-11-20T08:00:00.000Z","false","","","","",""'
-    assert len(_rows([_csv(tmp_path, "1.csv", line), _csv(tmp_path, "2.csv", line)])) == 1
-
-
 def test_two_versions_with_equal_timestamps_of_different_records_are_both_kept(tmp_path):
     page = _csv(
         tmp_path,

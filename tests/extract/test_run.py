@@ -200,9 +200,35 @@ def test_a_row_that_commits_late_is_caught_by_the_next_partition(
         row = (
             warehouse.connect()
             .execute('SELECT "Quantity", _partition FROM raw.order_item WHERE "Id" = ?', [late_id])
-            .fetchone()
+            .fetchall()
         )
-        assert row == (777.0, second)
+        assert row == [(777.0, second)]
+
+
+def test_the_raw_view_shows_a_record_once_at_its_newest_version(
+    start_sandbox: StartSandbox, tmp_path
+):
+    with start_sandbox(accounts=5) as sandbox:
+        _age_parents(sandbox)
+        client = client_for(sandbox)
+        first, second = _last_days(2)
+        warehouse = Warehouse(tmp_path / "w")
+        extract(client, warehouse, ORDER_ITEM, [first], BULK)
+        record = _raw(warehouse, "order_item", first)[0][0]
+        _mutate(
+            sandbox,
+            'UPDATE org."OrderItem" SET "SystemModstamp" = ?, "Quantity" = 5 WHERE "Id" = ?',
+            [_day_start(second) + dt.timedelta(hours=2), record],
+        )
+        extract(client, warehouse, ORDER_ITEM, [second], BULK)
+        con = warehouse.connect()
+        assert con.execute(
+            'SELECT "Quantity", _partition FROM raw.order_item WHERE "Id" = ?', [record]
+        ).fetchall() == [(5.0, second)]
+        files = [str(warehouse.partition_path(raw_table(ORDER_ITEM), d)) for d in (first, second)]
+        assert con.execute(
+            'SELECT count(*) FROM read_parquet(?) WHERE "Id" = ?', [files, record]
+        ).fetchone() == (2,)
 
 
 def test_a_parent_change_brings_its_children_into_the_partition(

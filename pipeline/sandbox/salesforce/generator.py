@@ -25,6 +25,8 @@ from pipeline.sandbox.salesforce.mapping_records import records_of
 from pipeline.sandbox.salesforce.schema import SObject, create_table_sql, demo_schema
 
 INTEGRATION_USERNAME = "integration@m3sync.example"
+# Bumped whenever the generated data changes, so sandboxes regenerate a cached org.
+GENERATOR_VERSION = 2
 SCHEMA = "org"
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -337,6 +339,7 @@ class _Generator:
         *,
         owned: bool = True,
         touched: str = "created_ms",
+        recent: bool = True,
     ) -> None:
         """Insert one object's rows from `base`, adding Ids and the system audit fields.
 
@@ -349,17 +352,23 @@ class _Generator:
         on one of the last 8 days, so every nightly window has work; ranks 9-24 are edited in
         pairs at the midnights of those days and ranks 25-27 at one shared instant, so equal
         stamps sit on partition edges. Other records are edited at times skewed towards their
-        creation; one in ten also gets a later system update (SystemModstamp only).
+        creation; one in ten also gets a later system update (SystemModstamp only). Reference
+        data (`recent=False`: the catalogue) gets no recent edits: a product change re-stages every
+        line item that bills it, which real catalogues do rarely.
         """
         c = self.clock
         shared_ms = c.as_of_ms - 3 * DAY_MS + 51_936_250  # 14:25:36.250, three days back
-        stamp = f"""CASE
+        stamp = (
+            "NULL::BIGINT"
+            if not recent
+            else f"""CASE
             WHEN (live_rank - 1) % 200 < 8
                 THEN {c.as_of_ms} - ((live_rank - 1) % 200) * {DAY_MS}
                     + _g_pick(hkey, '{obj}:time_of_day', {DAY_MS})
             WHEN live_rank BETWEEN 9 AND 24 THEN {c.as_of_ms} - ((live_rank - 9) // 2) * {DAY_MS}
             WHEN live_rank BETWEEN 25 AND 27 THEN {shared_ms}
         END"""
+        )
         last_modified = f"""CASE
             WHEN deleted THEN created_ms
                 + CAST(floor((del_ms - created_ms) * pow(_g_u(hkey, '{obj}:lm'), 4)) AS BIGINT)
@@ -476,6 +485,7 @@ class _Generator:
             plan_template AS "M3ter_Plan_Template_Code__c", calculation AS "M3ter_Calculation__c",
             unit_cost AS "Unit_Cost__c" """,
             {"Id": ("01t", "seq")},
+            recent=False,
         )
         self.fill(
             "Pricebook2",
@@ -486,6 +496,7 @@ class _Generator:
             'Standard Price Book' AS "Name", true AS "IsActive", true AS "IsStandard",
             'List prices in every currency' AS "Description" """,
             {"Id": ("01s", "seq")},
+            recent=False,
         )
         self.fill(
             "PricebookEntry",
@@ -499,6 +510,7 @@ class _Generator:
             false AS "UseStandardPrice", code AS "ProductCode", currency AS "CurrencyIsoCode" """,
             {},
             owned=False,
+            recent=False,
         )
 
     # -- accounts and contracts -------------------------------------------------------------------

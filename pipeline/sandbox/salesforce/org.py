@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.salesforce.ids import is_valid_id, make_id, to18
-from pipeline.sandbox.salesforce.generator import generate_org
+from pipeline.sandbox.salesforce.generator import GENERATOR_VERSION, generate_org
 from pipeline.sandbox.salesforce.schema import OrgSchema, SObject
 from pipeline.sandbox.salesforce.soql import compile_query
 
@@ -153,7 +153,12 @@ class Org:
         self._sequence = itertools.count(int(time.time() * 1000) % 62**7)
 
     def _ensure_generated(self, accounts: int, seed: int, as_of: dt.date) -> dict[str, int]:
-        wanted = {"accounts": accounts, "seed": seed, "as_of": as_of.isoformat()}
+        wanted = {
+            "accounts": accounts,
+            "seed": seed,
+            "as_of": as_of.isoformat(),
+            "generator": GENERATOR_VERSION,
+        }
         self.db.execute("CREATE TABLE IF NOT EXISTS org_meta (params VARCHAR, counts VARCHAR)")
         row = self.db.execute("SELECT params, counts FROM org_meta").fetchone()
         if row is not None and json.loads(row[0]) == wanted:
