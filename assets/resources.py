@@ -5,6 +5,7 @@ or metadata; `settings()` hands them to the pipeline only when a run needs them.
 """
 
 import datetime as dt
+from dataclasses import fields
 from pathlib import Path
 
 import dagster as dg
@@ -35,21 +36,12 @@ class SalesforceResource(dg.ConfigurableResource):
 
     def settings(self) -> SalesforceSettings:
         return SalesforceSettings(
-            auth=self.auth,  # type: ignore[arg-type]
-            login_url=self.login_url,
-            instance_url=self.instance_url,
-            username=self.username,
-            password=self.password,
-            security_token=self.security_token,
-            client_id=self.client_id,
-            client_secret=self.client_secret,
-            private_key_file=self.private_key_file,
-            session_id=self.session_id,
-            ca_file=self.ca_file,
-            api_version=self.api_version,
-            connect_timeout=self.connect_timeout,
-            read_timeout=self.read_timeout,
+            **{f.name: getattr(self, f.name) for f in fields(SalesforceSettings)}
         )
+
+    @classmethod
+    def from_settings(cls, settings: SalesforceSettings) -> "SalesforceResource":
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(SalesforceSettings)})
 
     def client(self) -> SalesforceClient:
         return SalesforceClient(self.settings())
@@ -71,6 +63,7 @@ class ExtractResource(dg.ConfigurableResource):
     rest_threshold: int = 10_000
     quota_floor: int = 1_000
     bulk_page_size: int = 100_000
+    memory_mb: int = 128
 
     def settings(self) -> ExtractSettings:
         return ExtractSettings(
@@ -78,4 +71,5 @@ class ExtractResource(dg.ConfigurableResource):
             rest_threshold=self.rest_threshold,
             quota_floor=self.quota_floor,
             bulk_page_size=self.bulk_page_size,
+            memory_mb=self.memory_mb,
         )

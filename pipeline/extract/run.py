@@ -32,9 +32,9 @@ class ExtractSettings:
     bulk_page_size: int = 100_000
     # First status poll of a bulk job; later polls back off (simple-salesforce's schedule).
     bulk_poll_seconds: float = 0.2
-    # DuckDB's working memory while typing and writing a window; beyond it, it spills to the
-    # work directory, so a year of rows needs no more memory than a day of them.
-    memory_limit: str = "256MB"
+    # DuckDB's working memory (MB) while typing and writing a window, so that a year of rows
+    # needs little more memory than a day of them; doubled (twice at most) if a write needs more.
+    memory_mb: int = 128
 
 
 @dataclass(frozen=True)
@@ -104,25 +104,9 @@ def extract(
         sql, params = raw_rows_sql(
             plan, files, fmt, window=window, overlap=settings.overlap, extracted_at=extracted_at
         )
-        con = duckdb.connect(
-            config={
-                "memory_limit": settings.memory_limit,
-                "temp_directory": str(work / "spill"),
-                "preserve_insertion_order": False,
-                # Partition files flush small row groups, so a window of many days does not hold
-                # every day's rows in memory at once.
-                "partitioned_write_flush_threshold": 32_768,
-            }
-        )
-        try:
-            con.execute("SET TimeZone = 'UTC'")
-            keys = window.partitions if window else [WHOLE]
-            rows = warehouse.write_partitions(
-                con, raw_table(source), sql, params, "_partition", cover=keys
-            )
-            deleted = _deleted(warehouse, source, keys) if plan.soft_delete else 0
-        finally:
-            con.close()
+        keys = window.partitions if window else [WHOLE]
+        rows = _publish(warehouse, source, sql, params, keys, work, settings.memory_mb)
+        deleted = _deleted(warehouse, source, keys) if plan.soft_delete else 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return ExtractResult(
@@ -166,6 +150,40 @@ def _download(
         poll_seconds=settings.bulk_poll_seconds,
     )
     return "bulk", files, "csv"
+
+
+def _publish(
+    warehouse: Warehouse,
+    source: SourceObject,
+    sql: str,
+    params: list[object],
+    keys: Sequence[str],
+    work: Path,
+    memory_mb: int,
+) -> dict[str, int]:
+    """Write the window's partitions under a memory limit, raising it only when DuckDB must."""
+    for attempt in range(3):
+        con = duckdb.connect(
+            config={
+                "memory_limit": f"{memory_mb << attempt}MB",
+                "temp_directory": str(work / "spill"),
+                "preserve_insertion_order": False,
+                # Partition files flush small row groups, so a window of many days never holds
+                # every day's rows in memory at once.
+                "partitioned_write_flush_threshold": 4096,
+            }
+        )
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            return warehouse.write_partitions(
+                con, raw_table(source), sql, params, "_partition", cover=keys
+            )
+        except duckdb.OutOfMemoryException:
+            if attempt == 2:
+                raise
+        finally:
+            con.close()
+    raise AssertionError("unreachable")
 
 
 def _deleted(warehouse: Warehouse, source: SourceObject, keys: Sequence[str]) -> int:

@@ -7,6 +7,7 @@ names of the settings to supply, never at the first API call and never echoing a
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Literal, get_args
 from urllib.parse import urlsplit
@@ -108,3 +109,17 @@ class SalesforceSettings:
             else:
                 shown.append(f"{f.name}={value!r}")
         return f"SalesforceSettings({', '.join(shown)})"
+
+
+def sandbox_settings(info: Mapping[str, str]) -> SalesforceSettings:
+    """Settings for the org sandbox, from the `salesforce` section of its `sandbox.json`."""
+    return SalesforceSettings(
+        auth="password",
+        login_url=info["url"],
+        username=info["username"],
+        password=info["password"],
+        security_token=info["security_token"],
+        client_id=info["client_id"],
+        client_secret=info["client_secret"],
+        ca_file=info["ca_file"],
+    )

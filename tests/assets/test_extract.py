@@ -9,6 +9,7 @@ from assets.definitions import daily_partitions, defs
 from assets.extract import extract_asset
 from assets.resources import ExtractResource, SalesforceResource, WarehouseResource
 from pipeline.extract.objects import source_object
+from pipeline.salesforce.settings import sandbox_settings
 from pipeline.warehouse import Warehouse
 from tests.extract.conftest import YESTERDAY
 
@@ -17,16 +18,7 @@ from tests.extract.conftest import YESTERDAY
 def resources(sandbox, tmp_path):
     info = sandbox.info()["salesforce"]
     return {
-        "salesforce": SalesforceResource(
-            auth="password",
-            login_url=info["url"],
-            username=info["username"],
-            password=info["password"],
-            security_token=info["security_token"],
-            client_id=info["client_id"],
-            client_secret=info["client_secret"],
-            ca_file=info["ca_file"],
-        ),
+        "salesforce": SalesforceResource.from_settings(sandbox_settings(info)),
         "warehouse": WarehouseResource(root=str(tmp_path / "warehouse")),
         "extract_settings": ExtractResource(rest_threshold=0),
     }

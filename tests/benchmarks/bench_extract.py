@@ -24,7 +24,7 @@ import pandas as pd
 from pipeline.extract.objects import SourceObject
 from pipeline.extract.run import ExtractSettings, extract
 from pipeline.salesforce.client import SalesforceClient
-from pipeline.salesforce.settings import SalesforceSettings
+from pipeline.salesforce.settings import sandbox_settings
 from pipeline.warehouse import Warehouse
 from tests.benchmarks.bench_bulk2_download import peak_rss_mb, reset_peak_rss
 from tests.processes import sandbox_process
@@ -45,16 +45,7 @@ DAYS = 3 * 366 + 7
 
 
 def client(info: dict[str, str]) -> SalesforceClient:
-    return SalesforceClient(
-        SalesforceSettings(
-            auth="password",
-            login_url=info["url"],
-            username=info["username"],
-            password=info["password"],
-            security_token=info["security_token"],
-            ca_file=info["ca_file"],
-        )
-    )
+    return SalesforceClient(sandbox_settings(info))
 
 
 def partitions() -> list[str]:

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.salesforce.client import SalesforceClient
 from pipeline.salesforce.retry import RetryPolicy
-from pipeline.salesforce.settings import SalesforceSettings
+from pipeline.salesforce.settings import sandbox_settings
 from pipeline.sandbox.server import RunningSandbox
 from pipeline.warehouse import Warehouse
 
@@ -16,17 +16,7 @@ YESTERDAY = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
 
 
 def client_for(sandbox: RunningSandbox) -> SalesforceClient:
-    info = sandbox.info()["salesforce"]
-    settings = SalesforceSettings(
-        auth="password",
-        login_url=info["url"],
-        username=info["username"],
-        password=info["password"],
-        security_token=info["security_token"],
-        client_id=info["client_id"],
-        client_secret=info["client_secret"],
-        ca_file=info["ca_file"],
-    )
+    settings = sandbox_settings(sandbox.info()["salesforce"])
     return SalesforceClient(settings, RetryPolicy(attempts=8, base_delay=0.01, max_delay=0.05))
 
 
