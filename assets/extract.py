@@ -5,11 +5,19 @@ from collections.abc import Sequence
 import dagster as dg
 
 from assets.resources import ExtractResource, SalesforceResource, WarehouseResource
+from pipeline.extract.errors import ExtractError
 from pipeline.extract.objects import SourceObject
 from pipeline.extract.run import ExtractResult, extract
+from pipeline.salesforce.errors import (
+    QuotaFloorReached,
+    SalesforceAuthError,
+    SalesforceRequestError,
+)
+
+PERMANENT = (ExtractError, SalesforceAuthError, SalesforceRequestError, QuotaFloorReached)
 
 # Transient failures are retried inside the pipeline's client; a step retry covers a run whose
-# client gave up (a long outage), with back-off.
+# client gave up (a long outage), with back-off. Failures no retry can fix skip it.
 STEP_RETRY = dg.RetryPolicy(
     max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
@@ -54,13 +62,16 @@ def extract_asset(
         extract_settings: ExtractResource,
     ) -> dg.MaterializeResult:
         partitions = context.partition_keys if partitioned else None
-        result = extract(
-            salesforce.client(),
-            warehouse.warehouse(),
-            source,
-            partitions,
-            extract_settings.settings(),
-        )
+        try:
+            result = extract(
+                salesforce.client(),
+                warehouse.warehouse(),
+                source,
+                partitions,
+                extract_settings.settings(),
+            )
+        except PERMANENT as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
         return dg.MaterializeResult(metadata=metadata(result))
 
     return _extract

@@ -62,3 +62,16 @@ def test_the_code_location_loads_with_an_asset_per_object():
     dg.Definitions.validate_loadable(definitions)
     keys = {key.to_user_string() for key in definitions.resolve_asset_graph().get_all_asset_keys()}
     assert {"raw/order_item", "raw/account", "raw/product2", "raw/pricing_mapping_mdt"} <= keys
+
+
+def test_a_missing_field_fails_the_run_without_step_retries(resources):
+    from pipeline.extract.objects import SourceObject
+
+    asset = extract_asset(SourceObject("Account", ("Nope__c",)), daily_partitions())
+    result = dg.materialize(
+        [asset], partition_key=YESTERDAY, resources=resources, raise_on_error=False
+    )
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.error
+    assert "Account: cannot select 'Nope__c'" in failure.message
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
