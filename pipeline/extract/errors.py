@@ -17,3 +17,4 @@ class FieldNotFound(ExtractError):
         )
         self.sobject = sobject
         self.path = path
+        self.reason = reason

@@ -64,8 +64,12 @@ def _relationships(describe: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-def _resolve(sobject: str, path: str, describe: Describe) -> tuple[str, str, list[str]]:
-    """Canonical path, field type and canonical parent prefixes of one selected path."""
+def resolve_path(sobject: str, path: str, describe: Describe) -> tuple[str, str, list[str]]:
+    """Canonical path, field type and canonical parent prefixes of one field or relationship path.
+
+    Matches case-insensitively; raises FieldNotFound when any step is missing,
+    hidden by field-level security, polymorphic, too deep or not selectable in bulk queries.
+    """
     parts = path.split(".")
     current = sobject
     canonical: list[str] = []
@@ -118,10 +122,10 @@ def plan_fields(source: SourceObject, describe: Describe, extra: Iterable[str] =
     columns: dict[str, Column] = {}
     parents: dict[str, None] = {}
     for path in wanted:
-        canonical, kind, prefixes = _resolve(source.name, path, describe)
+        canonical, kind, prefixes = resolve_path(source.name, path, describe)
         columns.setdefault(canonical, Column(canonical, kind))
         parents.update(dict.fromkeys(prefixes))
     for parent in parents:
-        stamp, kind, _ = _resolve(source.name, f"{parent}.{STAMP}", describe)
+        stamp, kind, _ = resolve_path(source.name, f"{parent}.{STAMP}", describe)
         columns.setdefault(stamp, Column(stamp, kind))
     return FieldPlan(source.name, tuple(columns.values()), tuple(parents), soft_delete)

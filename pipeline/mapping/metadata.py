@@ -1,0 +1,168 @@
+"""Mappings read from the org's `*Mapping__mdt` custom metadata records (DESIGN §5).
+
+Custom metadata is not bulk-queryable, so the records come from REST `query_all` as
+simple-salesforce returns them (dicts with `attributes` and field API names). They are turned
+into the same `MappingRecord`s as the YAML files, through the same rules; a problem names the
+metadata type, the record's DeveloperName and the field, the org-side equivalent of file:line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from pipeline.mapping.spec import (
+    AGREEMENT_ENTITIES,
+    ENTITIES,
+    METADATA_TYPE,
+    SEGMENTED_ENTITIES,
+    Entity,
+    Location,
+    MappingRecord,
+    MappingSet,
+    MappingSpecError,
+    RecordOrigin,
+    parse_record,
+)
+
+# Metadata field API name -> the mapping key it holds.
+FIELD_KEYS: Final[dict[str, str]] = {
+    "DeveloperName": "name",
+    "Source_Object__c": "object",
+    "Where__c": "where",
+    "Sync_Level__c": "sync_level",
+    "Fields__c": "fields",
+    "Hardcoded__c": "hardcoded",
+    "Custom_Fields__c": "custom_fields",
+    "Segments__c": "segments",
+    "Active__c": "active",
+}
+KEY_FIELDS: Final[dict[str, str]] = {key: name for name, key in FIELD_KEYS.items()}
+# Fields holding a JSON object as text; blank means an empty object.
+JSON_FIELDS: Final[frozenset[str]] = frozenset({"Fields__c", "Hardcoded__c", "Custom_Fields__c"})
+
+
+def _select_list(entity: Entity) -> tuple[str, ...]:
+    """Only the fields the entity's type has: `Segments__c` exists on pricings alone, etc."""
+    return tuple(
+        name
+        for name in FIELD_KEYS
+        if not (name == "Sync_Level__c" and entity not in AGREEMENT_ENTITIES)
+        and not (name == "Segments__c" and entity not in SEGMENTED_ENTITIES)
+    )
+
+
+METADATA_FIELDS: Final[dict[Entity, tuple[str, ...]]] = {e: _select_list(e) for e in ENTITIES}
+
+
+def metadata_query(entity: Entity) -> str:
+    """The SOQL that reads every mapping record of `entity`'s type, in a stable order."""
+    return (
+        f"SELECT {', '.join(METADATA_FIELDS[entity])} FROM {METADATA_TYPE[entity]} "
+        "ORDER BY DeveloperName"
+    )
+
+
+def from_metadata_records(
+    entity: Entity, records: Iterable[Mapping[str, Any]]
+) -> list[MappingRecord]:
+    """The mapping records of one `*Mapping__mdt` type; every problem of every record is raised
+    together as one `MappingSpecError`."""
+    converted, problems = _convert(entity, records)
+    if problems:
+        raise MappingSpecError(problems)
+    return [record for record, _ in converted]
+
+
+def metadata_mapping_set(records: Mapping[Entity, Iterable[Mapping[str, Any]]]) -> MappingSet:
+    """A `MappingSet` from each entity's metadata records, remembering which record and field
+    each mapping key came from (`PricingMapping__mdt.OrderItem_Pricing.Fields__c`)."""
+    mappings: dict[Entity, list[MappingRecord]] = {}
+    origins: dict[tuple[Entity, str], RecordOrigin] = {}
+    problems: list[str] = []
+    for entity, entity_records in records.items():
+        if entity not in METADATA_TYPE:
+            raise MappingSpecError([f"unknown entity {entity!r}"])
+        converted, found = _convert(entity, entity_records)
+        problems += found
+        mappings[entity] = [record for record, _ in converted]
+        origins.update(((entity, record.name), origin) for record, origin in converted)
+    if problems:
+        raise MappingSpecError(problems)
+    return MappingSet(mappings, origins)
+
+
+def _convert(
+    entity: Entity, records: Iterable[Mapping[str, Any]]
+) -> tuple[list[tuple[MappingRecord, RecordOrigin]], list[str]]:
+    type_name = METADATA_TYPE[entity]
+    converted = []
+    problems: list[str] = []
+    seen: set[str] = set()
+    for index, row in enumerate(records, start=1):
+        name = row.get("DeveloperName")
+        label = f"{type_name} {name!r}" if name else f"{type_name} record #{index}"
+        data: dict[str, Any] = {}
+        found: list[str] = []
+        for field_name in METADATA_FIELDS[entity]:
+            value = row.get(field_name)
+            if field_name in JSON_FIELDS:
+                value, error = _json_object(value)
+                if error:
+                    found.append(f"{label}: {field_name}: {error}")
+            data[FIELD_KEYS[field_name]] = value
+        if isinstance(name, str) and name in seen:
+            found.append(f"{label}: DeveloperName: duplicate mapping name {name!r}")
+        if isinstance(name, str):
+            seen.add(name)
+        if not found:
+            record, rule_problems = parse_record(entity, data)
+            found += [f"{label}: {_field_of(p.path)}{p.message}" for p in rule_problems]
+            if record is not None:
+                converted.append((record, _origin(type_name, record.name)))
+        problems += found
+    return converted, problems
+
+
+def _json_object(text: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """The JSON object in a text field (None when blank), or an error saying what is wrong."""
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return None, None
+    if not isinstance(text, str):
+        return None, f"expected JSON object text, not {type(text).__name__}"
+    try:
+        value = json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as exc:
+        return None, f"invalid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})"
+    except _DuplicateKeyError as exc:
+        return None, f"invalid JSON: duplicate key {exc.args[0]!r}"
+    if not isinstance(value, dict):
+        return None, f"expected a JSON object ({{...}}), not {type(value).__name__}"
+    return value, None
+
+
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Rejects a repeated key, which plain `json.loads` would silently resolve to the last one."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKeyError(key)
+        result[key] = value
+    return result
+
+
+def _field_of(path: tuple[str, ...]) -> str:
+    return f"{KEY_FIELDS[path[0]]}: " if path and path[0] in KEY_FIELDS else ""
+
+
+def _origin(type_name: str, name: str) -> RecordOrigin:
+    source = f"{type_name}.{name}"
+    return RecordOrigin(
+        Location(source),
+        {(key,): Location(f"{source}.{field_name}") for field_name, key in FIELD_KEYS.items()},
+    )
