@@ -12,23 +12,9 @@ import dagster as dg
 from assets.extract import extract_assets
 from assets.resources import ExtractResource, SalesforceResource, WarehouseResource
 from pipeline.extract.objects import ALL
+from pipeline.salesforce.settings import ENVIRONMENT
 
 DEFAULT_START_DATE = "2023-01-01"
-
-SALESFORCE_ENV = {
-    "auth": "M3SYNC_SALESFORCE_AUTH",
-    "login_url": "M3SYNC_SALESFORCE_LOGIN_URL",
-    "instance_url": "M3SYNC_SALESFORCE_INSTANCE_URL",
-    "username": "M3SYNC_SALESFORCE_USERNAME",
-    "password": "M3SYNC_SALESFORCE_PASSWORD",
-    "security_token": "M3SYNC_SALESFORCE_SECURITY_TOKEN",
-    "client_id": "M3SYNC_SALESFORCE_CLIENT_ID",
-    "client_secret": "M3SYNC_SALESFORCE_CLIENT_SECRET",
-    "private_key_file": "M3SYNC_SALESFORCE_PRIVATE_KEY_FILE",
-    "session_id": "M3SYNC_SALESFORCE_SESSION_ID",
-    "ca_file": "M3SYNC_SALESFORCE_CA_FILE",
-    "api_version": "M3SYNC_SALESFORCE_API_VERSION",
-}
 
 
 def _from_env(names: dict[str, str]) -> dict[str, dg.EnvVar]:
@@ -44,7 +30,7 @@ def daily_partitions() -> dg.DailyPartitionsDefinition:
 def resources() -> dict[str, dg.ConfigurableResource]:
     warehouse = _from_env({"root": "M3SYNC_WAREHOUSE"})
     return {
-        "salesforce": SalesforceResource(**_from_env(SALESFORCE_ENV)),
+        "salesforce": SalesforceResource(**_from_env(ENVIRONMENT)),
         "warehouse": WarehouseResource(**warehouse),
         "extract_settings": ExtractResource(),
     }

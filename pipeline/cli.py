@@ -6,12 +6,19 @@ import enum
 import json
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.mapping.errors import MappingError
+from pipeline.mapping.files import dump_mappings, load_mappings
+from pipeline.mapping.metadata import read_org_mappings
+from pipeline.mapping.validate import reference_problems
+from pipeline.salesforce.client import SalesforceClient
+from pipeline.salesforce.errors import SalesforceExtractError
+from pipeline.salesforce.settings import sandbox_settings, settings_from_env
 from pipeline.sandbox.faults import FaultConfig
 from pipeline.sandbox.m3ter import M3terConfig
 from pipeline.sandbox.salesforce.app import SalesforceConfig
@@ -27,6 +34,11 @@ sandbox_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(sandbox_app, name="sandbox")
+mappings_app = typer.Typer(
+    help="Mapping sets: YAML files under mappings/ or the org's *Mapping__mdt records.",
+    no_args_is_help=True,
+)
+app.add_typer(mappings_app, name="mappings")
 console = Console()
 
 DEFAULT_STATE_DIR = Path(".m3sync/sandbox")
@@ -183,6 +195,65 @@ def demo(
     salesforce = SalesforceConfig(state_dir=root / "salesforce", accounts=accounts, seed=seed)
     m3ter = M3terConfig(state_dir=root / "m3ter")
     _serve("Demo", state_dir, salesforce, m3ter, port, m3ter_port)
+
+
+Sandbox = Annotated[
+    Path | None,
+    typer.Option(
+        "--sandbox",
+        help="Connect to the org sandbox described by this sandbox.json instead of the org "
+        "configured by the M3SYNC_SALESFORCE_* variables.",
+    ),
+]
+MappingsDir = Annotated[Path, typer.Option("--dir", help="The mapping files' directory.")]
+
+
+def _client(sandbox: Path | None) -> SalesforceClient:
+    if sandbox is not None:
+        return SalesforceClient(sandbox_settings(json.loads(sandbox.read_text())["salesforce"]))
+    return SalesforceClient(settings_from_env())
+
+
+def _fail(message: str) -> NoReturn:
+    console.print(message, style="red", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@mappings_app.command("validate")
+def mappings_validate(
+    directory: MappingsDir = Path("mappings"),
+    from_org: Annotated[
+        bool, typer.Option("--from-org", help="Validate the org's *Mapping__mdt records instead.")
+    ] = False,
+    sandbox: Sandbox = None,
+) -> None:
+    """Check a mapping set against the org's describe; print every problem at once."""
+    try:
+        client = _client(sandbox)
+        mappings = read_org_mappings(client) if from_org else load_mappings(directory)
+        problems = reference_problems(mappings, client.describe)
+    except (MappingError, SalesforceExtractError, ValueError) as exc:
+        _fail(str(exc))
+    if problems:
+        _fail("\n".join(problems))
+    count = sum(1 for _ in mappings)
+    console.print(f"{count} mappings valid against the org.")
+
+
+@mappings_app.command("export")
+def mappings_export(
+    directory: MappingsDir = Path("mappings"),
+    sandbox: Sandbox = None,
+) -> None:
+    """Write the org's *Mapping__mdt records as YAML mapping files."""
+    try:
+        mappings = read_org_mappings(_client(sandbox))
+    except (MappingError, SalesforceExtractError, ValueError) as exc:
+        _fail(str(exc))
+    written = dump_mappings(mappings, directory)
+    console.print(
+        f"{sum(1 for _ in mappings)} mappings written to {len(written)} files in {directory}."
+    )
 
 
 def main() -> None:

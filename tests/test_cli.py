@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 import requests
@@ -12,7 +13,15 @@ from simple_salesforce import Salesforce
 from pipeline.salesforce.session import salesforce_session
 from tests.processes import M3SYNC, sandbox_process
 
-SUBCOMMANDS = [[], ["sandbox"], ["sandbox", "up"], ["demo"]]
+SUBCOMMANDS = [
+    [],
+    ["sandbox"],
+    ["sandbox", "up"],
+    ["demo"],
+    ["mappings"],
+    ["mappings", "validate"],
+    ["mappings", "export"],
+]
 
 
 @pytest.mark.parametrize("args", SUBCOMMANDS, ids=lambda a: " ".join(a) or "m3sync")
@@ -71,3 +80,50 @@ def test_bad_fault_settings_are_a_usage_error(tmp_path):
     )
     assert result.returncode == 2
     assert "unknown fault kinds" in result.stderr
+
+
+def test_mappings_export_writes_the_org_s_records_as_the_shipped_files(tmp_path):
+    shipped = Path(__file__).resolve().parents[1] / "mappings"
+    with sandbox_process(tmp_path / "sandbox", "--only", "salesforce", "--accounts", "3"):
+        sandbox_json = str(tmp_path / "sandbox" / "sandbox.json")
+        exported = subprocess.run(
+            [M3SYNC, "mappings", "export", "--sandbox", sandbox_json, "--dir", str(tmp_path / "m")],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        validated = subprocess.run(
+            [M3SYNC, "mappings", "validate", "--sandbox", sandbox_json, "--dir", str(shipped)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    assert exported.returncode == 0, exported.stderr
+    assert validated.returncode == 0 and "34 mappings valid" in validated.stdout
+    for path in sorted((tmp_path / "m").glob("*.yaml")):
+        assert path.read_text() == (shipped / path.name).read_text(), path.name
+
+
+def test_mappings_validate_fails_with_every_problem(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "accounts.yaml").write_text(
+        "- name: A\n  object: Account\n  fields:\n    code: Nope1__c\n    name: Nope2__c\n"
+    )
+    with sandbox_process(tmp_path / "sandbox", "--only", "salesforce", "--accounts", "3"):
+        result = subprocess.run(
+            [
+                M3SYNC,
+                "mappings",
+                "validate",
+                "--sandbox",
+                str(tmp_path / "sandbox" / "sandbox.json"),
+                "--dir",
+                str(tmp_path / "m"),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    assert result.returncode == 1
+    lines = [line for line in result.stdout.splitlines() if "does not resolve" in line]
+    assert len(lines) == 2 and "accounts.yaml:4: mapping 'A': fields key 'code'" in lines[0]

@@ -25,6 +25,7 @@ from pipeline.mapping.spec import (
     RecordOrigin,
     parse_record,
 )
+from pipeline.salesforce.client import SalesforceClient
 
 # Metadata field API name -> the mapping key it holds.
 FIELD_KEYS: Final[dict[str, str]] = {
@@ -165,4 +166,12 @@ def _origin(type_name: str, name: str) -> RecordOrigin:
     return RecordOrigin(
         Location(source),
         {(key,): Location(f"{source}.{field_name}") for field_name, key in FIELD_KEYS.items()},
+    )
+
+
+def read_org_mappings(client: SalesforceClient) -> MappingSet:
+    """The org's mapping set, from every `*Mapping__mdt` type (REST: custom metadata is not
+    bulk-queryable)."""
+    return metadata_mapping_set(
+        {entity: client.query_records(metadata_query(entity)) for entity in ENTITIES}
     )

@@ -6,6 +6,7 @@ names of the settings to supply, never at the first API call and never echoing a
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -123,3 +124,32 @@ def sandbox_settings(info: Mapping[str, str]) -> SalesforceSettings:
         client_secret=info["client_secret"],
         ca_file=info["ca_file"],
     )
+
+
+# The environment variable that sets each setting (credentials only ever come from here or from
+# Dagster `EnvVar`s reading the same names).
+ENVIRONMENT: dict[str, str] = {
+    name: f"M3SYNC_SALESFORCE_{name.upper()}"
+    for name in (
+        "auth",
+        "login_url",
+        "instance_url",
+        "username",
+        "password",
+        "security_token",
+        "client_id",
+        "client_secret",
+        "private_key_file",
+        "session_id",
+        "ca_file",
+        "api_version",
+    )
+}
+
+
+def settings_from_env(environ: Mapping[str, str] | None = None) -> SalesforceSettings:
+    """Settings from `M3SYNC_SALESFORCE_*` variables; unset ones keep their defaults."""
+    env = os.environ if environ is None else environ
+    values = {name: env[var] for name, var in ENVIRONMENT.items() if env.get(var)}
+    values.setdefault("auth", "password")
+    return SalesforceSettings(**values)  # type: ignore[arg-type]

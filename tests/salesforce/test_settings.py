@@ -116,3 +116,30 @@ def test_timeouts_are_a_connect_read_pair():
         auth="password", username="u", password="p", connect_timeout=3, read_timeout=30
     )
     assert settings.timeout == (3, 30)
+
+
+def test_settings_come_from_m3sync_salesforce_variables():
+    from pipeline.salesforce.settings import settings_from_env
+
+    settings = settings_from_env(
+        {
+            "M3SYNC_SALESFORCE_AUTH": "client_credentials",
+            "M3SYNC_SALESFORCE_LOGIN_URL": "https://acme.my.salesforce.com",
+            "M3SYNC_SALESFORCE_CLIENT_ID": "id",
+            "M3SYNC_SALESFORCE_CLIENT_SECRET": "s3cret",
+        }
+    )
+    assert (settings.auth, settings.client_id, settings.client_secret) == (
+        "client_credentials",
+        "id",
+        "s3cret",
+    )
+    assert "s3cret" not in repr(settings)
+
+
+def test_unset_variables_keep_the_defaults_and_missing_credentials_are_named():
+    from pipeline.salesforce.settings import settings_from_env
+
+    with pytest.raises(ValueError, match="username") as failure:
+        settings_from_env({"M3SYNC_SALESFORCE_PASSWORD": "hunter2"})
+    assert "hunter2" not in str(failure.value)
