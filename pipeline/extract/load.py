@@ -26,10 +26,8 @@ def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _json_value(column: Column) -> str:
-    if not _PATH.match(column.path):
-        raise ValueError(f"unexpected field path {column.path!r}")
-    text = f"json_extract_string(json, '$.{column.path}')"
+def _json_value(column: Column, text: str) -> str:
+    """`text` (the field's JSON value as text) converted to the column's type."""
     if column.duckdb_type == "TIMESTAMP":
         return f"timezone('UTC', strptime({text}, '{REST_DATETIME}'))"
     if column.duckdb_type == "VARCHAR":
@@ -51,8 +49,21 @@ def _source(plan: FieldPlan, files: Sequence[Path], fmt: str) -> tuple[str, list
             [pages, types],
         )
     if fmt == "json":
-        columns = ", ".join(f"{_json_value(c)} AS {quote(c.path)}" for c in plan.columns)
-        return f"(SELECT {columns} FROM read_json_objects(?, format = 'auto'))", [pages]
+        # One extraction of every path per record: each record's JSON is parsed once (a call per
+        # path would parse it once per column, and DuckDB would hold every parse in memory).
+        for column in plan.columns:
+            if not _PATH.match(column.path):
+                raise ValueError(f"unexpected field path {column.path!r}")
+        paths = ", ".join(f"'$.{c.path}'" for c in plan.columns)
+        columns = ", ".join(
+            f"{_json_value(c, f'v[{n}]')} AS {quote(c.path)}"
+            for n, c in enumerate(plan.columns, start=1)
+        )
+        return (
+            f"(SELECT {columns} FROM (SELECT json_extract_string(json, [{paths}]) AS v "
+            "FROM read_json_objects(?, format = 'auto')))",
+            [pages],
+        )
     raise ValueError(f"unknown page format {fmt!r}")
 
 

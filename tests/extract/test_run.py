@@ -318,3 +318,10 @@ def test_the_catalog_is_readable_by_a_separate_read_only_session(client, warehou
     extract(client, warehouse, ORDER_ITEM, [YESTERDAY], BULK)
     con = duckdb.connect(str(warehouse.catalog_path), read_only=True)
     assert con.execute("SELECT count(*) FROM raw.order_item").fetchone()[0] > 0
+
+
+def test_rest_records_are_typed_within_a_small_memory_limit(client, warehouse):
+    """Each record's JSON is parsed once, not once per column."""
+    settings = ExtractSettings(rest_threshold=10**9, memory_mb=32)
+    result = extract(client, warehouse, ORDER_ITEM, _last_days(120), settings)
+    assert result.method == "rest" and result.rows > 1000
