@@ -8,6 +8,7 @@ over it under a lock that only writers take.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote
@@ -114,9 +115,20 @@ class Warehouse:
                     f"{table.qualified}: rows outside the covered partitions: {outside}"
                 )
             rows = self._row_counts(con, split)
+            if expected - keys:
+                # One empty file with the query's columns, copied for every partition that got
+                # no rows (rather than one query per empty partition).
+                empty = split / "empty.parquet"
+                con.execute(
+                    f"COPY (SELECT * FROM ({query}) LIMIT 0) TO {literal(str(empty))} "
+                    "(FORMAT parquet)",
+                    list(params),
+                )
+                produced.update({key: [empty] for key in expected - keys})
+                rows[str(empty)] = 0
             counts = {}
             for key in sorted(keys | expected):
-                counts[key] = self._place(con, table, key, produced, rows, query, params)
+                counts[key] = self._place(con, table, key, produced, rows)
             files.fsync_dir(directory)
         self._refresh_for(table)
         return counts
@@ -186,21 +198,22 @@ class Warehouse:
         key: str,
         produced: dict[str | None, list[Path]],
         rows: dict[str, int],
-        query: str,
-        params: Sequence[object],
     ) -> int:
-        """Rename a partition's file into place; merge several, or write an empty one for none."""
+        """Put a partition's file into place (several are merged first), atomically."""
         target = self.partition_path(table, key)
-        parts = produced.get(key, [])
-        if len(parts) == 1:
-            files.fsync_file(parts[0])
-            parts[0].replace(target)
-            return rows[str(parts[0])]
-        if parts:
+        parts = produced[key]
+        if len(parts) > 1:
             return self._copy(
                 con, table, "SELECT * FROM read_parquet(?)", [[str(p) for p in parts]], target
             )
-        return self._copy(con, table, f"SELECT * FROM ({query}) LIMIT 0", params, target)
+        (part,) = parts
+        if part.name == "empty.parquet":
+            with files.atomic_target(target) as temp:
+                shutil.copyfile(part, temp)
+        else:
+            files.fsync_file(part)
+            part.replace(target)
+        return rows[str(part)]
 
     def _check_columns(
         self,
