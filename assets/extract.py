@@ -23,11 +23,24 @@ STEP_RETRY = dg.RetryPolicy(
 )
 
 
+# A range run repeats its metadata on every partition's materialization: per-partition row counts
+# are listed for short ranges only.
+MAX_LISTED_PARTITIONS = 31
+
+
 def metadata(result: ExtractResult) -> dict[str, object]:
+    by_partition = result.rows_by_partition
+    listed = (
+        {"rows_by_partition": dg.MetadataValue.json(by_partition)}
+        if len(by_partition) <= MAX_LISTED_PARTITIONS
+        else {}
+    )
     return {
         "dagster/row_count": result.rows,
         "table": result.table,
-        "rows_by_partition": dg.MetadataValue.json(result.rows_by_partition),
+        "partitions": len(by_partition),
+        "partitions_with_rows": sum(1 for rows in by_partition.values() if rows),
+        **listed,
         "deleted_rows": result.deleted,
         "method": result.method,
         "api_calls": result.api_calls,

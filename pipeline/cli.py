@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, NoReturn
 
+import dagster as dg
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from assets.definitions import daily_partitions
+from assets.extract import extract_asset
+from assets.resources import ExtractResource, SalesforceResource, WarehouseResource
+from pipeline.extract.objects import ALL
 from pipeline.mapping.errors import MappingError
 from pipeline.mapping.files import dump_mappings, load_mappings
 from pipeline.mapping.metadata import read_org_mappings
@@ -125,6 +131,8 @@ def _serve(
     m3ter: M3terConfig | None,
     salesforce_port: int,
     m3ter_port: int,
+    then: Callable[[RunningSandbox], None] | None = None,
+    serve: bool = True,
 ) -> None:
     with ExitStack() as stack:
         with console.status("Starting the sandbox..."):
@@ -139,8 +147,12 @@ def _serve(
             )
         console.print(_summary(title, sandbox))
         console.out(json.dumps(sandbox.info(), indent=2), highlight=False)
-        console.print(f"Written to {state_dir / 'sandbox.json'}. Press Ctrl+C to stop.")
-        wait_for_shutdown()
+        console.print(f"Written to {state_dir / 'sandbox.json'}.")
+        if then is not None:
+            then(sandbox)
+        if serve:
+            console.print("Serving; press Ctrl+C to stop.")
+            wait_for_shutdown()
 
 
 @sandbox_app.command("up")
@@ -189,12 +201,83 @@ def demo(
     m3ter_port: M3terPort = 8444,
     accounts: Accounts = 200,
     seed: Seed = 1,
+    warehouse: Annotated[
+        Path, typer.Option("--warehouse", help="The warehouse root the run writes to.")
+    ] = Path(".m3sync"),
+    serve: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Keep the sandbox serving afterwards.")
+    ] = True,
 ) -> None:
-    """Start the sandbox: the demo org and m3ter's reference configuration; serve until stopped."""
+    """Start the sandbox, extract the demo org into the warehouse, then serve until stopped."""
     root = state_dir.resolve()
     salesforce = SalesforceConfig(state_dir=root / "salesforce", accounts=accounts, seed=seed)
     m3ter = M3terConfig(state_dir=root / "m3ter")
-    _serve("Demo", state_dir, salesforce, m3ter, port, m3ter_port)
+    _serve(
+        "Demo",
+        state_dir,
+        salesforce,
+        m3ter,
+        port,
+        m3ter_port,
+        then=lambda sandbox: _extract_demo(sandbox, warehouse),
+        serve=serve,
+    )
+
+
+def _extract_demo(sandbox: RunningSandbox, warehouse: Path) -> None:
+    """Materialize every extract asset over every daily partition up to yesterday."""
+    partitions = daily_partitions()
+    keys = partitions.get_partition_keys()
+    resources = {
+        "salesforce": SalesforceResource.from_settings(
+            sandbox_settings(sandbox.info()["salesforce"])
+        ),
+        "warehouse": WarehouseResource(root=str(warehouse)),
+        "extract_settings": ExtractResource(),
+    }
+    table = Table(title=f"Extract, partitions {keys[0]} .. {keys[-1]}")
+    for column in ("raw table", "rows", "deleted", "method", "API calls"):
+        table.add_column(column, justify="left" if column == "raw table" else "right")
+    runs = (
+        (
+            [s for s in ALL if s.partitioned],
+            {
+                "dagster/asset_partition_range_start": keys[0],
+                "dagster/asset_partition_range_end": keys[-1],
+            },
+        ),
+        ([s for s in ALL if not s.partitioned], {}),
+    )
+    for sources, tags in runs:
+        with console.status(f"Extracting {', '.join(s.name for s in sources)}..."):
+            result = dg.materialize(
+                [extract_asset(s, partitions) for s in sources],
+                resources=resources,
+                tags=tags,
+                raise_on_error=False,
+            )
+        seen: set[str] = set()
+        for event in result.get_asset_materialization_events():
+            name = event.asset_key.to_user_string()
+            if name in seen:  # a range run reports each asset once per partition
+                continue
+            seen.add(name)
+            meta = event.materialization.metadata
+            table.add_row(
+                event.asset_key.to_user_string().replace("/", "."),
+                f"{meta['dagster/row_count'].value:,}",
+                f"{meta['deleted_rows'].value:,}",
+                str(meta["method"].value),
+                f"{meta['api_calls'].value:,}",
+            )
+        if not result.success:
+            error = result.get_step_failure_events()[0].step_failure_data.error
+            while error is not None and error.cause is not None:
+                error = error.cause
+            _fail(f"the extract failed: {error.message.strip() if error else 'see the run logs'}")
+    console.print(table)
+    catalog = warehouse / "warehouse.duckdb"
+    console.print(f"Warehouse: {catalog} (open it with `duckdb -readonly {catalog}`).")
 
 
 Sandbox = Annotated[

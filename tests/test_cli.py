@@ -127,3 +127,39 @@ def test_mappings_validate_fails_with_every_problem(tmp_path):
     assert result.returncode == 1
     lines = [line for line in result.stdout.splitlines() if "does not resolve" in line]
     assert len(lines) == 2 and "accounts.yaml:4: mapping 'A': fields key 'code'" in lines[0]
+
+
+def test_demo_extracts_the_demo_org_into_the_warehouse(tmp_path):
+    import datetime as dt
+    import os
+
+    import duckdb
+
+    start = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=10)).isoformat()
+    result = subprocess.run(
+        [
+            M3SYNC,
+            "demo",
+            "--no-serve",
+            "--accounts",
+            "3",
+            "--port",
+            "0",
+            "--m3ter-port",
+            "0",
+            "--state-dir",
+            str(tmp_path / "sandbox"),
+            "--warehouse",
+            str(tmp_path / "warehouse"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "M3SYNC_START_DATE": start, "COLUMNS": "200"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "raw.order_item" in result.stdout and "raw.pricing_mapping_mdt" in result.stdout
+    catalog = duckdb.connect(str(tmp_path / "warehouse" / "warehouse.duckdb"), read_only=True)
+    tables = ("account", "order", "order_item", "opportunity", "quote", "asset", "contract")
+    assert sum(catalog.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0] for t in tables) > 0
+    assert catalog.execute("SELECT count(*) FROM raw.pricing_mapping_mdt").fetchone()[0] == 20

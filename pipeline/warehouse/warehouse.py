@@ -183,11 +183,14 @@ class Warehouse:
         return produced
 
     @staticmethod
+    @staticmethod
     def _row_counts(con: duckdb.DuckDBPyConnection, split: Path) -> dict[str, int]:
         """Rows per written file, from the Parquet footers alone."""
+        written = [str(path) for path in split.glob("*/*.parquet")]
+        if not written:
+            return {}
         found = con.execute(
-            "SELECT file_name, num_rows FROM parquet_file_metadata(?)",
-            [str(split / "*" / "*.parquet")],
+            "SELECT file_name, num_rows FROM parquet_file_metadata(?)", [written]
         ).fetchall()
         return {str(name): int(rows) for name, rows in found}
 

@@ -392,3 +392,16 @@ def test_write_partitions_refuses_rows_without_a_partition_value(warehouse, con)
     with pytest.raises(ValueError, match="NULL"):
         warehouse.write_partitions(con, ORDER_ITEM, "SELECT NULL::DATE AS day", [], "day")
     assert warehouse.partitions(ORDER_ITEM) == []
+
+
+def test_write_partitions_with_no_rows_writes_empty_covered_partitions(warehouse, con):
+    counts = warehouse.write_partitions(
+        con,
+        ORDER_ITEM,
+        "SELECT 'x' AS \"Id\", DATE '2026-11-20' AS day WHERE false",
+        [],
+        "day",
+        cover=["2026-11-20", "2026-11-21"],
+    )
+    assert counts == {"2026-11-20": 0, "2026-11-21": 0}
+    assert warehouse.partitions(ORDER_ITEM) == ["2026-11-20", "2026-11-21"]
