@@ -7,7 +7,7 @@ import dagster as dg
 from assets.resources import ExtractResource, SalesforceResource, WarehouseResource
 from pipeline.extract.errors import ExtractError
 from pipeline.extract.objects import SourceObject
-from pipeline.extract.run import ExtractResult, extract
+from pipeline.extract.run import ExtractResult, extract, plan_all
 from pipeline.salesforce.errors import (
     QuotaFloorReached,
     SalesforceAuthError,
@@ -54,9 +54,15 @@ def metadata(result: ExtractResult) -> dict[str, object]:
 
 
 def extract_asset(
-    source: SourceObject, partitions_def: dg.PartitionsDefinition | None
+    source: SourceObject,
+    partitions_def: dg.PartitionsDefinition | None,
+    checked: Sequence[SourceObject] = (),
 ) -> dg.AssetsDefinition:
+    """The raw table of `source`; before it starts a job, the field plans of `source` and of
+    every object in `checked` are resolved against describe, so that a run of several extracts
+    fails on any object's missing field before the first query."""
     partitioned = source.partitioned and partitions_def is not None
+    sources = [source, *(s for s in checked if s.name != source.name)]
 
     @dg.asset(
         key=["raw", source.table],
@@ -75,13 +81,16 @@ def extract_asset(
         extract_settings: ExtractResource,
     ) -> dg.MaterializeResult:
         partitions = context.partition_keys if partitioned else None
+        client = salesforce.client()
         try:
+            plans = plan_all(client, sources)
             result = extract(
-                salesforce.client(),
+                client,
                 warehouse.warehouse(),
                 source,
                 partitions,
                 extract_settings.settings(),
+                plan=plans[source.name],
             )
         except PERMANENT as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
@@ -93,4 +102,4 @@ def extract_asset(
 def extract_assets(
     sources: Sequence[SourceObject], partitions_def: dg.PartitionsDefinition
 ) -> list[dg.AssetsDefinition]:
-    return [extract_asset(source, partitions_def) for source in sources]
+    return [extract_asset(source, partitions_def, checked=sources) for source in sources]

@@ -9,6 +9,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from pipeline.extract.run import ExtractSettings
 from pipeline.salesforce.client import SalesforceClient
@@ -43,8 +44,13 @@ class SalesforceResource(dg.ConfigurableResource):
     def from_settings(cls, settings: SalesforceSettings) -> "SalesforceResource":
         return cls(**{f.name: getattr(settings, f.name) for f in fields(SalesforceSettings)})
 
+    _client: SalesforceClient | None = PrivateAttr(default=None)
+
     def client(self) -> SalesforceClient:
-        return SalesforceClient(self.settings())
+        """One client per run: its login and describes serve every asset of the run."""
+        if self._client is None:
+            self._client = SalesforceClient(self.settings())
+        return self._client
 
 
 class WarehouseResource(dg.ConfigurableResource):

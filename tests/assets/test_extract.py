@@ -75,3 +75,18 @@ def test_a_missing_field_fails_the_run_without_step_retries(resources):
     failure = result.get_step_failure_events()[0].step_failure_data.error
     assert "Account: cannot select 'Nope__c'" in failure.message
     assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
+def test_a_missing_field_of_any_object_fails_before_the_first_job(resources, sandbox):
+    from pipeline.extract.objects import SourceObject
+
+    bad = SourceObject("Contract", ("Nope__c",))
+    asset = extract_asset(source_object("OrderItem"), daily_partitions(), checked=[bad])
+    jobs = sandbox.salesforce.usage.bulk_jobs
+    result = dg.materialize(
+        [asset], partition_key=YESTERDAY, resources=resources, raise_on_error=False
+    )
+    assert not result.success
+    assert sandbox.salesforce.usage.bulk_jobs == jobs
+    error = result.get_step_failure_events()[0].step_failure_data.error
+    assert "Contract: cannot select 'Nope__c'" in error.message
