@@ -91,7 +91,7 @@ def extract(
     replace their previous versions, one atomic rename each.
     """
     started = time.monotonic()
-    before = (client.api_calls, client.bulk_jobs, client.bytes_downloaded)
+    before = client.spent()
     plan = plan or plan_fields(source, client.describe)
     client.ensure_quota(settings.quota_floor)
     window = Window.for_partitions(partitions) if partitions else None
@@ -109,15 +109,16 @@ def extract(
         deleted = _deleted(warehouse, source, keys) if plan.soft_delete else 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    spent = client.spent() - before
     return ExtractResult(
         sobject=source.name,
         table=raw_table(source).qualified,
         method=method,
         rows_by_partition=rows,
         deleted=deleted,
-        api_calls=client.api_calls - before[0],
-        bulk_jobs=client.bulk_jobs - before[1],
-        bytes=client.bytes_downloaded - before[2],
+        api_calls=spent.api_calls,
+        bulk_jobs=spent.bulk_jobs,
+        bytes=spent.bytes_downloaded,
         seconds=time.monotonic() - started,
         columns=[c.path for c in plan.columns],
     )

@@ -80,11 +80,6 @@ class RunningSandbox:
         assert self.salesforce is not None, "the Salesforce org sandbox is not running"
         return self.salesforce.base_url
 
-    @property
-    def m3ter_url(self) -> str:
-        assert self.m3ter is not None, "the m3ter sandbox is not running"
-        return self.m3ter.base_url
-
     def info(self) -> dict[str, Any]:
         """The contents of `sandbox.json`: one section per running server."""
         info: dict[str, Any] = {}

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import trustme
 
+from pipeline.sandbox.files import write_private
+
 
 def server_context(state_dir: Path) -> tuple[ssl.SSLContext, Path]:
     """A server context for 127.0.0.1/localhost and the path of the CA that signed it.
@@ -18,9 +20,6 @@ def server_context(state_dir: Path) -> tuple[ssl.SSLContext, Path]:
     cert = ca.issue_cert("127.0.0.1", "localhost", "::1")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(context)
-    state_dir.mkdir(parents=True, exist_ok=True)
     ca_file = state_dir / "ca.pem"
-    tmp = ca_file.with_suffix(".pem.tmp")
-    ca.cert_pem.write_to_path(str(tmp))
-    tmp.replace(ca_file)
+    write_private(ca_file, ca.cert_pem.bytes())
     return context, ca_file

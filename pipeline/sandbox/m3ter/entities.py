@@ -94,10 +94,6 @@ class Entity:
     def by_name(self) -> dict[str, Field]:
         return {f.name: f for f in self.fields}
 
-    @property
-    def has_code(self) -> bool:
-        return "code" in self.by_name
-
     @cached_property
     def references(self) -> tuple[Field, ...]:
         """Top-level fields that point at another object by id."""
@@ -563,6 +559,3 @@ ENTITIES: dict[str, Entity] = {
     )
 }
 BY_NAME: dict[str, Entity] = {e.name: e for e in ENTITIES.values()}
-
-# Audit fields m3ter sets on every object; a body may carry them but they are never taken from it.
-AUDIT_FIELDS = ("id", "version", "dtCreated", "dtLastModified", "createdBy", "lastModifiedBy")

@@ -23,7 +23,6 @@ class RateLimiter:
         self._clock = clock
         self._windows: dict[Hashable, tuple[int, int]] = {}  # key -> (second, count)
         self._lock = threading.Lock()
-        self.refused = 0
 
     def acquire(self, key: Hashable) -> float | None:
         """None if the request may pass, else the seconds left in the current window."""
@@ -34,7 +33,6 @@ class RateLimiter:
             if window != second:
                 count = 0
             if count >= self.limit:
-                self.refused += 1
                 return second + 1 - now
             self._windows[key] = (second, count + 1)
             return None

@@ -43,7 +43,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 API_VERSIONS = ("58.0", "59.0", "60.0", "61.0", "62.0", "63.0", "64.0")
 DATA_PREFIX = re.compile(r"^/services/data/v(?P<version>\d+\.\d)/")
 BATCH_SIZE = re.compile(r"batchSize=(\d+)")
-JSON_TYPE = "application/json;charset=UTF-8"
 
 
 @dataclass(frozen=True)

@@ -127,9 +127,6 @@ class OrgSchema:
     def sobject(self, name: str) -> SObject | None:
         return self._by_lower_name.get(name.lower())
 
-    def by_key_prefix(self, prefix: str) -> SObject | None:
-        return next((o for o in self.objects if o.key_prefix == prefix), None)
-
     def visible_to_integration_user(self) -> OrgSchema:
         """The schema as the integration user sees it: hidden fields simply do not exist."""
         objects = tuple(

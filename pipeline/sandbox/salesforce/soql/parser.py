@@ -121,10 +121,6 @@ def _pos(token: Token) -> Position:
     return Position(token.line or 1, token.column or 1)
 
 
-def _tokens(children: list[Any]) -> list[Token]:
-    return [c for c in children if isinstance(c, Token)]
-
-
 class _ToAst(Transformer[Token, Any]):
     """Builds `ast` nodes bottom-up; clause rules return tagged tuples that `query` collects."""
 
