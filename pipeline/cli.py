@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
@@ -255,6 +256,8 @@ def _extract_demo(sandbox: RunningSandbox, warehouse: Path) -> None:
                 resources=resources,
                 tags=tags,
                 raise_on_error=False,
+                # the summary table says what happened; Dagster's per-event log would bury it
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             )
         seen: set[str] = set()
         for event in result.get_asset_materialization_events():
@@ -340,4 +343,6 @@ def mappings_export(
 
 
 def main() -> None:
+    # `backfill_policy` is a beta parameter the extract assets rely on knowingly.
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
     app()
