@@ -10,7 +10,14 @@ import os
 import dagster as dg
 
 from assets.extract import extract_assets
-from assets.resources import ExtractResource, SalesforceResource, WarehouseResource
+from assets.resources import (
+    ExtractResource,
+    MappingsResource,
+    SalesforceResource,
+    StageResource,
+    WarehouseResource,
+)
+from assets.staging import staged_assets
 from pipeline.extract.objects import ALL
 from pipeline.salesforce.settings import ENVIRONMENT
 
@@ -29,17 +36,23 @@ def daily_partitions() -> dg.DailyPartitionsDefinition:
 
 def resources() -> dict[str, dg.ConfigurableResource]:
     warehouse = _from_env({"root": "M3SYNC_WAREHOUSE"})
+    mappings = _from_env({"source": "M3SYNC_MAPPINGS_SOURCE", "directory": "M3SYNC_MAPPINGS_DIR"})
+    max_share = os.environ.get("M3SYNC_MAX_REJECT_SHARE")
+    stage = {"max_reject_share": float(max_share)} if max_share else {}
     return {
         "salesforce": SalesforceResource(**_from_env(ENVIRONMENT)),
         "warehouse": WarehouseResource(**warehouse),
         "extract_settings": ExtractResource(),
+        "mappings": MappingsResource(**mappings),
+        "stage_settings": StageResource(**stage),
     }
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
+    partitions = daily_partitions()
     return dg.Definitions(
-        assets=extract_assets(ALL, daily_partitions()),
+        assets=[*extract_assets(ALL, partitions), *staged_assets(partitions)],
         resources=resources(),
         executor=dg.in_process_executor,
     )

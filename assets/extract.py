@@ -4,17 +4,29 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from assets.resources import ExtractResource, SalesforceResource, WarehouseResource
+from assets.resources import (
+    ExtractResource,
+    MappingsResource,
+    SalesforceResource,
+    WarehouseResource,
+)
 from pipeline.extract.errors import ExtractError
 from pipeline.extract.objects import SourceObject
 from pipeline.extract.run import ExtractResult, extract, plan_all
+from pipeline.mapping.errors import MappingError
 from pipeline.salesforce.errors import (
     QuotaFloorReached,
     SalesforceAuthError,
     SalesforceRequestError,
 )
 
-PERMANENT = (ExtractError, SalesforceAuthError, SalesforceRequestError, QuotaFloorReached)
+PERMANENT = (
+    ExtractError,
+    MappingError,
+    SalesforceAuthError,
+    SalesforceRequestError,
+    QuotaFloorReached,
+)
 
 # Transient failures are retried inside the pipeline's client; a step retry covers a run whose
 # client gave up (a long outage), with back-off. Failures no retry can fix skip it.
@@ -58,9 +70,10 @@ def extract_asset(
     partitions_def: dg.PartitionsDefinition | None,
     checked: Sequence[SourceObject] = (),
 ) -> dg.AssetsDefinition:
-    """The raw table of `source`; before it starts a job, the field plans of `source` and of
-    every object in `checked` are resolved against describe, so that a run of several extracts
-    fails on any object's missing field before the first query."""
+    """The raw table of `source`, with the fields the mappings read; before it starts a job,
+    the mappings are compiled and the field plans of `source` and of every object in `checked`
+    are resolved against describe, so that a run of several extracts fails on any object's
+    missing field before the first query."""
     partitioned = source.partitioned and partitions_def is not None
     sources = [source, *(s for s in checked if s.name != source.name)]
 
@@ -79,11 +92,12 @@ def extract_asset(
         salesforce: SalesforceResource,
         warehouse: WarehouseResource,
         extract_settings: ExtractResource,
+        mappings: MappingsResource,
     ) -> dg.MaterializeResult:
         partitions = context.partition_keys if partitioned else None
         client = salesforce.client()
         try:
-            plans = plan_all(client, sources)
+            plans = plan_all(client, sources, mappings.compiled(client).fields)
             result = extract(
                 client,
                 warehouse.warehouse(),

@@ -12,8 +12,12 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from pipeline.extract.run import ExtractSettings
+from pipeline.mapping.compiler import CompiledSet, compile_mappings
+from pipeline.mapping.files import load_mappings
+from pipeline.mapping.metadata import read_org_mappings
 from pipeline.salesforce.client import SalesforceClient
 from pipeline.salesforce.settings import SalesforceSettings
+from pipeline.staging.stage import StageSettings
 from pipeline.warehouse import Warehouse
 
 
@@ -79,3 +83,38 @@ class ExtractResource(dg.ConfigurableResource):
             bulk_page_size=self.bulk_page_size,
             memory_mb=self.memory_mb,
         )
+
+
+SHIPPED_MAPPINGS = Path(__file__).resolve().parents[1] / "mappings"
+
+
+class MappingsResource(dg.ConfigurableResource):
+    """Where the mappings come from: YAML files, or the org's `*Mapping__mdt` records."""
+
+    source: str = "files"  # files | org
+    directory: str = str(SHIPPED_MAPPINGS)
+
+    _compiled: CompiledSet | None = PrivateAttr(default=None)
+
+    def compiled(self, client: SalesforceClient) -> CompiledSet:
+        """The mappings compiled against the org's describe, once per run."""
+        if self._compiled is None:
+            if self.source not in ("files", "org"):
+                raise ValueError(f"mappings source must be 'files' or 'org', not {self.source!r}")
+            mappings = (
+                read_org_mappings(client)
+                if self.source == "org"
+                else load_mappings(Path(self.directory))
+            )
+            self._compiled = compile_mappings(mappings, client.describe)
+        return self._compiled
+
+
+class StageResource(dg.ConfigurableResource):
+    """How staging runs, and the share of rejected rows that stops the load."""
+
+    max_reject_share: float = 0.10
+    memory_mb: int = 2048
+
+    def settings(self) -> StageSettings:
+        return StageSettings(memory_mb=self.memory_mb)

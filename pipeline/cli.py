@@ -17,11 +17,19 @@ from rich.table import Table
 
 from assets.definitions import daily_partitions
 from assets.extract import extract_asset
-from assets.resources import ExtractResource, SalesforceResource, WarehouseResource
+from assets.resources import (
+    ExtractResource,
+    MappingsResource,
+    SalesforceResource,
+    StageResource,
+    WarehouseResource,
+)
+from assets.staging import staged_asset
 from pipeline.extract.objects import ALL
 from pipeline.mapping.errors import MappingError
 from pipeline.mapping.files import dump_mappings, load_mappings
 from pipeline.mapping.metadata import read_org_mappings
+from pipeline.mapping.spec import ENTITIES
 from pipeline.mapping.validate import reference_problems
 from pipeline.salesforce.client import SalesforceClient
 from pipeline.salesforce.errors import SalesforceExtractError
@@ -209,7 +217,7 @@ def demo(
         bool, typer.Option("--serve/--no-serve", help="Keep the sandbox serving afterwards.")
     ] = True,
 ) -> None:
-    """Start the sandbox, extract the demo org into the warehouse, then serve until stopped."""
+    """Start the sandbox, extract and stage the demo org into the warehouse, then serve."""
     root = state_dir.resolve()
     salesforce = SalesforceConfig(state_dir=root / "salesforce", accounts=accounts, seed=seed)
     m3ter = M3terConfig(state_dir=root / "m3ter")
@@ -220,13 +228,13 @@ def demo(
         m3ter,
         port,
         m3ter_port,
-        then=lambda sandbox: _extract_demo(sandbox, warehouse),
+        then=lambda sandbox: _run_demo(sandbox, warehouse),
         serve=serve,
     )
 
 
-def _extract_demo(sandbox: RunningSandbox, warehouse: Path) -> None:
-    """Materialize every extract asset over every daily partition up to yesterday."""
+def _run_demo(sandbox: RunningSandbox, warehouse: Path) -> None:
+    """Materialize every extract and staged asset over every daily partition up to yesterday."""
     partitions = daily_partitions()
     keys = partitions.get_partition_keys()
     resources = {
@@ -235,28 +243,43 @@ def _extract_demo(sandbox: RunningSandbox, warehouse: Path) -> None:
         ),
         "warehouse": WarehouseResource(root=str(warehouse)),
         "extract_settings": ExtractResource(),
+        "mappings": MappingsResource(),
+        "stage_settings": StageResource(),
     }
-    table = Table(title=f"Extract, partitions {keys[0]} .. {keys[-1]}")
+    extracted = Table(title=f"Extract, partitions {keys[0]} .. {keys[-1]}")
     for column in ("raw table", "rows", "deleted", "method", "API calls"):
-        table.add_column(column, justify="left" if column == "raw table" else "right")
+        extracted.add_column(column, justify="left" if column == "raw table" else "right")
+    staged = Table(title="Stage")
+    for column in ("staged table", "rows", "tombstones", "rejects", "reject share"):
+        staged.add_column(column, justify="left" if column == "staged table" else "right")
+    range_tags = {
+        "dagster/asset_partition_range_start": keys[0],
+        "dagster/asset_partition_range_end": keys[-1],
+    }
     runs = (
         (
-            [s for s in ALL if s.partitioned],
-            {
-                "dagster/asset_partition_range_start": keys[0],
-                "dagster/asset_partition_range_end": keys[-1],
-            },
+            [s for s in ALL if not s.partitioned],
+            [e for e in ENTITIES if e == "compound_aggregations"],
+            {},
         ),
-        ([s for s in ALL if not s.partitioned], {}),
+        (
+            [s for s in ALL if s.partitioned],
+            [e for e in ENTITIES if e != "compound_aggregations"],
+            range_tags,
+        ),
     )
-    for sources, tags in runs:
-        with console.status(f"Extracting {', '.join(s.name for s in sources)}..."):
+    for sources, entities, tags in runs:
+        names = ", ".join(s.name for s in sources)
+        with console.status(f"Extracting {names} and staging {', '.join(entities)}..."):
             result = dg.materialize(
-                [extract_asset(s, partitions) for s in sources],
+                [
+                    *(extract_asset(s, partitions) for s in sources),
+                    *(staged_asset(e, partitions) for e in entities),
+                ],
                 resources=resources,
                 tags=tags,
                 raise_on_error=False,
-                # the summary table says what happened; Dagster's per-event log would bury it
+                # the summary tables say what happened; Dagster's per-event log would bury it
                 run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             )
         seen: set[str] = set()
@@ -266,19 +289,30 @@ def _extract_demo(sandbox: RunningSandbox, warehouse: Path) -> None:
                 continue
             seen.add(name)
             meta = event.materialization.metadata
-            table.add_row(
-                event.asset_key.to_user_string().replace("/", "."),
-                f"{meta['dagster/row_count'].value:,}",
-                f"{meta['deleted_rows'].value:,}",
-                str(meta["method"].value),
-                f"{meta['api_calls'].value:,}",
-            )
+            table_name = name.replace("/", ".")
+            if name.startswith("raw/"):
+                extracted.add_row(
+                    table_name,
+                    f"{meta['dagster/row_count'].value:,}",
+                    f"{meta['deleted_rows'].value:,}",
+                    str(meta["method"].value),
+                    f"{meta['api_calls'].value:,}",
+                )
+            else:
+                staged.add_row(
+                    table_name,
+                    f"{meta['dagster/row_count'].value:,}",
+                    f"{meta['tombstones'].value:,}",
+                    f"{meta['rejects'].value:,}",
+                    f"{meta['reject_share'].value:.2%}",
+                )
         if not result.success:
             error = result.get_step_failure_events()[0].step_failure_data.error
             while error is not None and error.cause is not None:
                 error = error.cause
-            _fail(f"the extract failed: {error.message.strip() if error else 'see the run logs'}")
-    console.print(table)
+            _fail(f"the run failed: {error.message.strip() if error else 'see the run logs'}")
+    console.print(extracted)
+    console.print(staged)
     catalog = warehouse / "warehouse.duckdb"
     console.print(f"Warehouse: {catalog} (open it with `duckdb -readonly {catalog}`).")
 

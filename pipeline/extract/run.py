@@ -6,7 +6,7 @@ import datetime as dt
 import shutil
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,13 +62,20 @@ def raw_table(source: SourceObject) -> Table:
     )
 
 
-def plan_all(client: SalesforceClient, sources: Iterable[SourceObject]) -> dict[str, FieldPlan]:
-    """Every object's field plan, checked against describe; one error listing every problem."""
+def plan_all(
+    client: SalesforceClient,
+    sources: Iterable[SourceObject],
+    fields: Callable[[str], Sequence[str]] = lambda sobject: (),
+) -> dict[str, FieldPlan]:
+    """Every object's field plan, checked against describe; one error listing every problem.
+
+    `fields(sobject)` adds what the mappings read of each object.
+    """
     plans: dict[str, FieldPlan] = {}
     problems: list[str] = []
     for source in sources:
         try:
-            plans[source.name] = plan_fields(source, client.describe)
+            plans[source.name] = plan_fields(source, client.describe, fields(source.name))
         except FieldNotFound as exc:
             problems.append(str(exc))
     if problems:

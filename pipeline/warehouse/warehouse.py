@@ -85,6 +85,7 @@ class Warehouse:
         params: Sequence[object],
         partition_column: str,
         cover: Sequence[str] = (),
+        file_prefix: str = "",
     ) -> dict[str, int]:
         """Split the rows of `query` into one partition file per value of `partition_column`.
 
@@ -93,6 +94,8 @@ class Warehouse:
         are compared as text (a DATE gives '2026-11-20'). Partitions named in `cover` get a file
         even when no row falls in them, so a range that now holds nothing replaces older data;
         a row outside a non-empty `cover` is an error, raised before any file is written.
+        Files are named `<file_prefix><value>.parquet`, so that several writers (one per
+        `file_prefix`) can share a table and each replace only its own partitions.
         """
         expected = {check_partition(key) for key in cover}
         self._prepare(table)
@@ -128,7 +131,8 @@ class Warehouse:
                 rows[str(empty)] = 0
             counts = {}
             for key in sorted(keys | expected):
-                counts[key] = self._place(con, table, key, produced, rows)
+                target = self.partition_path(table, file_prefix + key)
+                counts[key] = self._place(con, table, target, produced[key], rows)
             files.fsync_dir(directory)
         self._refresh_for(table)
         return counts
@@ -198,13 +202,11 @@ class Warehouse:
         self,
         con: duckdb.DuckDBPyConnection,
         table: Table,
-        key: str,
-        produced: dict[str | None, list[Path]],
+        target: Path,
+        parts: list[Path],
         rows: dict[str, int],
     ) -> int:
         """Put a partition's file into place (several are merged first), atomically."""
-        target = self.partition_path(table, key)
-        parts = produced[key]
         if len(parts) > 1:
             return self._copy(
                 con, table, "SELECT * FROM read_parquet(?)", [[str(p) for p in parts]], target

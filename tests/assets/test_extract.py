@@ -7,11 +7,16 @@ import pytest
 
 from assets.definitions import daily_partitions, defs
 from assets.extract import extract_asset
-from assets.resources import ExtractResource, SalesforceResource, WarehouseResource
-from pipeline.extract.objects import source_object
+from assets.resources import (
+    ExtractResource,
+    MappingsResource,
+    SalesforceResource,
+    WarehouseResource,
+)
 from pipeline.salesforce.settings import sandbox_settings
 from pipeline.warehouse import Warehouse
 from tests.extract.conftest import YESTERDAY
+from tests.shipped import mapped
 
 
 @pytest.fixture
@@ -21,11 +26,12 @@ def resources(sandbox, tmp_path):
         "salesforce": SalesforceResource.from_settings(sandbox_settings(info)),
         "warehouse": WarehouseResource(root=str(tmp_path / "warehouse")),
         "extract_settings": ExtractResource(rest_threshold=0),
+        "mappings": MappingsResource(),
     }
 
 
 def test_a_partition_materialization_reports_what_it_extracted(resources, tmp_path):
-    asset = extract_asset(source_object("OrderItem"), daily_partitions())
+    asset = extract_asset(mapped("OrderItem"), daily_partitions())
     result = dg.materialize([asset], partition_key=YESTERDAY, resources=resources)
     assert result.success
     (event,) = result.asset_materializations_for_node(asset.op.name)
@@ -43,13 +49,13 @@ def test_a_partition_materialization_reports_what_it_extracted(resources, tmp_pa
 
 
 def test_reference_objects_are_unpartitioned(resources):
-    asset = extract_asset(source_object("Product2"), daily_partitions())
+    asset = extract_asset(mapped("Product2"), daily_partitions())
     assert asset.partitions_def is None
     assert dg.materialize([asset], resources=resources).success
 
 
 def test_no_secret_appears_in_run_metadata(resources, sandbox):
-    asset = extract_asset(source_object("Account"), daily_partitions())
+    asset = extract_asset(mapped("Account"), daily_partitions())
     result = dg.materialize([asset], partition_key=YESTERDAY, resources=resources)
     text = repr([e.event_specific_data for e in result.all_events])
     info = sandbox.info()["salesforce"]
@@ -81,7 +87,7 @@ def test_a_missing_field_of_any_object_fails_before_the_first_job(resources, san
     from pipeline.extract.objects import SourceObject
 
     bad = SourceObject("Contract", ("Nope__c",))
-    asset = extract_asset(source_object("OrderItem"), daily_partitions(), checked=[bad])
+    asset = extract_asset(mapped("OrderItem"), daily_partitions(), checked=[bad])
     jobs = sandbox.salesforce.usage.bulk_jobs
     result = dg.materialize(
         [asset], partition_key=YESTERDAY, resources=resources, raise_on_error=False

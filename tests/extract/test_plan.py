@@ -25,7 +25,10 @@ def test_id_stamp_and_is_deleted_always_come_first():
 
 
 def test_relationship_paths_bring_each_parent_s_stamp():
-    plan = plan_fields(source_object("OrderItem"), describe)
+    source = SourceObject(
+        "OrderItem", ("Product2.Name", "Order.OrderNumber", "Order.Account.Tier__c")
+    )
+    plan = plan_fields(source, describe)
     assert plan.parents == ("Product2", "Order", "Order.Account")
     assert plan.stamps == (
         "SystemModstamp",
@@ -42,7 +45,8 @@ def test_paths_are_matched_case_insensitively_and_named_canonically():
 
 
 def test_types_come_from_describe():
-    plan = plan_fields(source_object("OrderItem"), describe)
+    fields = ("Quantity", "ServiceDate", "Order.Sync_To_M3ter__c", "OrderId")
+    plan = plan_fields(SourceObject("OrderItem", fields), describe)
     types = {c.path: c.duckdb_type for c in plan.columns}
     assert types["Quantity"] == "DOUBLE"
     assert types["ServiceDate"] == "DATE"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import replace
 
 import duckdb
 import pytest
@@ -15,8 +16,10 @@ from pipeline.extract.window import Window
 from pipeline.warehouse import Warehouse
 from tests.conftest import StartSandbox
 from tests.extract.conftest import YESTERDAY, client_for
+from tests.shipped import mapped
 
-ORDER_ITEM = source_object("OrderItem")
+# What the shipped mappings read of an OrderItem, and Quantity, which tests change in the org.
+ORDER_ITEM = replace(mapped("OrderItem"), fields=(*mapped("OrderItem").fields, "Quantity"))
 BULK = ExtractSettings(rest_threshold=0, bulk_page_size=500)
 REST = ExtractSettings(rest_threshold=10**9)
 
@@ -111,7 +114,7 @@ def test_custom_metadata_is_read_whole_through_rest(client, warehouse):
 
 
 def test_reference_objects_are_read_whole(client, warehouse):
-    result = extract(client, warehouse, source_object("Product2"), None, REST)
+    result = extract(client, warehouse, mapped("Product2"), None, REST)
     assert result.rows_by_partition == {"_all": 12}
 
 
@@ -281,7 +284,7 @@ def test_with_injected_faults_the_raw_table_equals_a_fault_free_run(
         with start_sandbox(accounts=20, faults=rates, fault_seed=5, name=name) as sandbox:
             warehouse = Warehouse(tmp_path / name)
             client = client_for(sandbox)
-            for source in (ORDER_ITEM, source_object("Account")):
+            for source in (ORDER_ITEM, mapped("Account")):
                 extract(client, warehouse, source, days, BULK)
             tables.append((_raw(warehouse, "order_item"), _raw(warehouse, "account")))
     assert tables[0] == tables[1]

@@ -8,18 +8,8 @@ import pytest
 
 from pipeline.mapping.files import load_mappings
 from pipeline.mapping.validate import reference_problems
-from pipeline.sandbox.salesforce.describe import object_describe
-from pipeline.sandbox.salesforce.schema import demo_schema
-
-SHIPPED = Path(__file__).resolve().parents[2] / "mappings"
-SCHEMA = demo_schema().visible_to_integration_user()
-
-
-def describe(name: str) -> dict:
-    obj = SCHEMA.sobject(name)
-    if obj is None:
-        raise KeyError(f"sObject type '{name}' is not supported")
-    return object_describe(SCHEMA, obj, "59.0")
+from tests.shipped import MAPPINGS_DIR as SHIPPED
+from tests.shipped import describe
 
 
 def _write(tmp_path: Path, text: str) -> Path:

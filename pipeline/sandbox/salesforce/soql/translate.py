@@ -16,7 +16,7 @@ from typing import Literal
 
 from pipeline.salesforce.ids import to18
 from pipeline.sandbox.salesforce.schema import NUMBER_TYPES, Field, OrgSchema, SObject
-from pipeline.sandbox.salesforce.soql.ast import (
+from pipeline.soql.ast import (
     And,
     BooleanValue,
     Comparison,
@@ -39,8 +39,8 @@ from pipeline.sandbox.salesforce.soql.ast import (
     TypeOf,
     Value,
 )
-from pipeline.sandbox.salesforce.soql.errors import SoqlError, pointed_error
-from pipeline.sandbox.salesforce.soql.parser import parse
+from pipeline.soql.errors import SoqlError, pointed_error
+from pipeline.soql.parser import parse
 
 Api = Literal["rest", "bulk"]
 

@@ -22,7 +22,7 @@ from lark.exceptions import (
     VisitError,
 )
 
-from pipeline.sandbox.salesforce.soql.ast import (
+from pipeline.soql.ast import (
     And,
     BooleanValue,
     Comparison,
@@ -46,7 +46,7 @@ from pipeline.sandbox.salesforce.soql.ast import (
     TypeOf,
     Value,
 )
-from pipeline.sandbox.salesforce.soql.errors import SoqlError, pointed_error
+from pipeline.soql.errors import SoqlError, pointed_error
 
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", '"': '"', "'": "'", "\\": "\\"}
 _DATETIME = re.compile(
@@ -70,7 +70,7 @@ _OTHER_DATE_LITERALS = re.compile(
 
 @cache
 def _lark() -> Lark:
-    grammar = files("pipeline.sandbox.salesforce.soql").joinpath("grammar.lark").read_text("utf-8")
+    grammar = files("pipeline.soql").joinpath("grammar.lark").read_text("utf-8")
     return Lark(grammar, parser="lalr", lexer="contextual", maybe_placeholders=True)
 
 

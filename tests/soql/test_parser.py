@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from pipeline.sandbox.salesforce.soql import SoqlError, parse
-from pipeline.sandbox.salesforce.soql.ast import (
+from pipeline.soql.ast import (
     And,
     BooleanValue,
     Comparison,

@@ -1,0 +1,486 @@
+"""Mappings compiled to SQL: one statement per m3ter entity over the raw tables.
+
+Each mapping becomes a SELECT over its source object's raw rows: its `where` as a condition,
+each target as an expression that turns the Salesforce value into m3ter's wire form
+(`targets.py`), `customFields` and the pricing `segment` as JSON text built in the same row
+expression, and `_errors`, the values that could not be converted. An entity's statement is the
+union of its mappings plus one *tombstone* per source row that no mapping takes any more
+(deleted in Salesforce, or no longer matching): the load end-dates what a tombstone names.
+
+Compiling checks every reference against describe (fields hidden by field-level security count
+as missing) and reports every problem of the set at once, each naming file, mapping, key and
+field. The field paths the compiled mappings read are what the extract selects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from difflib import get_close_matches
+from typing import Any
+
+from pipeline.extract.errors import FieldNotFound
+from pipeline.extract.plan import resolve_path
+from pipeline.mapping.errors import MappingError, SegmentError
+from pipeline.mapping.segments import parse_segments, resolve_segments, segment_sql
+from pipeline.mapping.spec import ENTITIES, SEGMENTED_ENTITIES, Entity, MappingRecord, MappingSet
+from pipeline.mapping.targets import (
+    CUSTOM_FIELD_ENTITIES,
+    DATE_KINDS,
+    DATETIME_KINDS,
+    NUMBER_KINDS,
+    TARGETS,
+    TEXT_KINDS,
+    Target,
+    has_code,
+    targets,
+)
+from pipeline.mapping.where import ID_TYPES, NUMBER_TYPES, TEXT_TYPES, WhereError, compile_where
+from pipeline.salesforce.errors import SalesforceExtractError
+from pipeline.warehouse.sql import identifier, literal
+
+Describe = Callable[[str], dict[str, Any]]
+
+# Columns every staged row carries besides the m3ter fields.
+META_COLUMNS = ("_source_object", "_source_id", "_mapping", "_version_stamp", "_tombstone")
+CUSTOM_FIELDS = "customFields"
+SEGMENT = "segment"
+SEGMENT_OMITTED = "_segment_keys_omitted"
+ERRORS = "_errors"
+
+# Objects that are the lines of an agreement; every other source is a header of its own.
+LINE_OBJECTS = frozenset({"OrderItem", "OpportunityLineItem", "QuoteLineItem"})
+TEXT = Target("text", "text")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATETIME_TEXT = "%Y-%m-%dT%H:%M:%SZ"
+# What describe() raises for an object the org does not have or hides from the integration user.
+_UNDESCRIBABLE = (SalesforceExtractError, ValueError, LookupError)
+
+
+class MappingCompileError(MappingError):
+    """Every problem of a mapping set, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True)
+class CompiledMapping:
+    entity: Entity
+    name: str
+    source: str  # the Salesforce object, canonical name
+    condition: str  # SQL BOOLEAN over a raw row, never NULL
+    values: dict[str, str]  # staged column -> SQL expression over a raw row
+    errors: tuple[str, ...]  # SQL expressions: a conversion problem's message, or NULL
+    columns: tuple[str, ...]  # raw column paths read
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CompiledEntity:
+    """One entity's mappings, and the statement that stages a partition of them."""
+
+    entity: Entity
+    mappings: tuple[CompiledMapping, ...]
+    soft_delete: Mapping[str, bool] = field(default_factory=dict)  # source -> has IsDeleted
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(m.source for m in self.mappings))
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """Staged column -> DuckDB type, in table order (m3ter fields first, then ours)."""
+        columns = {t.name: t.duckdb_type for t in TARGETS[self.entity]}
+        if self.entity in CUSTOM_FIELD_ENTITIES:
+            columns[CUSTOM_FIELDS] = "VARCHAR"
+        if self.entity in SEGMENTED_ENTITIES:
+            columns[SEGMENT] = "VARCHAR"
+            columns[SEGMENT_OMITTED] = "INTEGER"
+        columns.update(
+            {
+                "_source_object": "VARCHAR",
+                "_source_id": "VARCHAR",
+                "_mapping": "VARCHAR",
+                "_version_stamp": "TIMESTAMP",
+                "_tombstone": "BOOLEAN",
+                ERRORS: "VARCHAR[]",
+            }
+        )
+        return columns
+
+    def sql(self, relation: Callable[[str], str], extra: Sequence[str] = ()) -> str:
+        """Every mapped row and every tombstone; `relation(source)` is the raw rows' SQL source.
+
+        The relation must hold one row per record (the latest version in the partition); its
+        `extra` columns are passed through after the staged ones.
+        """
+        if not self.mappings:
+            nothing = ", ".join(f"NULL AS {identifier(name)}" for name in extra) or "1"
+            return f"SELECT {self._typed({}, extra)} FROM (SELECT {nothing}) AS src WHERE false"
+        selects = [self._select(m, relation(m.source), extra) for m in self.mappings]
+        for source in self.sources:
+            selects.append(self._tombstones(source, relation(source), extra))
+        return "\nUNION ALL\n".join(selects)
+
+    def _typed(self, values: Mapping[str, str], extra: Sequence[str]) -> str:
+        typed = [
+            f"CAST({values.get(name, 'NULL')} AS {kind}) AS {identifier(name)}"
+            for name, kind in self.columns.items()
+        ]
+        typed += [f"src.{identifier(name)} AS {identifier(name)}" for name in extra]
+        return ", ".join(typed)
+
+    def _deleted(self, source: str) -> str:
+        return 'coalesce(src."IsDeleted", false)' if self.soft_delete.get(source) else "false"
+
+    def _select(self, mapping: CompiledMapping, relation: str, extra: Sequence[str]) -> str:
+        values = {
+            **mapping.values,
+            "_source_object": literal(mapping.source),
+            "_source_id": 'src."Id"',
+            "_mapping": literal(mapping.name),
+            "_version_stamp": 'src."_version_stamp"',
+            "_tombstone": "false",
+            ERRORS: _error_list(mapping.errors),
+        }
+        return (
+            f"SELECT {self._typed(values, extra)} FROM {relation} AS src "
+            f"WHERE NOT {self._deleted(mapping.source)} AND {mapping.condition}"
+        )
+
+    def _tombstones(self, source: str, relation: str, extra: Sequence[str]) -> str:
+        taken = " OR ".join(m.condition for m in self.mappings if m.source == source)
+        values = {
+            "_source_object": literal(source),
+            "_source_id": 'src."Id"',
+            "_version_stamp": 'src."_version_stamp"',
+            "_tombstone": "true",
+            ERRORS: "[]",
+        }
+        return (
+            f"SELECT {self._typed(values, extra)} FROM {relation} AS src "
+            f"WHERE {self._deleted(source)} OR NOT ({taken})"
+        )
+
+
+@dataclass(frozen=True)
+class CompiledSet:
+    entities: Mapping[Entity, CompiledEntity]
+
+    def __getitem__(self, entity: Entity) -> CompiledEntity:
+        return self.entities[entity]
+
+    def fields(self, sobject: str) -> tuple[str, ...]:
+        """The raw columns every mapping of `sobject` reads: what its extract must select."""
+        paths: dict[str, None] = {}
+        for compiled in self.entities.values():
+            for mapping in compiled.mappings:
+                if mapping.source == sobject:
+                    paths.update(dict.fromkeys(mapping.columns))
+        return tuple(paths)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(w for c in self.entities.values() for m in c.mappings for w in m.warnings)
+
+
+def compile_mappings(mappings: MappingSet, describe: Describe) -> CompiledSet:
+    """Compile every active mapping; raises MappingCompileError listing every problem."""
+    problems: list[str] = []
+    entities: dict[Entity, CompiledEntity] = {}
+    for entity in ENTITIES:
+        compiled: list[CompiledMapping] = []
+        soft_delete: dict[str, bool] = {}
+        for record in mappings.active(entity):
+            result = _compile_record(mappings, entity, record, describe)
+            if isinstance(result, list):
+                problems += result
+                continue
+            compiled.append(result)
+            names = {f["name"] for f in describe(result.source)["fields"]}
+            soft_delete[result.source] = "IsDeleted" in names
+        entities[entity] = CompiledEntity(entity, tuple(compiled), soft_delete)
+    if problems:
+        raise MappingCompileError(problems)
+    return CompiledSet(entities)
+
+
+def _compile_record(
+    mappings: MappingSet, entity: Entity, record: MappingRecord, describe: Describe
+) -> CompiledMapping | list[str]:
+    def label(*path: str) -> str:
+        return mappings.label(entity, record.name, *path)
+
+    try:
+        source = describe(record.object)["name"]
+    except _UNDESCRIBABLE as exc:
+        return [f"{label('object')}: object: {record.object!r} cannot be described ({exc})"]
+    builder = _Builder(entity, source, describe)
+    problems: list[str] = []
+    grain = sync_level_problem(record.sync_level, source)
+    if grain:
+        problems.append(f"{label('sync_level')}: sync_level: {grain}")
+    condition = "true"
+    if record.where:
+        try:
+            where = compile_where(record.where, source, describe)
+        except WhereError as exc:
+            problems.append(f"{label('where')}: where: {exc}")
+        else:
+            condition = where.sql
+            builder.columns.update(dict.fromkeys(where.columns))
+    allowed = targets(entity)
+    for section, items in (("fields", record.fields), ("hardcoded", record.hardcoded)):
+        for name, value in items.items():
+            target = allowed.get(name)
+            if target is None:
+                problems.append(
+                    f"{label(section, name)}: {section} key {name!r}: not a field of m3ter "
+                    f"{entity}{_suggestion(name, list(allowed))}"
+                )
+                continue
+            try:
+                if section == "fields":
+                    builder.field(target, value)
+                else:
+                    builder.hardcoded(target, value)
+            except MappingError as exc:
+                problems.append(f"{label(section, name)}: {section} key {name!r}: {exc}")
+    if record.custom_fields and entity not in CUSTOM_FIELD_ENTITIES:
+        problems.append(f"{label('custom_fields')}: m3ter {entity} have no custom fields")
+    elif entity in CUSTOM_FIELD_ENTITIES:
+        try:
+            builder.custom_fields(record.custom_fields)
+        except MappingError as exc:
+            problems.append(f"{label('custom_fields')}: {exc}")
+    if entity in SEGMENTED_ENTITIES:
+        location = mappings.locate(entity, record.name, "segments")
+        try:
+            builder.segments(record.segments, str(location) if location else entity, record.name)
+        except SegmentError as exc:
+            problems += str(exc).splitlines()
+    if has_code(entity) and "code" not in record.fields and "code" not in record.hardcoded:
+        # m3ter codes default to the source record's Id: loads stay idempotent (DESIGN §5).
+        builder.field(allowed["code"], "Id")
+    if problems:
+        return problems
+    return CompiledMapping(
+        entity=entity,
+        name=record.name,
+        source=source,
+        condition=condition,
+        values=builder.values,
+        errors=tuple(builder.errors),
+        columns=tuple(builder.columns),
+        warnings=tuple(builder.warnings),
+    )
+
+
+def sync_level_problem(sync_level: str | None, source: str) -> str | None:
+    """`sync_level` names the grain of the source object: a header, or one of its lines."""
+    if sync_level is None:
+        return None
+    is_line = source in LINE_OBJECTS
+    if sync_level == "line_item" and not is_line:
+        lines = ", ".join(sorted(LINE_OBJECTS))
+        return f"'line_item' needs a line object ({lines}), not {source}"
+    if sync_level == "agreement" and is_line:
+        return f"'agreement' needs a header object (Order, Opportunity, Quote, Asset), not {source}"
+    return None
+
+
+class _Builder:
+    """The SQL of one mapping's values, collected target by target."""
+
+    def __init__(self, entity: Entity, source: str, describe: Describe) -> None:
+        self.entity = entity
+        self.source = source
+        self.describe = describe
+        self.values: dict[str, str] = {}
+        self.errors: list[str] = []
+        self.columns: dict[str, None] = {}
+        self.warnings: list[str] = []
+
+    def resolve(self, path: str) -> tuple[str, str]:
+        try:
+            canonical, kind, _ = resolve_path(self.source, path, self.describe)
+        except FieldNotFound as exc:
+            raise MappingError(
+                f"{path!r} does not resolve on {self.source} ({exc.reason}; fields hidden by "
+                "field-level security count as missing)"
+            ) from None
+        self.columns.setdefault(canonical)
+        return canonical, kind
+
+    def field(self, target: Target, path: str) -> None:
+        canonical, sf_type = self.resolve(path)
+        expr, check = convert(target, identifier(canonical), sf_type)
+        self.values[target.name] = expr
+        if check is not None:
+            self.errors.append(
+                f"CASE WHEN {check} THEN {literal(target.name + ': ')} || "
+                f"CAST({identifier(canonical)} AS VARCHAR) || "
+                f"{literal(f' (from {canonical}) is not {_noun(target)}')} END"
+            )
+
+    def hardcoded(self, target: Target, value: Any) -> None:
+        self.values[target.name] = typed_literal(target, value)
+
+    def custom_fields(self, items: Mapping[str, str]) -> None:
+        entries = []
+        for name, path in items.items():
+            try:
+                canonical, sf_type = self.resolve(path)
+            except MappingError as exc:
+                raise MappingError(f"custom_fields key {name!r}: {exc}") from None
+            column = identifier(canonical)
+            # m3ter custom field values are strings or numbers; dates go in their wire form.
+            value = column if sf_type in NUMBER_TYPES else convert(TEXT, column, sf_type)[0]
+            entries.append(f"{{'k': {literal(name)}, 'v': to_json({value})}}")
+        if not entries:
+            self.values[CUSTOM_FIELDS] = literal("{}")
+            return
+        kept = f"list_filter([{', '.join(entries)}], lambda e: e.v IS NOT NULL)"
+        self.values[CUSTOM_FIELDS] = f"CAST(to_json(map_from_entries({kept})) AS VARCHAR)"
+
+    def segments(self, text: str | None, file: str, mapping: str) -> None:
+        parsed = parse_segments(text)
+        resolved = resolve_segments(
+            parsed, source_object=self.source, describe=self.describe, file=file, mapping=mapping
+        )
+        self.warnings += [f"{file}: mapping {mapping!r}: segments: {w}" for w in parsed.warnings]
+        for segment in resolved:
+            if segment.field is not None:
+                self.columns.setdefault(segment.field)
+        obj, omitted = segment_sql(resolved, identifier)
+        self.values[SEGMENT] = obj
+        self.values[SEGMENT_OMITTED] = omitted
+
+
+def convert(target: Target, column: str, sf_type: str) -> tuple[str, str | None]:
+    """The SQL turning a raw column of describe type `sf_type` into `target`'s wire form.
+
+    Returns the expression and, when the value may fail to convert (text read as a number or a
+    date), a condition that is true on the rows where it did; those rows are rejected with it.
+    """
+    kind = target.kind
+    text_source = sf_type in TEXT_TYPES or sf_type in ID_TYPES
+    if kind in TEXT_KINDS:
+        if sf_type == "date":
+            return f"strftime({column}, '%Y-%m-%d')", None
+        if sf_type == "datetime":
+            return f"strftime({column}, '{_DATETIME_TEXT}')", None
+        return (column if text_source else f"CAST({column} AS VARCHAR)"), None
+    if kind in NUMBER_KINDS or kind == "integer":
+        duck = "BIGINT" if kind == "integer" else "DOUBLE"
+        if sf_type in NUMBER_TYPES:
+            if kind == "integer" and sf_type != "int":
+                return f"CAST({column} AS BIGINT)", f"{column} <> round({column})"
+            return f"CAST({column} AS {duck})", None
+        if text_source:
+            return _try_cast(column, duck)
+    elif kind == "boolean":
+        if sf_type == "boolean":
+            return column, None
+        if text_source:
+            return _try_cast(column, "BOOLEAN")
+    elif kind in DATE_KINDS or kind in DATETIME_KINDS:
+        day = {"date": column, "datetime": f"CAST({column} AS DATE)"}.get(sf_type)
+        check = None
+        if day is None and text_source:
+            day = f"try_cast({column} AS DATE)"
+            check = f"({column} IS NOT NULL AND {day} IS NULL)"
+        if day is None:
+            raise MappingError(f"a {sf_type} field cannot become m3ter {_noun(target)}")
+        if sf_type == "datetime" and kind in DATETIME_KINDS:
+            return f"strftime({column}, '{_DATETIME_TEXT}')", None
+        if sf_type == "datetime" and kind == "date_end":
+            # An instant ends its day only at midnight; any later time ends the next day.
+            day = (
+                f"CASE WHEN {column} = date_trunc('day', {column}) THEN {day} "
+                f"ELSE {day} + INTERVAL 1 DAY END"
+            )
+        elif kind in ("date_end", "datetime_end"):
+            # Salesforce end dates are inclusive; m3ter's are exclusive.
+            day = f"({day} + INTERVAL 1 DAY)"
+        pattern = "%Y-%m-%d" if kind in DATE_KINDS else "%Y-%m-%dT00:00:00Z"
+        return f"strftime({day}, '{pattern}')", check
+    raise MappingError(f"a {sf_type} field cannot become m3ter {_noun(target)}")
+
+
+def _try_cast(column: str, duck: str) -> tuple[str, str]:
+    expr = f"try_cast({column} AS {duck})"
+    return expr, f"({column} IS NOT NULL AND {expr} IS NULL)"
+
+
+def typed_literal(target: Target, value: Any) -> str:
+    """A hardcoded value as SQL of the target's type; raises MappingError if it is not one."""
+    kind = target.kind
+    if value is None:
+        return "NULL"
+    if target.choices and value not in target.choices:
+        raise MappingError(f"{value!r} is not one of {', '.join(target.choices)}")
+    if kind in TEXT_KINDS and isinstance(value, str):
+        return literal(value)
+    if kind == "boolean" and isinstance(value, bool):
+        return "true" if value else "false"
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "integer" and number and float(value).is_integer():
+        return str(int(value))
+    if kind in NUMBER_KINDS and number and math.isfinite(value):
+        return f"CAST({literal(repr(float(value)))} AS DOUBLE)"
+    if kind in DATE_KINDS and isinstance(value, str) and _DATE.fullmatch(value):
+        day = _parse_date(value)
+        if kind == "date_end":
+            day += dt.timedelta(days=1)
+        return literal(day.isoformat())
+    if kind in DATETIME_KINDS and isinstance(value, str):
+        return literal(_parse_datetime(value))
+    raise MappingError(f"{value!r} is not {_noun(target)}")
+
+
+def _parse_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise MappingError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _parse_datetime(text: str) -> str:
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise MappingError(f"{text!r} is not an RFC 3339 date-time") from None
+    if value.tzinfo is None:
+        raise MappingError(f"{text!r} has no UTC offset (write 2024-01-01T00:00:00Z)")
+    return value.astimezone(dt.UTC).strftime(_DATETIME_TEXT)
+
+
+def _noun(target: Target) -> str:
+    nouns = {
+        "number": "a number",
+        "price": "a number",
+        "integer": "a whole number",
+        "boolean": "true or false",
+        "date": "a date (YYYY-MM-DD)",
+        "date_end": "a date (YYYY-MM-DD)",
+        "datetime": "a date-time (RFC 3339, with Z)",
+        "datetime_end": "a date-time (RFC 3339, with Z)",
+    }
+    return nouns.get(target.kind, "text")
+
+
+def _error_list(errors: tuple[str, ...]) -> str:
+    if not errors:
+        return "[]"
+    return f"list_filter([{', '.join(errors)}], lambda e: e IS NOT NULL)"
+
+
+def _suggestion(word: str, options: list[str]) -> str:
+    close = get_close_matches(word, options, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

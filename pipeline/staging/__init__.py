@@ -1,0 +1,1 @@
+"""The transform stage: raw Salesforce rows to staged m3ter objects, validated."""
