@@ -50,6 +50,9 @@ CUSTOM_FIELDS = "customFields"
 SEGMENT = "segment"
 SEGMENT_OMITTED = "_segment_keys_omitted"
 ERRORS = "_errors"
+CONFLICT = "_conflict"
+# Columns the stage reads to reject rows, and never writes to a staged table.
+INTERNAL = (ERRORS, CONFLICT)
 
 # Objects that are the lines of an agreement; every other source is a header of its own.
 LINE_OBJECTS = frozenset({"OrderItem", "OpportunityLineItem", "QuoteLineItem"})
@@ -109,6 +112,7 @@ class CompiledEntity:
                 "_version_stamp": "TIMESTAMP",
                 "_tombstone": "BOOLEAN",
                 ERRORS: "VARCHAR[]",
+                CONFLICT: "VARCHAR",
             }
         )
         return columns
@@ -122,10 +126,9 @@ class CompiledEntity:
         if not self.mappings:
             nothing = ", ".join(f"NULL AS {identifier(name)}" for name in extra) or "1"
             return f"SELECT {self._typed({}, extra)} FROM (SELECT {nothing}) AS src WHERE false"
-        selects = [self._select(m, relation(m.source), extra) for m in self.mappings]
-        for source in self.sources:
-            selects.append(self._tombstones(source, relation(source), extra))
-        return "\nUNION ALL\n".join(selects)
+        return "\nUNION ALL\n".join(
+            self._source_sql(source, relation(source), extra) for source in self.sources
+        )
 
     def _typed(self, values: Mapping[str, str], extra: Sequence[str]) -> str:
         typed = [
@@ -135,37 +138,50 @@ class CompiledEntity:
         typed += [f"src.{identifier(name)} AS {identifier(name)}" for name in extra]
         return ", ".join(typed)
 
-    def _deleted(self, source: str) -> str:
-        return 'coalesce(src."IsDeleted", false)' if self.soft_delete.get(source) else "false"
-
-    def _select(self, mapping: CompiledMapping, relation: str, extra: Sequence[str]) -> str:
-        values = {
-            **mapping.values,
-            "_source_object": literal(mapping.source),
-            "_source_id": 'src."Id"',
-            "_mapping": literal(mapping.name),
-            "_version_stamp": 'src."_version_stamp"',
-            "_tombstone": "false",
-            ERRORS: _error_list(mapping.errors),
-        }
-        return (
-            f"SELECT {self._typed(values, extra)} FROM {relation} AS src "
-            f"WHERE NOT {self._deleted(mapping.source)} AND {mapping.condition}"
+    def _source_sql(self, source: str, relation: str, extra: Sequence[str]) -> str:
+        """One scan of `source`'s rows: each takes the first mapping whose condition it meets
+        (`_m`), or none (-1, a tombstone); a row that several mappings take names them all in
+        `_conflict`, so that it can be rejected rather than staged twice."""
+        mappings = [m for m in self.mappings if m.source == source]
+        deleted = 'coalesce(src."IsDeleted", false)' if self.soft_delete.get(source) else "false"
+        first = " ".join(f"WHEN {m.condition} THEN {i}" for i, m in enumerate(mappings))
+        conflict = "NULL"
+        if len(mappings) > 1:
+            taken = " + ".join(f"CAST({m.condition} AS INTEGER)" for m in mappings)
+            names = ", ".join(
+                f"CASE WHEN {m.condition} THEN {literal(m.name)} END" for m in mappings
+            )
+            conflict = f"CASE WHEN NOT {deleted} AND {taken} > 1 THEN concat_ws(', ', {names}) END"
+        scan = (
+            f"SELECT *, CASE WHEN {deleted} THEN -1 {first} ELSE -1 END AS _m, "
+            f"{conflict} AS _conflict FROM {relation} AS src"
         )
 
-    def _tombstones(self, source: str, relation: str, extra: Sequence[str]) -> str:
-        taken = " OR ".join(m.condition for m in self.mappings if m.source == source)
+        def by_mapping(expressions: Sequence[str | None], otherwise: str = "NULL") -> str:
+            branches = " ".join(
+                f"WHEN {i} THEN {expr}" for i, expr in enumerate(expressions) if expr is not None
+            )
+            return f"CASE _m {branches} ELSE {otherwise} END" if branches else otherwise
+
         values = {
-            "_source_object": literal(source),
-            "_source_id": 'src."Id"',
-            "_version_stamp": 'src."_version_stamp"',
-            "_tombstone": "true",
-            ERRORS: "[]",
+            name: by_mapping([m.values.get(name) for m in mappings])
+            for name in dict.fromkeys(name for m in mappings for name in m.values)
         }
-        return (
-            f"SELECT {self._typed(values, extra)} FROM {relation} AS src "
-            f"WHERE {self._deleted(source)} OR NOT ({taken})"
+        values.update(
+            {
+                "_source_object": literal(source),
+                "_source_id": 'src."Id"',
+                "_mapping": by_mapping([literal(m.name) for m in mappings]),
+                "_version_stamp": 'src."_version_stamp"',
+                "_tombstone": "_m = -1",
+                ERRORS: by_mapping(
+                    [_error_list(m.errors) if m.errors else None for m in mappings],
+                    "CAST([] AS VARCHAR[])",
+                ),
+                CONFLICT: "_conflict",
+            }
         )
+        return f"SELECT {self._typed(values, extra)} FROM ({scan}) AS src"
 
 
 @dataclass(frozen=True)

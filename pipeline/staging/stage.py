@@ -8,6 +8,7 @@ reason and the rest are written, each partition replacing its previous file atom
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import time
 from collections.abc import Sequence
@@ -23,8 +24,10 @@ from pipeline.extract.objects import source_object
 from pipeline.extract.run import raw_table
 from pipeline.extract.window import WHOLE
 from pipeline.mapping.compiler import (
+    CONFLICT,
     CUSTOM_FIELDS,
     ERRORS,
+    INTERNAL,
     SEGMENT,
     SEGMENT_OMITTED,
     CompiledEntity,
@@ -186,46 +189,42 @@ def _relation(
             f"{table.qualified} lacks {', '.join(absent)}, which the {compiled.entity} mappings "
             "read: extract it again with the current mappings"
         )
-    partition = '"_partition"' if obj.partitioned else f"CAST({literal(keys[0])} AS VARCHAR)"
-    return (
-        f"(SELECT * REPLACE ({partition} AS _partition) FROM {source_sql} "
-        'QUALIFY row_number() OVER (PARTITION BY "Id", "_partition" '
-        'ORDER BY "_version_stamp" DESC, "_extracted_at" DESC) = 1)'
-    )
+    if obj.partitioned:
+        # A raw partition file holds one row per record (the extract's promise), so no
+        # de-duplication is needed; a duplicate would be rejected by `unique_code`.
+        return f"(SELECT * FROM {source_sql})"
+    return f"(SELECT * REPLACE ({literal(keys[0])} AS _partition) FROM {source_sql})"
 
 
 def _candidates(
     con: duckdb.DuckDBPyConnection, compiled: CompiledEntity, relations: dict[str, str]
 ) -> None:
     mapped = compiled.sql(lambda source: relations[source], extra=("_partition",))
-    con.execute(
-        f"CREATE TEMP TABLE candidates AS SELECT row_number() OVER () AS _row, * FROM ({mapped})"
-    )
+    # Rows are named by the temporary table's rowid (`_row` in `rejected`).
+    con.execute(f"CREATE TEMP TABLE candidates AS {mapped}")
     con.execute('CREATE TEMP TABLE rejected (_row BIGINT, "check" VARCHAR, message VARCHAR)')
 
 
 def _sql_rejects(con: duckdb.DuckDBPyConnection, compiled: CompiledEntity) -> None:
     """Rules over several rows, or over values pandera never sees."""
     con.execute(
-        f"INSERT INTO rejected SELECT _row, 'conversion', unnest({ERRORS}) "
+        f"INSERT INTO rejected SELECT rowid, 'conversion', unnest({ERRORS}) "
         f"FROM candidates WHERE len({ERRORS}) > 0"
     )
     con.execute(
-        """
+        f"""
         INSERT INTO rejected
-        SELECT _row, 'one_mapping_per_record',
+        SELECT rowid, 'one_mapping_per_record',
                _source_object || ' ' || _source_id || ' is taken by several mappings ('
-               || string_agg(_mapping, ', ') OVER key || '); keep one'
-        FROM candidates WHERE NOT _tombstone
-        WINDOW key AS (PARTITION BY _partition, _source_object, _source_id)
-        QUALIFY count(*) OVER key > 1
+               || {CONFLICT} || '); keep one'
+        FROM candidates WHERE {CONFLICT} IS NOT NULL
         """
     )
     if has_code(compiled.entity):
         con.execute(
             """
             INSERT INTO rejected
-            SELECT _row, 'unique_code',
+            SELECT rowid, 'unique_code',
                    'code ' || code || ' is staged for several records in partition ' || _partition
             FROM candidates WHERE NOT _tombstone AND code IS NOT NULL
             WINDOW code_key AS (PARTITION BY _partition, code)
@@ -247,17 +246,30 @@ def _pandera_rejects(con: duckdb.DuckDBPyConnection, entity: Entity) -> None:
     table = con.sql(
         # Rows whose values did not convert are rejected already, and their nulls would only
         # repeat that reason.
-        f"SELECT _row, {select} FROM candidates "
-        f"WHERE NOT _tombstone AND len({ERRORS}) = 0 ORDER BY _row"
+        f"SELECT rowid AS _row, {select} FROM candidates "
+        f"WHERE NOT _tombstone AND len({ERRORS}) = 0 ORDER BY rowid"
     ).to_arrow_table()
     frame = table.to_pandas(types_mapper=_arrow_strings)
+    # pandera checks the columns and names each failing value. The model's checks across
+    # columns run as pandera Checks too, read as masks: reshaping their failures row by row
+    # into pandera's report costs many times what the checks do.
+    by_column = copy.copy(schema)
+    by_column.checks = []
+    found = []
     try:
-        schema.validate(frame, lazy=True)
-        return
+        by_column.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:
-        failures = errors.failure_cases
-    found = _failure_rows(failures, frame)
-    con.register("pandera_rejects", found)
+        found.append(_failure_rows(errors.failure_cases, frame))
+    for check in schema.checks:
+        passed = check(frame).check_output.fillna(False).astype(bool)
+        failed = frame["_row"][~passed].to_numpy()
+        if len(failed):
+            found.append(
+                pd.DataFrame({"_row": failed, "check": check.name, "message": MESSAGES[check.name]})
+            )
+    if not found:
+        return
+    con.register("pandera_rejects", pd.concat(found, ignore_index=True))
     con.execute('INSERT INTO rejected SELECT _row, "check", message FROM pandera_rejects')
     con.unregister("pandera_rejects")
 
@@ -270,44 +282,35 @@ def _arrow_strings(arrow_type: pyarrow.DataType) -> Any:
 
 def _failure_rows(failures: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
     """One (row, check, message) per failing row and check, from pandera's failure cases."""
-    failures = failures[failures["index"].notna()]
     unplaced = failures[failures["index"].isna()]
     if len(unplaced):
+        # A column missing or of the wrong type: a bug in the stage, not a bad record.
         raise StageError(f"staged columns do not match their schema: {unplaced.to_dict('records')}")
     rows = frame["_row"].to_numpy()
+    check = failures["check"].astype(str)
     out = pd.DataFrame(
         {
             "_row": rows[failures["index"].astype(int).to_numpy()],
-            "check": failures["check"].astype(str).to_numpy(),
-            "column": failures["column"].astype(str).to_numpy(),
-            "value": failures["failure_case"].astype(str).to_numpy(),
+            # `str_matches('^…$')` -> `str_matches`: the rule's name, without its arguments
+            "check": check.str.split("(", n=1).str[0].to_numpy(),
+            "message": (
+                failures["column"].astype(str)
+                + " = "
+                + failures["failure_case"].astype(str).map(repr)
+                + " fails "
+                + check
+            ).to_numpy(),
         }
     )
-    out = out.drop_duplicates(subset=["_row", "check"])
-    out["message"] = [
-        _message(check, column, value)
-        for check, column, value in zip(out["check"], out["column"], out["value"], strict=True)
-    ]
-    out["check"] = [_check_name(check) for check in out["check"]]
-    return out[["_row", "check", "message"]].astype({"_row": "int64"})
-
-
-def _check_name(check: str) -> str:
-    """`str_matches('^…$')` -> `str_matches`: the rule's name, without its arguments."""
-    return check.split("(", 1)[0]
-
-
-def _message(check: str, column: str, value: str) -> str:
-    name = _check_name(check)
-    if name in MESSAGES:
-        return MESSAGES[name]
-    if name == "not_nullable":
-        return f"{column} is required"
-    return f"{column} = {value!r} fails {check}"
+    required = out["check"] == "not_nullable"
+    out.loc[required, "message"] = (
+        failures["column"].astype(str).to_numpy()[required] + " is required"
+    )
+    return out.drop_duplicates(subset=["_row", "check"]).astype({"_row": "int64"})
 
 
 def _staged_query(compiled: CompiledEntity, staged_at: dt.datetime) -> str:
-    columns = [c for c in compiled.columns if c != ERRORS]
+    columns = [c for c in compiled.columns if c not in INTERNAL]
     select = [identifier(c) for c in columns if c not in _PRICE_COLUMNS]
     if compiled.entity == "pricings":
         # One band from zero: a unit price per unit and a fixed price per period.
@@ -319,20 +322,20 @@ def _staged_query(compiled: CompiledEntity, staged_at: dt.datetime) -> str:
         )
     select += ["_partition", f"TIMESTAMP {literal(str(staged_at))} AS _staged_at"]
     return (
-        f"SELECT {', '.join(select)} FROM candidates WHERE _row NOT IN (SELECT _row FROM rejected)"
+        f"SELECT {', '.join(select)} FROM candidates WHERE rowid NOT IN (SELECT _row FROM rejected)"
     )
 
 
 def _rejects_query(compiled: CompiledEntity, staged_at: dt.datetime) -> str:
     row = ", ".join(
-        f"{identifier(c)} := c.{identifier(c)}" for c in compiled.columns if c != ERRORS
+        f"{identifier(c)} := c.{identifier(c)}" for c in compiled.columns if c not in INTERNAL
     )
     return f"""
         SELECT {literal(compiled.entity)} AS entity, c._partition, c._source_object,
                c._source_id, c._mapping, r."check", r.message,
                CAST(to_json(struct_pack({row})) AS VARCHAR) AS "row",
                TIMESTAMP {literal(str(staged_at))} AS _staged_at
-        FROM rejected r JOIN candidates c USING (_row)
+        FROM rejected r JOIN candidates c ON c.rowid = r._row
     """
 
 
@@ -349,19 +352,19 @@ def _summary(
     (rejected_rows,) = con.execute("SELECT count(DISTINCT _row) FROM rejected").fetchone() or (0,)
     (tombstones,) = con.execute(
         "SELECT count(*) FROM candidates WHERE _tombstone "
-        "AND _row NOT IN (SELECT _row FROM rejected)"
+        "AND rowid NOT IN (SELECT _row FROM rejected)"
     ).fetchone() or (0,)
     omitted, with_omitted = 0, 0
     if SEGMENT_OMITTED in compiled.columns:
         omitted, with_omitted = con.execute(
             f"SELECT coalesce(sum({SEGMENT_OMITTED}), 0), count(*) FILTER ({SEGMENT_OMITTED} > 0) "
-            "FROM candidates WHERE NOT _tombstone AND _row NOT IN (SELECT _row FROM rejected)"
+            "FROM candidates WHERE NOT _tombstone AND rowid NOT IN (SELECT _row FROM rejected)"
         ).fetchone() or (0, 0)
-    shown = [c for c in compiled.columns if c not in (ERRORS, CUSTOM_FIELDS, SEGMENT)]
+    shown = [c for c in compiled.columns if c not in (*INTERNAL, CUSTOM_FIELDS, SEGMENT)]
     preview_sql = (
         f"SELECT {', '.join(identifier(c) for c in shown)} FROM candidates "
-        "WHERE NOT _tombstone AND _row NOT IN (SELECT _row FROM rejected) "
-        f"ORDER BY _row LIMIT {PREVIEW_ROWS}"
+        "WHERE NOT _tombstone AND rowid NOT IN (SELECT _row FROM rejected) "
+        f"ORDER BY rowid LIMIT {PREVIEW_ROWS}"
     )
     cursor = con.execute(preview_sql)
     names = [d[0] for d in cursor.description]
