@@ -28,6 +28,7 @@ import argparse
 import datetime as dt
 import gc
 import json
+import os
 import re
 import tempfile
 import time
@@ -652,7 +653,7 @@ def report(
         )
     print(
         f"(baseline read of the raw rows as dicts, once for all entities: {read_seconds:.2f} s, "
-        f"peak RSS {read_peak:.0f} MB; not in the ratios)"
+        f"peak RSS {read_peak:.0f} MB; not in the per-entity ratios)"
     )
 
     phases = list(dict.fromkeys(p for run in pipes.values() for p in run.result.profile))
@@ -673,10 +674,15 @@ def report(
         + f" {whole:>8.2f}"
     )
 
-    ratio = totals["bm"] / totals["pm"]
+    # The pipeline's map phase reads its Parquet input; the like-for-like baseline figure counts
+    # the mapper's own read of the rows as dicts too (once, for all entities).
+    mapping_only = totals["bm"] / totals["pm"]
+    ratio = (totals["bm"] + read_seconds) / totals["pm"]
     print(
-        f"\nmapping + segment resolution: {ratio:.1f}x the per-record baseline "
-        f"(target >= {TARGET_RATIO:.0f}x): {'met' if ratio >= TARGET_RATIO else 'NOT met'}"
+        f"\nmapping + segment resolution, input read included on both sides: {ratio:.1f}x the "
+        f"per-record baseline (target >= {TARGET_RATIO:.0f}x): "
+        f"{'met' if ratio >= TARGET_RATIO else 'NOT met'}; "
+        f"{mapping_only:.1f}x with the baseline's read left out"
     )
     print(
         f"whole stage, 3 entities: {whole:.2f} s of phases, {totals['pw']:.2f} s wall "
@@ -686,6 +692,12 @@ def report(
     print(
         f"counts: {'pipeline and baseline agree' if agreed else 'pipeline and baseline DISAGREE'}"
     )
+    print(f"load average at the end: {load()}")
+
+
+def load() -> str:
+    """The machine is shared: the load average says how much of it this run had."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg()) + f" ({os.cpu_count()} CPUs)"
 
 
 def main() -> None:
@@ -695,6 +707,7 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=None, help="default: a temporary directory")
     args = parser.parse_args()
     mappings, compiled = orderitem_set()
+    print(f"load average at the start: {load()}")
     with tempfile.TemporaryDirectory(dir=args.root) as root:
         warehouse = Warehouse(Path(root) / "warehouse")
         started = time.perf_counter()

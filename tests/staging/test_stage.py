@@ -285,3 +285,13 @@ def test_an_unpartitioned_entity_stages_its_whole_source(warehouse, tmp_path):
     assert result.rows_by_partition == {WHOLE: 2}
     rows = query(warehouse, "SELECT code, _tombstone FROM staged.compound_aggregations ORDER BY 2")
     assert rows == [("calls_total", False), (None, True)]
+
+
+def test_staged_rows_hold_m3ter_fields_and_bookkeeping_only(warehouse, compiled):
+    write_items(warehouse, DAY1, ITEMS[:1])
+    stage(warehouse, compiled["pricings"], [DAY1])
+    columns = [row[0] for row in query(warehouse, "DESCRIBE staged.pricings")]
+    assert {"_errors", "_conflict", "unitPrice", "fixedPrice"}.isdisjoint(columns)
+    assert {"code", "pricingBands", "segment", "_source_id", "_mapping", "_staged_at"} <= set(
+        columns
+    )
