@@ -19,6 +19,8 @@ from pipeline.extract.window import WHOLE, Window
 
 BULK_DATETIME = "%Y-%m-%dT%H:%M:%S.%gZ"
 REST_DATETIME = "%Y-%m-%dT%H:%M:%S.%g%z"
+# CSV read buffer: twice DuckDB's default longest line (2 MB), a fraction of a bulk page.
+CSV_BUFFER_BYTES = 4 << 20
 _PATH = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$")
 
 
@@ -43,9 +45,12 @@ def _source(plan: FieldPlan, files: Sequence[Path], fmt: str) -> tuple[str, list
         return f"(SELECT {columns} WHERE false)", []
     if fmt == "csv":
         types = {c.path: c.duckdb_type for c in plan.columns}
+        # A bounded read buffer: by default DuckDB reads up to 32 MB of a file at once (a whole
+        # bulk page), which would make a page's typing cost more memory than its rows.
         return (
             "read_csv(?, header = true, columns = ?, delim = ',', quote = '\"', "
-            f"escape = '\"', timestampformat = '{BULK_DATETIME}', auto_detect = false)",
+            f"escape = '\"', timestampformat = '{BULK_DATETIME}', auto_detect = false, "
+            f"buffer_size = {CSV_BUFFER_BYTES})",
             [pages, types],
         )
     if fmt == "json":

@@ -13,8 +13,8 @@ from pathlib import Path
 import duckdb
 
 from pipeline.extract.errors import ExtractError, FieldNotFound
-from pipeline.extract.load import raw_rows_sql
 from pipeline.extract.objects import SourceObject
+from pipeline.extract.pages import PageStager, partition_summary, write_groups
 from pipeline.extract.plan import FieldPlan, plan_fields
 from pipeline.extract.window import WHOLE, Window, count_query, select_clause, window_query
 from pipeline.salesforce.client import SalesforceClient
@@ -35,6 +35,12 @@ class ExtractSettings:
     # DuckDB's working memory (MB) while typing and writing a window, so that a year of rows
     # needs little more memory than a day of them; doubled (twice at most) if a write needs more.
     memory_mb: int = 128
+    # Partition files are written from the staged pages a run of consecutive partitions at a
+    # time, each run holding at most this many rows and partitions (a bigger partition is a run
+    # of its own): DuckDB keeps a run's small partitions in memory until the run is written, so
+    # these bound the memory a window of any length needs. Each run is a COPY of its own.
+    publish_rows: int = 50_000
+    publish_partitions: int = 128
 
 
 @dataclass(frozen=True)
@@ -94,8 +100,9 @@ def extract(
     """Download the window's rows, then publish each partition file; nothing is published early.
 
     `partitions` are consecutive daily keys (`None` for objects read whole). The download lands in
-    a private work directory; only when every page is on disk and typed do the partition files
-    replace their previous versions, one atomic rename each.
+    a private work directory, where each page is typed into a staged Parquet file while the next
+    one downloads; only when every page is on disk and typed do the partition files replace
+    their previous versions, one atomic rename each.
     """
     started = time.monotonic()
     before = client.spent()
@@ -106,14 +113,23 @@ def extract(
     work = warehouse.root / "tmp" / f"{source.table}-{uuid.uuid4().hex}"
     work.mkdir(parents=True)
     try:
-        method, files, fmt = _download(client, plan, source, soql, window, work, settings)
-        extracted_at = dt.datetime.now(dt.UTC)
-        sql, params = raw_rows_sql(
-            plan, files, fmt, window=window, overlap=settings.overlap, extracted_at=extracted_at
+        stager = PageStager(
+            plan,
+            window=window,
+            overlap=settings.overlap,
+            extracted_at=dt.datetime.now(dt.UTC),
+            directory=work / "staged",
+            memory_mb=settings.memory_mb,
         )
+        try:
+            method, files, fmt = _download(
+                client, plan, source, soql, window, work, settings, stager
+            )
+            staged = stager.staged(files, fmt)
+        finally:
+            stager.close()
         keys = window.partitions if window else [WHOLE]
-        rows = _publish(warehouse, source, sql, params, keys, work, settings.memory_mb)
-        deleted = _deleted(warehouse, source, keys) if plan.soft_delete else 0
+        rows, deleted = _publish(warehouse, source, plan, staged, keys, work, settings)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     spent = client.spent() - before
@@ -139,6 +155,7 @@ def _download(
     window: Window | None,
     work: Path,
     settings: ExtractSettings,
+    stager: PageStager,
 ) -> tuple[str, list[Path], str]:
     # Custom metadata is not bulk-queryable and has no recycle bin: REST `query` only.
     if source.custom_metadata:
@@ -156,6 +173,7 @@ def _download(
         include_deleted=plan.soft_delete,
         page_size=settings.bulk_page_size,
         poll_seconds=settings.bulk_poll_seconds,
+        on_page=lambda page: stager.submit(page, "csv"),
     )
     return "bulk", files, "csv"
 
@@ -163,43 +181,41 @@ def _download(
 def _publish(
     warehouse: Warehouse,
     source: SourceObject,
-    sql: str,
-    params: list[object],
+    plan: FieldPlan,
+    staged: Sequence[Path],
     keys: Sequence[str],
     work: Path,
-    memory_mb: int,
-) -> dict[str, int]:
-    """Write the window's partitions under a memory limit, raising it only when DuckDB must."""
+    settings: ExtractSettings,
+) -> tuple[dict[str, int], int]:
+    """Write the window's partitions from the staged pages, a run of partitions at a time, under
+    a memory limit that is raised only when DuckDB must; return the rows per partition and how
+    many of them are deleted (counted from the staged rows, which are exactly the rows written).
+    """
     for attempt in range(3):
         con = duckdb.connect(
             config={
-                "memory_limit": f"{memory_mb << attempt}MB",
+                "memory_limit": f"{settings.memory_mb << attempt}MB",
                 "temp_directory": str(work / "spill"),
                 "preserve_insertion_order": False,
-                # Partition files flush small row groups, so a window of many days never holds
-                # every day's rows in memory at once.
+                # A partition with this many rows in memory is flushed to its file as a row
+                # group, so a run of one big partition need not hold all of it; smaller ones
+                # wait for the end of their run's COPY.
                 "partitioned_write_flush_threshold": 4096,
             }
         )
         try:
             con.execute("SET TimeZone = 'UTC'")
-            return warehouse.write_partitions(
-                con, raw_table(source), sql, params, "_partition", cover=keys
+            summary = partition_summary(con, staged, plan.soft_delete)
+            groups = write_groups(
+                staged, summary, settings.publish_rows, settings.publish_partitions
             )
+            rows = warehouse.write_partition_groups(
+                con, raw_table(source), groups, "_partition", cover=keys
+            )
+            return rows, sum(gone for _, _, gone in summary)
         except duckdb.OutOfMemoryException:
             if attempt == 2:
                 raise
         finally:
             con.close()
     raise AssertionError("unreachable")
-
-
-def _deleted(warehouse: Warehouse, source: SourceObject, keys: Sequence[str]) -> int:
-    """Deleted rows among the partitions just written, read back from their files."""
-    files = [str(warehouse.partition_path(raw_table(source), key)) for key in keys]
-    con = duckdb.connect()
-    try:
-        row = con.execute('SELECT count(*) FROM read_parquet(?) WHERE "IsDeleted"', [files])
-        return int((row.fetchone() or (0,))[0])
-    finally:
-        con.close()

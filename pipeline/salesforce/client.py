@@ -528,6 +528,7 @@ class SalesforceClient:
         include_deleted: bool,
         page_size: int = 100_000,
         poll_seconds: float = 0.5,
+        on_page: Callable[[Path], None] | None = None,
     ) -> list[Path]:
         """Runs a Bulk API 2.0 query (or queryAll) job; each results page becomes its own CSV file
         (`part-00000.csv`, … each with its header row) in `out_dir`, returned in order.
@@ -535,6 +536,10 @@ class SalesforceClient:
         Earlier `part-*.csv` files in `out_dir` are removed first. A zero-row result gives one
         page file as Salesforce sent it (header only, or empty). A job that ends Failed/Aborted is
         run again as a new job, up to the retry policy's attempts, then BulkJobFailed.
+
+        `on_page` is called with each page file as soon as it is complete, so the caller can work
+        on it while the next one downloads; a job that runs again delivers its pages again, from
+        the first, under the same names (the earlier files are gone by then).
         """
         operation = Operation.query_all if include_deleted else Operation.query
         out_dir = Path(out_dir)
@@ -560,6 +565,8 @@ class SalesforceClient:
                 )
                 self._tally.add(records=count)
                 files.append(target)
+                if on_page is not None:
+                    on_page(target)
                 if not locator:
                     return files
 

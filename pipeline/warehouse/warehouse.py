@@ -97,17 +97,44 @@ class Warehouse:
         Files are named `<file_prefix><value>.parquet`, so that several writers (one per
         `file_prefix`) can share a table and each replace only its own partitions.
         """
+        return self.write_partition_groups(
+            con, table, [(query, params)], partition_column, cover, file_prefix
+        )
+
+    def write_partition_groups(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: Table,
+        groups: Sequence[tuple[str, Sequence[object]]],
+        partition_column: str,
+        cover: Sequence[str] = (),
+        file_prefix: str = "",
+    ) -> dict[str, int]:
+        """`write_partitions` for rows that come as several queries, each holding whole partitions.
+
+        Each query is a COPY of its own, so DuckDB holds one group's rows at a time: a partitioned
+        COPY keeps a partition's rows in memory until it has `partitioned_write_flush_threshold`
+        of them or the COPY ends, which for many small partitions is every row it was given.
+        The files of all groups are staged together and placed only when every group is
+        written, with one catalog rebuild, exactly as `write_partitions` does for one query
+        (a partition that two groups both produce is merged from its pieces).
+        """
+        if not groups:
+            raise ValueError(f"{table.qualified}: no query to write")
         expected = {check_partition(key) for key in cover}
         self._prepare(table)
-        self._check_columns(con, table, f"SELECT * FROM ({query})", params)
+        for query, params in groups:
+            self._check_columns(con, table, f"SELECT * FROM ({query})", params)
         directory = self.table_dir(table)
         column = identifier(partition_column)
         with files.staging_directory(directory, "partitions") as split:
-            con.execute(
-                f"COPY ({query}) TO {literal(str(split))} "
-                f"(FORMAT parquet, PARTITION_BY ({column}), WRITE_PARTITION_COLUMNS true)",
-                list(params),
-            )
+            for query, params in groups:
+                # APPEND names each file uniquely, so later groups never overwrite earlier ones.
+                con.execute(
+                    f"COPY ({query}) TO {literal(str(split))} (FORMAT parquet, "
+                    f"PARTITION_BY ({column}), WRITE_PARTITION_COLUMNS true, APPEND)",
+                    list(params),
+                )
             produced = self._produced(split, partition_column)
             if None in produced:
                 raise ValueError(f"{table.qualified}: {partition_column} is NULL in some rows")
@@ -121,6 +148,7 @@ class Warehouse:
             if expected - keys:
                 # One empty file with the query's columns, copied for every partition that got
                 # no rows (rather than one query per empty partition).
+                query, params = groups[0]
                 empty = split / "empty.parquet"
                 con.execute(
                     f"COPY (SELECT * FROM ({query}) LIMIT 0) TO {literal(str(empty))} "
@@ -186,7 +214,6 @@ class Warehouse:
             produced.setdefault(key, []).extend(sorted(folder.glob("*.parquet")))
         return produced
 
-    @staticmethod
     @staticmethod
     def _row_counts(con: duckdb.DuckDBPyConnection, split: Path) -> dict[str, int]:
         """Rows per written file, from the Parquet footers alone."""

@@ -405,3 +405,29 @@ def test_write_partitions_with_no_rows_writes_empty_covered_partitions(warehouse
     )
     assert counts == {"2026-11-20": 0, "2026-11-21": 0}
     assert warehouse.partitions(ORDER_ITEM) == ["2026-11-20", "2026-11-21"]
+
+
+def test_groups_that_share_a_partition_are_merged_into_one_file(warehouse, con):
+    table = Table("raw", "grouped")
+    groups = [
+        ("SELECT 1 AS id, '2024-01-01' AS day UNION ALL SELECT 2, '2024-01-02'", []),
+        ("SELECT 3 AS id, '2024-01-02' AS day", []),
+    ]
+    counts = warehouse.write_partition_groups(
+        con, table, groups, "day", cover=["2024-01-01", "2024-01-02", "2024-01-03"]
+    )
+    assert counts == {"2024-01-01": 1, "2024-01-02": 2, "2024-01-03": 0}
+    assert warehouse.partitions(table) == ["2024-01-01", "2024-01-02", "2024-01-03"]
+    rows = warehouse.connect().execute("SELECT id FROM raw.grouped ORDER BY id").fetchall()
+    assert rows == [(1,), (2,), (3,)]
+
+
+def test_a_file_prefix_lets_writers_share_a_table(warehouse, con):
+    table = Table("staged", "shared")
+    warehouse.write_partitions(
+        con, table, "SELECT 'a' AS who, '2024-01-01' AS day", [], "day", file_prefix="a."
+    )
+    warehouse.write_partitions(
+        con, table, "SELECT 'b' AS who, '2024-01-01' AS day", [], "day", file_prefix="b."
+    )
+    assert warehouse.partitions(table) == ["a.2024-01-01", "b.2024-01-01"]
