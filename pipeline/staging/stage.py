@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import shutil
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,8 +105,9 @@ def stage(
     started = time.monotonic()
     profile: dict[str, float] = {}
     keys = list(partitions) if partitions else [WHOLE]
-    work = warehouse.root / "tmp"
-    work.mkdir(parents=True, exist_ok=True)
+    # A spill directory of its own: two partition runs may stage at once.
+    work = warehouse.root / "tmp" / f"stage-{compiled.entity}-{uuid.uuid4().hex}"
+    work.mkdir(parents=True)
     con = duckdb.connect(
         config={
             "memory_limit": f"{settings.memory_mb}MB",
@@ -146,6 +149,7 @@ def stage(
         result = _summary(con, compiled, rows, started, profile)
     finally:
         con.close()
+        shutil.rmtree(work, ignore_errors=True)
     return result
 
 
