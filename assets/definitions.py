@@ -10,8 +10,10 @@ import os
 import dagster as dg
 
 from assets.extract import extract_assets
+from assets.load import load_assets
 from assets.resources import (
     ExtractResource,
+    M3terResource,
     MappingsResource,
     SalesforceResource,
     StageResource,
@@ -19,6 +21,7 @@ from assets.resources import (
 )
 from assets.staging import staged_assets
 from pipeline.extract.objects import ALL
+from pipeline.m3ter.settings import ENVIRONMENT as M3TER_ENVIRONMENT
 from pipeline.salesforce.settings import ENVIRONMENT
 
 DEFAULT_START_DATE = "2023-01-01"
@@ -39,8 +42,16 @@ def resources() -> dict[str, dg.ConfigurableResource]:
     mappings = _from_env({"source": "M3SYNC_MAPPINGS_SOURCE", "directory": "M3SYNC_MAPPINGS_DIR"})
     max_share = os.environ.get("M3SYNC_MAX_REJECT_SHARE")
     stage = {"max_reject_share": float(max_share)} if max_share else {}
+    text = ("base_url", "org_id", "access_key_id", "api_secret", "ca_file")
+    m3ter: dict[str, object] = {
+        **_from_env({k: v for k, v in M3TER_ENVIRONMENT.items() if k in text})
+    }
+    for name, convert in (("rate_limit", float), ("concurrency", int)):
+        if M3TER_ENVIRONMENT[name] in os.environ:
+            m3ter[name] = convert(os.environ[M3TER_ENVIRONMENT[name]])
     return {
         "salesforce": SalesforceResource(**_from_env(ENVIRONMENT)),
+        "m3ter": M3terResource(**m3ter),
         "warehouse": WarehouseResource(**warehouse),
         "extract_settings": ExtractResource(),
         "mappings": MappingsResource(**mappings),
@@ -52,7 +63,11 @@ def resources() -> dict[str, dg.ConfigurableResource]:
 def defs() -> dg.Definitions:
     partitions = daily_partitions()
     return dg.Definitions(
-        assets=[*extract_assets(ALL, partitions), *staged_assets(partitions)],
+        assets=[
+            *extract_assets(ALL, partitions),
+            *staged_assets(partitions),
+            *load_assets(partitions),
+        ],
         resources=resources(),
         executor=dg.in_process_executor,
     )

@@ -9,9 +9,11 @@ from dataclasses import fields
 from pathlib import Path
 
 import dagster as dg
+from pipeline.m3ter.client import M3terClient
 from pydantic import PrivateAttr
 
 from pipeline.extract.run import ExtractSettings
+from pipeline.m3ter.settings import DEFAULT_BASE_URL, M3terSettings
 from pipeline.mapping.compiler import CompiledSet, compile_mappings
 from pipeline.mapping.files import load_mappings
 from pipeline.mapping.metadata import read_org_mappings
@@ -118,3 +120,32 @@ class StageResource(dg.ConfigurableResource):
 
     def settings(self) -> StageSettings:
         return StageSettings(memory_mb=self.memory_mb)
+
+
+class M3terResource(dg.ConfigurableResource):
+    """An m3ter organization: API URL, org id, credentials, trust, pace."""
+
+    base_url: str = DEFAULT_BASE_URL
+    org_id: str = ""
+    access_key_id: str = ""
+    api_secret: str = ""
+    ca_file: str | None = None
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    rate_limit: float = 20.0
+    concurrency: int = 4
+
+    def settings(self) -> M3terSettings:
+        return M3terSettings(**{f.name: getattr(self, f.name) for f in fields(M3terSettings)})
+
+    @classmethod
+    def from_settings(cls, settings: M3terSettings) -> "M3terResource":
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(M3terSettings)})
+
+    _client: M3terClient | None = PrivateAttr(default=None)
+
+    def client(self) -> M3terClient:
+        """One client per run: its token, pacing and counters serve every load of the run."""
+        if self._client is None:
+            self._client = M3terClient(self.settings())
+        return self._client

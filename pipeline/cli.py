@@ -7,6 +7,7 @@ import json
 import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -17,8 +18,10 @@ from rich.table import Table
 
 from assets.definitions import daily_partitions
 from assets.extract import extract_asset
+from assets.load import load_asset
 from assets.resources import (
     ExtractResource,
+    M3terResource,
     MappingsResource,
     SalesforceResource,
     StageResource,
@@ -26,6 +29,13 @@ from assets.resources import (
 )
 from assets.staging import staged_asset
 from pipeline.extract.objects import ALL
+from pipeline.load.entities import ORDER
+from pipeline.load.reconcile import Current
+from pipeline.load.run import load
+from pipeline.m3ter.client import M3terClient
+from pipeline.m3ter.errors import M3terError
+from pipeline.m3ter.settings import sandbox_settings as m3ter_sandbox_settings
+from pipeline.m3ter.settings import settings_from_env as m3ter_settings_from_env
 from pipeline.mapping.errors import MappingError
 from pipeline.mapping.files import dump_mappings, load_mappings
 from pipeline.mapping.metadata import read_org_mappings
@@ -38,6 +48,7 @@ from pipeline.sandbox.faults import FaultConfig
 from pipeline.sandbox.m3ter import M3terConfig
 from pipeline.sandbox.salesforce.app import SalesforceConfig
 from pipeline.sandbox.server import RunningSandbox, running_sandbox, wait_for_shutdown
+from pipeline.warehouse import Warehouse
 
 app = typer.Typer(
     help="Sync Salesforce deals into m3ter billing.",
@@ -233,6 +244,9 @@ def demo(
     )
 
 
+DEMO_M3TER_RATE = 45.0
+
+
 def _run_demo(sandbox: RunningSandbox, warehouse: Path) -> None:
     """Materialize every extract and staged asset over every daily partition up to yesterday."""
     partitions = daily_partitions()
@@ -245,6 +259,14 @@ def _run_demo(sandbox: RunningSandbox, warehouse: Path) -> None:
         "extract_settings": ExtractResource(),
         "mappings": MappingsResource(),
         "stage_settings": StageResource(),
+        # The sandbox allows 50 requests/s; the demo goes close to it.
+        "m3ter": M3terResource.from_settings(
+            replace(
+                m3ter_sandbox_settings(sandbox.info()["m3ter"]),
+                rate_limit=DEMO_M3TER_RATE,
+                concurrency=8,
+            )
+        ),
     }
     extracted = Table(title=f"Extract, partitions {keys[0]} .. {keys[-1]}")
     for column in ("raw table", "rows", "deleted", "method", "API calls"):
@@ -252,6 +274,9 @@ def _run_demo(sandbox: RunningSandbox, warehouse: Path) -> None:
     staged = Table(title="Stage")
     for column in ("staged table", "rows", "tombstones", "rejects", "reject share"):
         staged.add_column(column, justify="left" if column == "staged table" else "right")
+    loaded = Table(title="Load into m3ter")
+    for column in ("m3ter entity", "actions", "rejected by m3ter", "API calls", "writes"):
+        loaded.add_column(column, justify="left" if column == "m3ter entity" else "right")
     range_tags = {
         "dagster/asset_partition_range_start": keys[0],
         "dagster/asset_partition_range_end": keys[-1],
@@ -275,6 +300,7 @@ def _run_demo(sandbox: RunningSandbox, warehouse: Path) -> None:
                 [
                     *(extract_asset(s, partitions) for s in sources),
                     *(staged_asset(e, partitions) for e in entities),
+                    *(load_asset(e, partitions) for e in entities),
                 ],
                 resources=resources,
                 tags=tags,
@@ -290,7 +316,17 @@ def _run_demo(sandbox: RunningSandbox, warehouse: Path) -> None:
             seen.add(name)
             meta = event.materialization.metadata
             table_name = name.replace("/", ".")
-            if name.startswith("raw/"):
+            if name.startswith("m3ter/"):
+                actions = meta["outcomes"].value
+                assert isinstance(actions, dict)
+                loaded.add_row(
+                    name.removeprefix("m3ter/"),
+                    ", ".join(f"{k} {v:,}" for k, v in actions.items()) or "none",
+                    f"{meta['rejects'].value:,}",
+                    f"{meta['api_calls'].value:,}",
+                    f"{meta['write_calls'].value:,}",
+                )
+            elif name.startswith("raw/"):
                 extracted.add_row(
                     table_name,
                     f"{meta['dagster/row_count'].value:,}",
@@ -313,6 +349,7 @@ def _run_demo(sandbox: RunningSandbox, warehouse: Path) -> None:
             _fail(f"the run failed: {error.message.strip() if error else 'see the run logs'}")
     console.print(extracted)
     console.print(staged)
+    console.print(loaded)
     catalog = warehouse / "warehouse.duckdb"
     console.print(f"Warehouse: {catalog} (open it with `duckdb -readonly {catalog}`).")
 
@@ -332,6 +369,78 @@ def _client(sandbox: Path | None) -> SalesforceClient:
     if sandbox is not None:
         return SalesforceClient(sandbox_settings(json.loads(sandbox.read_text())["salesforce"]))
     return SalesforceClient(settings_from_env())
+
+
+PLAN_KINDS = ("create", "update", "end_date", "delete", "unchanged", "reject")
+
+
+@app.command("plan")
+def plan_command(
+    partition: Annotated[
+        list[str] | None,
+        typer.Option("--partition", help="A daily partition (YYYY-MM-DD); repeat for more."),
+    ] = None,
+    entity: Annotated[
+        list[str] | None, typer.Option("--entity", help="Only this entity; repeat for more.")
+    ] = None,
+    warehouse: Annotated[
+        Path, typer.Option("--warehouse", help="The warehouse root to read staged rows from.")
+    ] = Path(".m3sync"),
+    sandbox: Annotated[
+        Path | None,
+        typer.Option(
+            "--sandbox",
+            help="Plan against the m3ter sandbox described by this sandbox.json instead of the "
+            "org configured by the M3SYNC_M3TER_* variables.",
+        ),
+    ] = None,
+    shown: Annotated[int, typer.Option("--show", help="Changed objects to list.")] = 20,
+) -> None:
+    """Dry run: what a load of the staged rows would change in m3ter, without writing."""
+    unknown = sorted(set(entity or ()) - set(ORDER))
+    if unknown:
+        _fail(f"unknown entity {', '.join(unknown)}; choose from {', '.join(ORDER)}")
+    try:
+        settings = (
+            m3ter_sandbox_settings(json.loads(sandbox.read_text())["m3ter"])
+            if sandbox
+            else m3ter_settings_from_env()
+        )
+        client = M3terClient(settings)
+        current = Current(client)
+        results = [
+            load(client, Warehouse(warehouse), e, partition or None, dry_run=True, current=current)
+            for e in ORDER
+            if not entity or e in entity
+        ]
+    except (M3terError, ValueError, OSError) as exc:
+        _fail(f"plan failed: {exc}")
+    counts = Table(title="Plan (nothing written)")
+    for column in ("entity", *PLAN_KINDS):
+        counts.add_column(column, justify="left" if column == "entity" else "right")
+    changed = Table(title="Changes")
+    for column in ("entity", "action", "source", "field", "before", "after"):
+        changed.add_column(column)
+    listed = 0
+    for result in results:
+        counts.add_row(result.entity, *(f"{result.actions.get(k, 0):,}" for k in PLAN_KINDS))
+        for row in result.changed:
+            for field_name, (before, after) in row["changes"].items():
+                if listed < shown:
+                    changed.add_row(
+                        result.entity,
+                        row["action"],
+                        row["source"],
+                        field_name,
+                        str(before),
+                        str(after),
+                    )
+                listed += 1
+    console.print(counts)
+    if listed:
+        console.print(changed)
+        if listed > shown:
+            console.print(f"... and {listed - shown:,} more changed fields (--show N).")
 
 
 def _fail(message: str) -> NoReturn:

@@ -320,9 +320,9 @@ def _staged_query(compiled: CompiledEntity, staged_at: dt.datetime) -> str:
         # One band from zero: a unit price per unit and a fixed price per period.
         select.insert(
             columns.index("startDate"),
-            "CASE WHEN _tombstone THEN NULL ELSE [{'lowerLimit': 0.0, "
-            "'fixedPrice': coalesce(\"fixedPrice\", 0.0), "
-            '\'unitPrice\': coalesce("unitPrice", 0.0)}] END AS "pricingBands"',
+            "CASE WHEN _tombstone THEN NULL ELSE [{'lowerLimit': 0.0::DOUBLE, "
+            "'fixedPrice': coalesce(\"fixedPrice\", 0.0::DOUBLE), "
+            '\'unitPrice\': coalesce("unitPrice", 0.0::DOUBLE)}] END AS "pricingBands"',
         )
     select += ["_partition", f"TIMESTAMP {literal(str(staged_at))} AS _staged_at"]
     return (

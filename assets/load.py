@@ -1,0 +1,103 @@
+"""Load assets: one per m3ter entity, in the `m3ter` group, after the staged asset's checks."""
+
+from collections.abc import Sequence
+
+import dagster as dg
+from pipeline.m3ter.errors import M3terError
+
+from assets.resources import M3terResource, WarehouseResource
+from assets.staging import ENTITY_SOURCES
+from pipeline.load.run import LoadResult, load
+from pipeline.mapping.spec import Entity
+
+# Which loaded entities each entity's references point at: those load first.
+AFTER: dict[Entity, tuple[Entity, ...]] = {
+    "compound_aggregations": (),
+    "accounts": (),
+    "contracts": ("accounts",),
+    "plans": ("accounts",),
+    "pricings": ("plans", "compound_aggregations"),
+    "account_plans": ("accounts", "plans", "contracts"),
+    "commitments": ("accounts", "contracts"),
+}
+
+
+class LoadConfig(dg.Config):
+    """`dry_run`: compute the plan (actions and changed fields) without writing to m3ter."""
+
+    dry_run: bool = False
+
+
+def _table(rows: Sequence[dict[str, object]]) -> str:
+    if not rows:
+        return "(nothing to write)"
+    lines = ["| action | source | code | changes (before → after) |", "|---|---|---|---|"]
+    for row in rows:
+        changes = row["changes"]
+        assert isinstance(changes, dict)
+        shown = "; ".join(f"{k}: {b} → {a}" for k, (b, a) in changes.items())
+        lines.append(
+            f"| {row['action']} | {row['source']} | {row['code'] or ''} | "
+            f"{shown.replace('|', '/')} |"
+        )
+    return "\n".join(lines)
+
+
+def metadata(result: LoadResult) -> dict[str, object]:
+    rejects = "\n".join(f"- {source}: {message}" for source, message in result.rejects[:50])
+    return {
+        "dry_run": result.dry_run,
+        "actions": dg.MetadataValue.json(result.actions),
+        "outcomes": dg.MetadataValue.json(result.outcomes),
+        "api_calls": result.api_calls,
+        "write_calls": result.writes,
+        "rejects": len(result.rejects),
+        "reject_messages": dg.MetadataValue.md(rejects or "(none)"),
+        "plan": dg.MetadataValue.md(_table(result.changed)),
+        "run_id": result.run_id,
+        "duration_seconds": round(result.seconds, 3),
+    }
+
+
+def load_asset(entity: Entity, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    partitioned = any(source.partitioned for source in ENTITY_SOURCES[entity])
+
+    @dg.asset(
+        key=["m3ter", entity],
+        group_name="m3ter",
+        description=f"m3ter {entity.replace('_', ' ')} reconciled with staged.{entity}.",
+        deps=[
+            dg.AssetKey(["staged", entity]),
+            *(dg.AssetKey(["m3ter", other]) for other in AFTER[entity]),
+        ],
+        partitions_def=partitions_def if partitioned else None,
+        backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
+        kinds={"m3ter"},
+        pool="m3ter_api",
+    )
+    def _load(
+        context: dg.AssetExecutionContext,
+        config: LoadConfig,
+        m3ter: M3terResource,
+        warehouse: WarehouseResource,
+    ) -> dg.MaterializeResult:
+        partitions = context.partition_keys if partitioned else None
+        settings = m3ter.settings()
+        try:
+            result = load(
+                m3ter.client(),
+                warehouse.warehouse(),
+                entity,
+                partitions,
+                dry_run=config.dry_run,
+                concurrency=settings.concurrency,
+            )
+        except M3terError as exc:
+            raise dg.Failure(description=str(exc)) from exc
+        return dg.MaterializeResult(metadata=metadata(result))
+
+    return _load
+
+
+def load_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    return [load_asset(entity, partitions_def) for entity in AFTER]

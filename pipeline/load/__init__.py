@@ -1,0 +1,1 @@
+"""The load stage: staged m3ter objects reconciled into m3ter, journaled."""

@@ -1,0 +1,115 @@
+"""How each staged entity meets m3ter: its collection, its references, and how it ends.
+
+The staged tables hold references as codes (`accountCode`); m3ter wants ids (`accountId`). The
+dependency order (DESIGN §7) makes every referenced object exist before its referrers load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from pipeline.mapping.spec import Entity
+
+
+@dataclass(frozen=True)
+class Reference:
+    column: str  # staged column holding a code, e.g. accountCode
+    field: str  # m3ter field holding the id, e.g. accountId
+    collection: str  # where the code is looked up, e.g. accounts
+
+
+@dataclass(frozen=True)
+class LoadEntity:
+    entity: Entity
+    collection: str
+    name: str  # m3ter's singular name, as ExternalMappings spell it
+    references: tuple[Reference, ...] = ()
+    end_kind: Literal["date", "datetime"] | None = None  # how `endDate` is written, if any
+    has_code: bool = True
+
+
+def _ref(column: str, collection: str) -> Reference:
+    return Reference(column, column.removesuffix("Code") + "Id", collection)
+
+
+ENTITIES: Final[dict[Entity, LoadEntity]] = {
+    "compound_aggregations": LoadEntity(
+        "compound_aggregations",
+        "compoundaggregations",
+        "CompoundAggregation",
+        (_ref("productCode", "products"),),
+    ),
+    "accounts": LoadEntity(
+        "accounts", "accounts", "Account", (_ref("parentAccountCode", "accounts"),)
+    ),
+    "contracts": LoadEntity(
+        "contracts",
+        "contracts",
+        "Contract",
+        (_ref("accountCode", "accounts"),),
+        end_kind="date",
+    ),
+    "plans": LoadEntity(
+        "plans",
+        "plans",
+        "Plan",
+        (_ref("planTemplateCode", "plantemplates"), _ref("accountCode", "accounts")),
+    ),
+    "pricings": LoadEntity(
+        "pricings",
+        "pricings",
+        "Pricing",
+        (
+            _ref("planCode", "plans"),
+            _ref("planTemplateCode", "plantemplates"),
+            _ref("aggregationCode", "aggregations"),
+            _ref("compoundAggregationCode", "compoundaggregations"),
+        ),
+        end_kind="datetime",
+    ),
+    "account_plans": LoadEntity(
+        "account_plans",
+        "accountplans",
+        "AccountPlan",
+        (
+            _ref("accountCode", "accounts"),
+            _ref("planCode", "plans"),
+            _ref("contractCode", "contracts"),
+        ),
+        end_kind="datetime",
+    ),
+    # Commitments have no code: they are matched through the ExternalMapping written with them.
+    "commitments": LoadEntity(
+        "commitments",
+        "commitments",
+        "Commitment",
+        (_ref("accountCode", "accounts"), _ref("contractCode", "contracts")),
+        end_kind="date",
+        has_code=False,
+    ),
+}
+ORDER: Final[tuple[Entity, ...]] = tuple(ENTITIES)
+
+# What m3ter answers for a field a body leaves out: a desired state without the field equals a
+# current object holding this value, so it is not a change.
+DEFAULTS: Final[dict[str, object]] = {
+    "customFields": {},
+    "type": "DEBIT",
+    "cumulative": False,
+    "tiersSpanPlan": False,
+    "evaluateNullAggregations": False,
+    "applyContractPeriodLimits": False,
+}
+EXTERNAL_SYSTEM: Final = "Salesforce"
+# Fields m3ter answers but never takes: left out of every body sent back.
+READ_ONLY: Final[frozenset[str]] = frozenset(
+    {"id", "version", "dtCreated", "dtLastModified", "createdBy", "lastModifiedBy"}
+)
+COMPUTED: Final[dict[Entity, frozenset[str]]] = {
+    "plans": frozenset({"productId"}),
+    "account_plans": frozenset({"productId"}),
+    "pricings": frozenset({"aggregationType", "segmentString"}),
+    "commitments": frozenset({"amountSpent"}),
+    "compound_aggregations": frozenset({"segments"}),
+}

@@ -1,0 +1,206 @@
+"""Load one staged entity for a range of partitions into m3ter, and journal what happened.
+
+`load.journal` keeps every action of every run with its outcome; `load.id_map` shows, per source
+record, the m3ter object it made (its latest entry). Both are written when a run's writes are
+done: a run killed halfway journals nothing, and the next run finds what it created by code (or
+ExternalMapping), so it converges without duplicates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from pipeline.load.reconcile import WRITES, Action, Client, Current, Outcome, apply, counts, plan
+from pipeline.mapping.spec import Entity
+from pipeline.staging.stage import staged_table
+from pipeline.warehouse import Table, Warehouse
+from pipeline.warehouse.sql import identifier
+
+JOURNAL = Table("load", "journal")
+ID_MAP = Table(
+    "load", "id_map", latest_by=("entity", "source_object", "source_id"), order_by=("at",)
+)
+# Objects listed with their changed fields in a result: enough to read, not a dump.
+LISTED_CHANGES = 50
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    entity: Entity
+    dry_run: bool
+    actions: dict[str, int]  # planned actions by kind
+    outcomes: dict[str, int]  # `<kind>:<status>` counts
+    rejects: list[tuple[str, str]]  # (source id, message) of refused records
+    changed: list[dict[str, Any]]  # objects to create or change, with fields before -> after
+    api_calls: int
+    writes: int
+    seconds: float
+    run_id: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def staged_rows(
+    warehouse: Warehouse, entity: Entity, partitions: Sequence[str] | None
+) -> list[dict[str, Any]]:
+    """The latest staged version of each record staged in `partitions` (all when None)."""
+    table = staged_table(entity)
+    if not warehouse.partitions(table):
+        return []
+    con = warehouse.connect()
+    try:
+        where = "WHERE _partition IN (SELECT unnest(?))" if partitions else ""
+        cursor = con.execute(
+            f"SELECT * FROM {identifier(table.schema)}.{identifier(table.name)} {where} "
+            "ORDER BY _source_object, _source_id",
+            [list(partitions)] if partitions else [],
+        )
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    finally:
+        con.close()
+
+
+def load(
+    client: Client,
+    warehouse: Warehouse,
+    entity: Entity,
+    partitions: Sequence[str] | None,
+    *,
+    dry_run: bool = False,
+    concurrency: int = 4,
+    current: Current | None = None,
+) -> LoadResult:
+    """Plan, and unless `dry_run`, apply and journal; `current` may be shared across entities."""
+    started = time.monotonic()
+    before = _spent(client)
+    current = current or Current(client)
+    actions = plan(entity, staged_rows(warehouse, entity, partitions), current)
+    kinds: dict[str, int] = {}
+    for action in actions:
+        kinds[action.kind] = kinds.get(action.kind, 0) + 1
+    run_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    if dry_run:
+        outcomes = [Outcome(a, "planned", a.m3ter_id, a.version, a.message) for a in actions]
+    else:
+        outcomes = apply(client, actions, current, concurrency)
+        write_journal(warehouse, entity, run_id, outcomes)
+    spent = _spent(client)
+    return LoadResult(
+        entity=entity,
+        dry_run=dry_run,
+        actions=dict(sorted(kinds.items())),
+        outcomes=counts(outcomes),
+        rejects=[
+            (o.action.source_id, o.message or "")
+            for o in outcomes
+            if o.status in ("rejected", "failed")
+        ],
+        changed=_changed(actions),
+        api_calls=spent[0] - before[0],
+        writes=spent[1] - before[1],
+        seconds=time.monotonic() - started,
+        run_id=run_id,
+    )
+
+
+def _spent(client: Client) -> tuple[int, int]:
+    return int(getattr(client, "calls", 0)), int(getattr(client, "writes", 0))
+
+
+def _changed(actions: Sequence[Action]) -> list[dict[str, Any]]:
+    listed = []
+    for action in actions:
+        if action.kind not in WRITES:
+            continue
+        fields = action.changes or {
+            name: (None, value) for name, value in (action.body or {}).items()
+        }
+        listed.append(
+            {
+                "action": action.kind,
+                "source": f"{action.source_object} {action.source_id}",
+                "code": action.code,
+                "changes": {name: [_short(b), _short(a)] for name, (b, a) in fields.items()},
+            }
+        )
+        if len(listed) >= LISTED_CHANGES:
+            break
+    return listed
+
+
+def _short(value: Any) -> Any:
+    text = json.dumps(value, default=str)
+    return value if len(text) <= 80 else text[:77] + "..."
+
+
+def write_journal(
+    warehouse: Warehouse, entity: Entity, run_id: str, outcomes: Sequence[Outcome]
+) -> None:
+    """One journal file and one id-map file per run and entity."""
+    at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    frame = pd.DataFrame(
+        {
+            "run_id": run_id,
+            "at": at,
+            "entity": entity,
+            "partition": [o.action.partition for o in outcomes],
+            "source_object": [o.action.source_object for o in outcomes],
+            "source_id": [o.action.source_id for o in outcomes],
+            "code": [o.action.code for o in outcomes],
+            "action": [o.action.kind for o in outcomes],
+            "status": [o.status for o in outcomes],
+            "m3ter_id": [
+                None if o.action.kind == "delete" and o.status == "applied" else o.m3ter_id
+                for o in outcomes
+            ],
+            "version": pd.array([o.version for o in outcomes], dtype="Int64"),
+            "message": [o.message for o in outcomes],
+            "changes": [json.dumps(o.action.changes, default=str) for o in outcomes],
+        },
+        columns=[
+            "run_id",
+            "at",
+            "entity",
+            "partition",
+            "source_object",
+            "source_id",
+            "code",
+            "action",
+            "status",
+            "m3ter_id",
+            "version",
+            "message",
+            "changes",
+        ],
+    )
+    con = duckdb.connect()
+    try:
+        con.register("outcomes", frame)
+        key = f"{entity}.{run_id}"
+        typed = (
+            'SELECT run_id::VARCHAR AS run_id, "at"::TIMESTAMP AS "at", entity::VARCHAR AS entity, '
+            '"partition"::VARCHAR AS "partition", source_object::VARCHAR AS source_object, '
+            "source_id::VARCHAR AS source_id, code::VARCHAR AS code, "
+            '"action"::VARCHAR AS "action", status::VARCHAR AS status, '
+            "m3ter_id::VARCHAR AS m3ter_id, version::BIGINT AS version, "
+            "message::VARCHAR AS message, changes::VARCHAR AS changes FROM outcomes"
+        )
+        warehouse.write_partition(con, JOURNAL, key, typed)
+        warehouse.write_partition(
+            con,
+            ID_MAP,
+            key,
+            f'SELECT entity, source_object, source_id, code, m3ter_id, version, "at" '
+            f"FROM ({typed}) WHERE status IN ('applied', 'unchanged')",
+        )
+    finally:
+        con.close()

@@ -1,0 +1,1 @@
+"""The production m3ter Config API client the loader writes through."""

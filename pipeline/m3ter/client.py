@@ -1,0 +1,514 @@
+"""The pipeline's one m3ter Config API client: token, pacing, retries, spend accounting.
+
+One pooled `requests.Session` is shared by up to `settings.concurrency` threads. Every request
+waits for the client's token bucket, then goes through one retry loop (429 honouring Retry-After,
+5xx, dropped connections, timeouts). The bearer token is fetched with the service user's
+credentials, kept until shortly before it expires, and fetched again early when m3ter answers
+401/403 to a call (once per call: a fresh token refused too means the credentials lack access).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from email.utils import parsedate_to_datetime
+from http.cookiejar import DefaultCookiePolicy
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from pipeline.m3ter.errors import (
+    M3terAuthError,
+    M3terError,
+    M3terRejected,
+    M3terStaleVersion,
+    M3terUnavailable,
+)
+from pipeline.m3ter.ratelimit import TokenBucket
+from pipeline.m3ter.settings import TOKEN_PATH, M3terSettings
+from pipeline.salesforce.retry import RetryPolicy
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZE = 100  # the most m3ter's config lists allow (reference §4)
+# Renew a token this long before m3ter says it expires (a tenth of a short lifetime), so a call
+# never sets out with a token that lapses in flight.
+TOKEN_MARGIN = 60.0
+# [assume] m3ter documents no Retry-After; its org limit refuses "the rest of the current
+# second", so a 429 without one waits at least a second.
+DEFAULT_THROTTLE_WAIT = 1.0
+TRANSIENT = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
+WRITE_METHODS = frozenset({"POST", "PUT", "DELETE"})
+AUTH_REFUSED = frozenset({401, 403})
+_COLLECTION = re.compile(r"^[a-z][a-z0-9]*$")
+_MESSAGE_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class M3terSpend:
+    """What a client has spent; subtract two snapshots to get what the calls between them spent.
+
+    `calls` counts HTTP requests to `/organizations/...` (retries and dropped ones included), so
+    `calls == reads + writes`; `throttled` the 429 answers among them; `retries` the requests
+    repeated after a failure or a refused token; `tokens` the requests to the token endpoint.
+    """
+
+    calls: int = 0
+    reads: int = 0
+    writes: int = 0
+    throttled: int = 0
+    retries: int = 0
+    tokens: int = 0
+
+    def __sub__(self, other: M3terSpend) -> M3terSpend:
+        return M3terSpend(**{k: v - getattr(other, k) for k, v in self.as_dict().items()})
+
+    def __add__(self, other: M3terSpend) -> M3terSpend:
+        return M3terSpend(**{k: v + getattr(other, k) for k, v in self.as_dict().items()})
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class _Tally:
+    """Thread-safe running totals behind `M3terSpend` snapshots."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = dict.fromkeys((f.name for f in fields(M3terSpend)), 0)
+
+    def add(self, **amounts: int) -> None:
+        with self._lock:
+            for name, amount in amounts.items():
+                self._counts[name] += amount
+
+    def snapshot(self) -> M3terSpend:
+        with self._lock:
+            return M3terSpend(**self._counts)
+
+
+@dataclass(frozen=True)
+class _Token:
+    value: str = field(repr=False)
+    renew_at: float  # time.monotonic() after which it is fetched again
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A transient failure: no answer, 429 or 5xx."""
+
+    status: int | None
+    message: str
+    retry_after: float | None
+
+
+def m3ter_session(settings: M3terSettings) -> requests.Session:
+    """A session pooling `concurrency` connections and trusting exactly the configured CA.
+
+    `trust_env` is off so `REQUESTS_CA_BUNDLE` and proxy variables cannot silently replace the
+    trust the settings name; retries are the client's, so the adapter makes none of its own;
+    cookies are refused, keeping the session free of state that threads would share.
+    """
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = settings.ca_file or True
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=settings.concurrency, max_retries=0)
+    session.mount("https://", adapter)
+    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+    session.headers.update({"Accept": "application/json", "User-Agent": "m3sync"})
+    return session
+
+
+def path_segment(value: object) -> str:
+    """`value` as exactly one URL path segment, whatever characters it holds.
+
+    `/`, `?`, `#` and `%` are percent-encoded; `.` and `..` are refused, as URL parsers resolve
+    them (even percent-encoded, requests decodes `%2E`) into a different path.
+    """
+    text = str(value)
+    if text in ("", ".", ".."):
+        raise ValueError(f"not a usable m3ter id: {text!r}")
+    return quote(text, safe="")
+
+
+def retry_after(response: requests.Response) -> float | None:
+    """Seconds the answer asks to wait (`Retry-After` as seconds or an HTTP date), if any."""
+    raw = response.headers.get("Retry-After")
+    if not raw:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(raw).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def answer_message(response: requests.Response) -> str:
+    """m3ter's `{"message": ...}` text, else the start of the body, else the reason phrase."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return str(body["message"])
+    text = response.text.strip()[:_MESSAGE_LIMIT]
+    return text or response.reason or f"HTTP {response.status_code}"
+
+
+def query_value(value: object) -> str:
+    """A filter value as m3ter's lists take it: lists comma-joined, booleans lower-case."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple | set | frozenset):
+        return ",".join(query_value(v) for v in value)
+    return str(value)
+
+
+class M3terClient:
+    """CRUD and lists over `/organizations/{orgId}/<collection>`, safe to share between threads.
+
+    Collections are m3ter's path names (`accounts`, `plans`, `pricings`, `accountplans`,
+    `commitments`, `externalmappings`, ...). Answers that retrying cannot fix raise
+    `M3terRejected` at once; transient failures raise `M3terUnavailable` once the retry policy's
+    attempts are spent.
+    """
+
+    def __init__(self, settings: M3terSettings, retry: RetryPolicy | None = None) -> None:
+        self.settings = settings
+        self.retry = retry or RetryPolicy()
+        self._bucket = TokenBucket(settings.rate_limit)
+        self._session = m3ter_session(settings)
+        self._org_url = f"{settings.base_url}/organizations/{path_segment(settings.org_id)}"
+        self._tally = _Tally()
+        self._token_lock = threading.Lock()
+        self._token: _Token | None = None
+        # Tokens no message may show (besides the secret): the few most recent are the only
+        # ones m3ter could still echo.
+        self._recent_tokens: deque[str] = deque(maxlen=4)
+
+    # ---- spend --------------------------------------------------------------------------------
+
+    @property
+    def calls(self) -> int:
+        return self._tally.snapshot().calls
+
+    @property
+    def reads(self) -> int:
+        return self._tally.snapshot().reads
+
+    @property
+    def writes(self) -> int:
+        return self._tally.snapshot().writes
+
+    @property
+    def throttled(self) -> int:
+        return self._tally.snapshot().throttled
+
+    @property
+    def retries(self) -> int:
+        return self._tally.snapshot().retries
+
+    @property
+    def tokens(self) -> int:
+        return self._tally.snapshot().tokens
+
+    def spent(self) -> M3terSpend:
+        """Totals since the client was built."""
+        return self._tally.snapshot()
+
+    # ---- API ----------------------------------------------------------------------------------
+
+    def list(self, collection: str, **filters: Any) -> Iterator[dict[str, Any]]:
+        """Every object the list returns, fetched 100 a page by following `nextToken`.
+
+        Filters are m3ter's query parameters (`codes=[...]`, `accountId=...`); list values are
+        sent comma-joined and None values left out. Each page is its own request, retried alone.
+        """
+        path = f"/{self._collection(collection)}"
+        params = {"pageSize": str(PAGE_SIZE)}
+        params.update({k: query_value(v) for k, v in filters.items() if v is not None})
+        while True:
+            page = self._call("GET", path, params=params)
+            yield from page.get("data") or []
+            next_token = page.get("nextToken")
+            if not next_token:
+                return
+            params = {**params, "nextToken": str(next_token)}
+
+    def get(self, collection: str, object_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", self._object_path(collection, object_id)))
+
+    def create(self, collection: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a new object; m3ter answers it with its `id` and `version` 1.
+
+        A create retried after an answer was lost (dropped connection, timeout, 500/504) may have
+        been carried out already: m3ter then refuses a duplicate code, and code-less objects are
+        found again through their ExternalMappings.
+        """
+        return dict(self._call("POST", f"/{self._collection(collection)}", body=dict(body)))
+
+    def update(self, collection: str, object_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT the whole object (omitted fields are cleared); `body['version']` must be the
+        version read, else `M3terStaleVersion`."""
+        if body.get("version") is None:
+            raise ValueError("an m3ter update needs the object's current 'version' in its body")
+        return dict(self._call("PUT", self._object_path(collection, object_id), body=dict(body)))
+
+    def delete(self, collection: str, object_id: str) -> dict[str, Any]:
+        """DELETE an object; m3ter answers with the object as it was."""
+        return dict(self._call("DELETE", self._object_path(collection, object_id)))
+
+    # ---- paths --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _collection(collection: str) -> str:
+        if not _COLLECTION.match(collection):
+            raise ValueError(f"not an m3ter collection name: {collection!r}")
+        return collection
+
+    def _object_path(self, collection: str, object_id: str) -> str:
+        return f"/{self._collection(collection)}/{path_segment(object_id)}"
+
+    # ---- requests -----------------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> Any:
+        """One org request under the retry policy; its JSON answer, or the matching error."""
+        url = self._org_url + path
+        refreshed = False
+
+        def send() -> requests.Response | _Failure:
+            nonlocal refreshed
+            while True:
+                token = self._bearer()
+                kind = "writes" if method in WRITE_METHODS else "reads"
+                self._tally.add(calls=1, **{kind: 1})
+                outcome = self._send(
+                    method,
+                    url,
+                    path,
+                    params=params,
+                    json=body,
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                refused = (
+                    isinstance(outcome, requests.Response) and outcome.status_code in AUTH_REFUSED
+                )
+                if refused and not refreshed:
+                    # m3ter answers an expired token with 403 (documented), maybe 401
+                    refreshed = True
+                    self._forget(token)
+                    self._tally.add(retries=1)
+                    logger.info("m3ter refused the token; fetching a new one")
+                    continue
+                return outcome
+
+        response = self._retrying(method, path, send)
+        if not 200 <= response.status_code < 300:
+            raise self._refusal(method, path, response)
+        return self._json(method, path, response)
+
+    def _send(
+        self, method: str, url: str, path: str, **kwargs: Any
+    ) -> requests.Response | _Failure:
+        """One HTTP request, paced by the bucket: an answer to act on, or a transient failure."""
+        self._bucket.acquire()
+        try:
+            response = self._session.request(
+                method, url, timeout=self.settings.timeout, allow_redirects=False, **kwargs
+            )
+        except requests.exceptions.SSLError as exc:
+            # Certificate failures are ConnectionErrors to requests but never heal.
+            raise self._error(M3terError, f"TLS failed: {exc}", None, method, path) from exc
+        except TRANSIENT as exc:
+            return _Failure(None, f"{type(exc).__name__}: {exc}", None)
+        status = response.status_code
+        if status == 429:
+            self._tally.add(throttled=1)
+            wait = retry_after(response)
+            return _Failure(status, answer_message(response), wait or DEFAULT_THROTTLE_WAIT)
+        if status >= 500:
+            return _Failure(status, answer_message(response), retry_after(response))
+        return response
+
+    def _retrying(
+        self, method: str, path: str, send: Callable[[], requests.Response | _Failure]
+    ) -> requests.Response:
+        """`send` until it brings an answer to act on or the retry policy's attempts run out.
+
+        Uses `RetryPolicy`'s attempts, full-jitter back-off and sleep; a Retry-After adds its wait
+        (capped at the policy's `max_delay`) in front of the back-off, so the server's minimum is
+        kept and clients that were refused together do not return together.
+        """
+        attempt = 1
+        while True:
+            outcome = send()
+            if isinstance(outcome, requests.Response):
+                return outcome
+            attempts = self.retry.attempts
+            if attempt >= attempts:
+                raise self._error(
+                    M3terUnavailable,
+                    f"still failing after {attempts} attempts: {outcome.message}",
+                    outcome.status,
+                    method,
+                    path,
+                )
+            wait = self.retry.delay(attempt)
+            if outcome.retry_after is not None:
+                wait += min(outcome.retry_after, self.retry.max_delay)
+            self._tally.add(retries=1)
+            logger.warning(
+                "m3ter %s %s failed (%s: %s); retrying in %.2fs (attempt %d of %d)",
+                method,
+                self._redact(path),
+                outcome.status or "no answer",
+                self._redact(outcome.message),
+                wait,
+                attempt + 1,
+                attempts,
+            )
+            self.retry.sleep(wait)
+            attempt += 1
+
+    # ---- token --------------------------------------------------------------------------------
+
+    def _bearer(self) -> str:
+        """The current token, fetched first if there is none or it is about to expire.
+
+        Threads wait on one lock while one of them fetches, so an expiry costs one token request.
+        """
+        with self._token_lock:
+            token = self._token
+            if token is None or time.monotonic() >= token.renew_at:
+                token = self._token = self._fetch_token()
+            return token.value
+
+    def _forget(self, value: str) -> None:
+        """Drop a refused token, unless another thread has replaced it already."""
+        with self._token_lock:
+            if self._token is not None and self._token.value == value:
+                self._token = None
+
+    def _fetch_token(self) -> _Token:
+        settings = self.settings
+
+        def send() -> requests.Response | _Failure:
+            self._tally.add(tokens=1)
+            return self._send(
+                "POST",
+                settings.token_url,
+                TOKEN_PATH,
+                auth=(settings.access_key_id, settings.api_secret),
+                json={"grant_type": "client_credentials"},
+            )
+
+        response = self._retrying("POST", TOKEN_PATH, send)
+        if not 200 <= response.status_code < 300:
+            raise self._error(
+                M3terAuthError,
+                f"m3ter refused a token for access key id {settings.access_key_id}: "
+                f"{answer_message(response)}",
+                response.status_code,
+                "POST",
+                TOKEN_PATH,
+            )
+        answer = self._json("POST", TOKEN_PATH, response)
+        value = answer.get("access_token") if isinstance(answer, dict) else None
+        lifetime = answer.get("expires_in") if isinstance(answer, dict) else None
+        if not isinstance(value, str) or not value or not isinstance(lifetime, int | float):
+            raise self._error(
+                M3terAuthError,
+                "the token answer lacks access_token or expires_in",
+                response.status_code,
+                "POST",
+                TOKEN_PATH,
+            )
+        self._recent_tokens.append(value)
+        margin = min(TOKEN_MARGIN, lifetime / 10)
+        return _Token(value, time.monotonic() + lifetime - margin)
+
+    # ---- answers and errors -------------------------------------------------------------------
+
+    def _json(self, method: str, path: str, response: requests.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise self._error(
+                M3terError,
+                f"the answer is not JSON: {response.text[:_MESSAGE_LIMIT]!r}",
+                response.status_code,
+                method,
+                path,
+            ) from None
+
+    def _refusal(self, method: str, path: str, response: requests.Response) -> M3terError:
+        status = response.status_code
+        message = answer_message(response)
+        if status in AUTH_REFUSED:
+            return self._error(
+                M3terAuthError, f"refused with a fresh token: {message}", status, method, path
+            )
+        lowered = message.lower()
+        # [assume] m3ter does not document how it refuses a stale version (reference §2); the
+        # sandbox answers 400 with a message naming the version as stale, and 409 is taken too.
+        if method == "PUT" and status in (400, 409) and "version" in lowered and "stale" in lowered:
+            return self._error(M3terStaleVersion, message, status, method, path)
+        return self._error(M3terRejected, message, status, method, path)
+
+    def _error(
+        self,
+        cls: type[M3terError],
+        message: str,
+        status: int | None,
+        method: str,
+        path: str,
+    ) -> M3terError:
+        return cls(self._redact(message), status=status, method=method, path=self._redact(path))
+
+    def _redact(self, text: str) -> str:
+        for hidden in (self.settings.api_secret, *self._recent_tokens):
+            for form in {hidden, quote(hidden, safe="")}:
+                text = text.replace(form, "<redacted>")
+        return text
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> M3terClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"M3terClient({self.settings!r})"
