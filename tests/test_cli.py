@@ -21,6 +21,7 @@ SUBCOMMANDS = [
     ["mappings"],
     ["mappings", "validate"],
     ["mappings", "export"],
+    ["plan"],
 ]
 
 
@@ -129,7 +130,7 @@ def test_mappings_validate_fails_with_every_problem(tmp_path):
     assert len(lines) == 2 and "accounts.yaml:4: mapping 'A': fields key 'code'" in lines[0]
 
 
-def test_demo_extracts_the_demo_org_into_the_warehouse(tmp_path):
+def test_demo_extracts_stages_and_loads_the_demo_org(tmp_path):
     import datetime as dt
     import os
 
@@ -163,3 +164,8 @@ def test_demo_extracts_the_demo_org_into_the_warehouse(tmp_path):
     tables = ("account", "order", "order_item", "opportunity", "quote", "asset", "contract")
     assert sum(catalog.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0] for t in tables) > 0
     assert catalog.execute("SELECT count(*) FROM raw.pricing_mapping_mdt").fetchone()[0] == 20
+    assert "staged.pricings" in result.stdout and "Load into m3ter" in result.stdout
+    applied = catalog.execute(
+        "SELECT count(*) FROM load.journal WHERE status = 'applied'"
+    ).fetchone()[0]
+    assert applied > 0

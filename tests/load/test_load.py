@@ -16,6 +16,7 @@ from pipeline.m3ter.client import M3terClient
 from pipeline.m3ter.settings import sandbox_settings
 from pipeline.mapping.compiler import CompiledSet, compile_mappings
 from pipeline.mapping.files import load_mappings
+from pipeline.sandbox.faults import FaultConfig
 from pipeline.sandbox.m3ter import M3terConfig
 from pipeline.sandbox.server import running_sandbox
 from pipeline.staging.stage import stage
@@ -264,3 +265,20 @@ def test_a_dry_run_plans_without_writing(client, warehouse, compiled):
     assert client.writes == writes
     assert result.actions == {"create": 3}
     assert result.changed[0]["changes"]["name"][1].startswith("Account")
+
+
+def test_with_injected_faults_m3ter_ends_as_without_and_nothing_is_duplicated(
+    tmp_path, warehouse, compiled
+):
+    faults = FaultConfig(rates={"http500": 0.04, "http503": 0.03, "drop": 0.03}, seed=5)
+    config = M3terConfig(state_dir=tmp_path / "faulty", faults=faults)
+    items = [(n, ACCOUNTS[n % 3], 0.01 * n, False) for n in range(1, 4)]
+    write_raw(warehouse, DAY1, items)
+    with running_sandbox(tmp_path / "faulty-sandbox", m3ter=config) as running:
+        client = M3terClient(sandbox_settings(running.info()["m3ter"]))
+        outcomes = run(client, warehouse, compiled, DAY1)
+        codes = {c: [o["code"] for o in client.list(c)] for c in ("accounts", "plans", "pricings")}
+        plans = len(list(client.list("accountplans")))
+    assert outcomes == {entity: {"create:applied": 3} for entity in ENTITIES}
+    assert all(sorted(found) == sorted(set(found)) and len(found) == 3 for found in codes.values())
+    assert plans == 3
