@@ -60,6 +60,13 @@ class Action:
     body: dict[str, Any] | None = None
     changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     message: str | None = None
+    # A code-less object found without its ExternalMapping (a run died between the two
+    # writes): the mapping is written now instead of a second object.
+    adopt: bool = False
+
+    @property
+    def writes(self) -> bool:
+        return self.kind in WRITES or self.adopt
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,11 @@ class Current:
             self._load(collection)
             return self._by_id[collection].get(object_id)
 
+    def objects(self, collection: str) -> list[dict[str, Any]]:
+        with self._lock:
+            self._load(collection)
+            return list(self._by_id[collection].values())
+
     def resolve(self, collection: str, code: str) -> str | None:
         found = self.by_code(collection, code)
         return None if found is None else found["id"]
@@ -121,6 +133,7 @@ def plan(entity: Entity, rows: Iterable[dict[str, Any]], current: Current) -> li
     """One action per staged row: what m3ter needs so that it equals the row."""
     spec = ENTITIES[entity]
     external = current.external_ids(spec.name) if not spec.has_code else {}
+    orphans = _orphans(spec, current, external) if not spec.has_code else {}
     actions = []
     for row in rows:
         key = {
@@ -139,6 +152,10 @@ def plan(entity: Entity, rows: Iterable[dict[str, Any]], current: Current) -> li
         except UnknownReference as exc:
             actions.append(Action("reject", code=row.get("code"), message=str(exc), **key))
             continue
+        adopt = False
+        if found is None:
+            found = orphans.pop(_natural_key(body), None)
+            adopt = found is not None
         if found is None:
             actions.append(Action("create", code=row.get("code"), body=body, **key))
             continue
@@ -152,10 +169,30 @@ def plan(entity: Entity, rows: Iterable[dict[str, Any]], current: Current) -> li
                 version=found.get("version"),
                 body=_full(spec, body, found),
                 changes=diff,
+                adopt=adopt,
                 **key,
             )
         )
     return actions
+
+
+_NATURAL_KEY = ("accountId", "contractId", "currency", "startDate", "endDate", "amount")
+
+
+def _natural_key(body: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(str(body.get(name)) for name in _NATURAL_KEY)
+
+
+def _orphans(
+    spec: LoadEntity, current: Current, external: dict[tuple[str, str], str]
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Code-less objects no ExternalMapping names, by their natural key."""
+    mapped = set(external.values())
+    return {
+        _natural_key(obj): obj
+        for obj in current.objects(spec.collection)
+        if obj["id"] not in mapped
+    }
 
 
 def _find(
@@ -227,9 +264,9 @@ def apply(
             a, "rejected" if a.kind == "reject" else "unchanged", a.m3ter_id, a.version, a.message
         )
         for a in actions
-        if a.kind not in WRITES
+        if not a.writes
     ]
-    writes = [a for a in actions if a.kind in WRITES]
+    writes = [a for a in actions if a.writes]
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         done = list(pool.map(run, writes))
     return settled + done
@@ -242,19 +279,14 @@ def _apply_one(client: Client, action: Action, current: Current) -> Outcome:
             assert action.body is not None
             obj = client.create(spec.collection, action.body)
             if not spec.has_code:
-                client.create(
-                    "externalmappings",
-                    {
-                        "externalSystem": EXTERNAL_SYSTEM,
-                        "externalTable": action.source_object,
-                        "externalId": action.source_id,
-                        "m3terEntity": spec.name,
-                        "m3terId": obj["id"],
-                    },
-                )
+                _map_external(client, spec, action, obj["id"])
             current.remember(spec.collection, obj)
             return Outcome(action, "applied", obj["id"], obj.get("version"))
         assert action.m3ter_id is not None
+        if action.adopt:
+            _map_external(client, spec, action, action.m3ter_id)
+            if action.kind == "unchanged":
+                return Outcome(action, "applied", action.m3ter_id, action.version)
         if action.kind == "delete":
             client.delete(spec.collection, action.m3ter_id)
             return Outcome(action, "applied", action.m3ter_id, action.version)
@@ -265,6 +297,19 @@ def _apply_one(client: Client, action: Action, current: Current) -> Outcome:
         raise  # the org refuses us: no other record would fare better
     except M3terError as exc:
         return Outcome(action, "failed", action.m3ter_id, action.version, exc.message)
+
+
+def _map_external(client: Client, spec: LoadEntity, action: Action, m3ter_id: str) -> None:
+    client.create(
+        "externalmappings",
+        {
+            "externalSystem": EXTERNAL_SYSTEM,
+            "externalTable": action.source_object,
+            "externalId": action.source_id,
+            "m3terEntity": spec.name,
+            "m3terId": m3ter_id,
+        },
+    )
 
 
 def _put(client: Client, spec: LoadEntity, action: Action, current: Current) -> Outcome:

@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from pipeline.load.reconcile import WRITES, Action, Client, Current, Outcome, apply, counts, plan
+from pipeline.load.reconcile import Action, Client, Current, Outcome, apply, counts, plan
 from pipeline.mapping.spec import Entity
 from pipeline.staging.stage import staged_table
 from pipeline.warehouse import Table, Warehouse
@@ -119,7 +119,7 @@ def _spent(client: Client) -> tuple[int, int]:
 def _changed(actions: Sequence[Action]) -> list[dict[str, Any]]:
     listed = []
     for action in actions:
-        if action.kind not in WRITES:
+        if not action.writes:
             continue
         fields = action.changes or {
             name: (None, value) for name, value in (action.body or {}).items()

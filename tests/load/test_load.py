@@ -282,3 +282,42 @@ def test_with_injected_faults_m3ter_ends_as_without_and_nothing_is_duplicated(
     assert outcomes == {entity: {"create:applied": 3} for entity in ENTITIES}
     assert all(sorted(found) == sorted(set(found)) and len(found) == 3 for found in codes.values())
     assert plans == 3
+
+
+COMMITMENTS = """\
+- name: Prepaid
+  object: Account
+  sync_level: agreement
+  fields:
+    accountCode: Id
+  hardcoded:
+    amount: 100
+    currency: USD
+    startDate: '2024-01-01'
+    endDate: '2024-12-31'
+"""
+
+
+def test_a_commitment_created_by_a_run_that_died_before_its_mapping_is_adopted(
+    client, warehouse, tmp_path
+):
+    directory = tmp_path / "with-commitments"
+    directory.mkdir()
+    (directory / "accounts.yaml").write_text(MAPPINGS["accounts"])
+    (directory / "commitments.yaml").write_text(COMMITMENTS)
+    compiled = compile_mappings(load_mappings(directory), describe)
+    for commitment in list(client.list("commitments")):
+        client.delete("commitments", commitment["id"])
+    write_raw(warehouse, DAY1, FIRST)
+    for entity in ("accounts", "commitments"):
+        stage(warehouse, compiled[entity], [DAY1])
+    load(client, warehouse, "accounts", [DAY1])
+    current = Current(client)
+    first = plan("commitments", staged_rows(warehouse, "commitments", [DAY1]), current)[0]
+    assert first.body is not None
+    client.create("commitments", first.body)  # the run died before writing its mapping
+    result = load(client, warehouse, "commitments", [DAY1])
+    assert result.outcomes == {"create:applied": 2, "unchanged:applied": 1}
+    assert len(list(client.list("commitments"))) == 3
+    again = load(client, warehouse, "commitments", [DAY1])
+    assert again.outcomes == {"unchanged:unchanged": 3} and again.writes == 0
