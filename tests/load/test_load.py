@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,7 +94,8 @@ def client(m3ter_sandbox: dict[str, str]) -> Iterator[M3terClient]:
 
 def _reset(client: M3terClient) -> None:
     """Remove what earlier tests created (referrers first); the seeded catalogue stays."""
-    for collection in ("accountplans", "pricings", "plans", "accounts"):
+    collections = ("externalmappings", "commitments", "accountplans", "pricings", "plans")
+    for collection in (*collections, "accounts"):
         for obj in list(client.list(collection)):
             client.delete(collection, obj["id"])
 
@@ -306,8 +312,6 @@ def test_a_commitment_created_by_a_run_that_died_before_its_mapping_is_adopted(
     (directory / "accounts.yaml").write_text(MAPPINGS["accounts"])
     (directory / "commitments.yaml").write_text(COMMITMENTS)
     compiled = compile_mappings(load_mappings(directory), describe)
-    for commitment in list(client.list("commitments")):
-        client.delete("commitments", commitment["id"])
     write_raw(warehouse, DAY1, FIRST)
     for entity in ("accounts", "commitments"):
         stage(warehouse, compiled[entity], [DAY1])
@@ -321,3 +325,40 @@ def test_a_commitment_created_by_a_run_that_died_before_its_mapping_is_adopted(
     assert len(list(client.list("commitments"))) == 3
     again = load(client, warehouse, "commitments", [DAY1])
     assert again.outcomes == {"unchanged:unchanged": 3} and again.writes == 0
+
+
+KILLED_LOAD = """
+import json, sys
+from pathlib import Path
+from pipeline.load.run import load
+from pipeline.m3ter.client import M3terClient
+from pipeline.m3ter.settings import sandbox_settings
+from pipeline.warehouse import Warehouse
+from dataclasses import replace
+info, root, day = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+client = M3terClient(replace(sandbox_settings(info), rate_limit=20.0))
+load(client, Warehouse(Path(root)), "accounts", [day])
+"""
+
+
+def test_a_load_killed_halfway_and_run_again_converges_without_duplicates(
+    client, warehouse, compiled, m3ter_sandbox
+):
+    accounts = [f"0010000000{n:05d}AAA" for n in range(120)]
+    write_raw(warehouse, DAY1, FIRST, accounts=accounts)
+    stage(warehouse, compiled["accounts"], [DAY1])
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILLED_LOAD, json.dumps(m3ter_sandbox), str(warehouse.root), DAY1]
+    )
+    deadline = time.monotonic() + 60
+    while len(list(client.list("accounts"))) < 20 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    time.sleep(0.5)  # a create in flight when the loader died may still land
+    created = len(list(client.list("accounts")))
+    assert 0 < created < len(accounts)
+    result = load(client, warehouse, "accounts", [DAY1])
+    codes = [account["code"] for account in client.list("accounts")]
+    assert sorted(codes) == sorted(accounts)
+    assert result.outcomes["create:applied"] == len(accounts) - created
