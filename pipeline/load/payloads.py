@@ -54,9 +54,9 @@ def body_of(spec: LoadEntity, row: Mapping[str, Any], resolve: Resolve) -> dict[
                 raise UnknownReference(f"{name} {value!r}: no m3ter {ref.collection} has this code")
             body[ref.field] = found
         elif name in (CUSTOM_FIELDS, SEGMENT):
-            parsed = json.loads(value)
-            if parsed or name == CUSTOM_FIELDS:
-                body[name] = parsed
+            # A segmented mapping whose every value is null stages `{}`: every key omitted,
+            # which m3ter reads as wildcards (DESIGN §6 rule 8); unsegmented ones stage null.
+            body[name] = json.loads(value)
         elif "." in name:
             parent, child = name.split(".", 1)
             body.setdefault(parent, {})[child] = value

@@ -49,8 +49,13 @@ def test_dotted_fields_become_nested_objects_and_json_is_parsed():
     }
 
 
-def test_an_empty_segment_is_no_segment():
+def test_a_segment_whose_values_are_all_null_is_sent_as_all_wildcards():
     row = {"code": "X", "planCode": "P-1", "aggregationCode": "api_calls", "segment": "{}"}
+    assert body_of(ENTITIES["pricings"], row, resolve)["segment"] == {}
+
+
+def test_an_unsegmented_pricing_sends_no_segment():
+    row = {"code": "X", "planCode": "P-1", "aggregationCode": "api_calls", "segment": None}
     assert "segment" not in body_of(ENTITIES["pricings"], row, resolve)
 
 
