@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from http.cookiejar import DefaultCookiePolicy
 from types import TracebackType
@@ -36,6 +36,7 @@ from pipeline.m3ter.errors import (
 from pipeline.m3ter.ratelimit import TokenBucket
 from pipeline.m3ter.settings import TOKEN_PATH, M3terSettings
 from pipeline.salesforce.retry import RetryPolicy
+from pipeline.spend import Snapshot, Tally
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ _MESSAGE_LIMIT = 500
 
 
 @dataclass(frozen=True)
-class M3terSpend:
+class M3terSpend(Snapshot):
     """What a client has spent; subtract two snapshots to get what the calls between them spent.
 
     `calls` counts HTTP requests to `/organizations/...` (retries and dropped ones included), so
@@ -72,32 +73,6 @@ class M3terSpend:
     throttled: int = 0
     retries: int = 0
     tokens: int = 0
-
-    def __sub__(self, other: M3terSpend) -> M3terSpend:
-        return M3terSpend(**{k: v - getattr(other, k) for k, v in self.as_dict().items()})
-
-    def __add__(self, other: M3terSpend) -> M3terSpend:
-        return M3terSpend(**{k: v + getattr(other, k) for k, v in self.as_dict().items()})
-
-    def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-class _Tally:
-    """Thread-safe running totals behind `M3terSpend` snapshots."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts = dict.fromkeys((f.name for f in fields(M3terSpend)), 0)
-
-    def add(self, **amounts: int) -> None:
-        with self._lock:
-            for name, amount in amounts.items():
-                self._counts[name] += amount
-
-    def snapshot(self) -> M3terSpend:
-        with self._lock:
-            return M3terSpend(**self._counts)
 
 
 @dataclass(frozen=True)
@@ -195,7 +170,7 @@ class M3terClient:
         self._bucket = TokenBucket(settings.rate_limit)
         self._session = m3ter_session(settings)
         self._org_url = f"{settings.base_url}/organizations/{path_segment(settings.org_id)}"
-        self._tally = _Tally()
+        self._tally = Tally(M3terSpend)
         self._token_lock = threading.Lock()
         self._token: _Token | None = None
         # Tokens no message may show (besides the secret): the few most recent are the only

@@ -12,10 +12,9 @@ import logging
 import re
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -46,6 +45,7 @@ from pipeline.salesforce.errors import (
 from pipeline.salesforce.retry import Failure, RetryPolicy, classify
 from pipeline.salesforce.session import salesforce_session
 from pipeline.salesforce.settings import SalesforceSettings
+from pipeline.spend import Snapshot, Tally
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ _JSON = json.JSONDecoder()
 
 
 @dataclass(frozen=True)
-class Spend:
+class Spend(Snapshot):
     """What a client has spent; subtract two snapshots to get what the calls between them spent.
 
     `api_calls` counts answers from the data API (`/services/data/`, REST and Bulk API 2.0 alike,
@@ -85,33 +85,6 @@ class Spend:
     bytes_downloaded: int = 0
     records: int = 0
     retries: int = 0
-
-    def __sub__(self, other: Spend) -> Spend:
-        return Spend(**{k: v - getattr(other, k) for k, v in self.as_dict().items()})
-
-    def __add__(self, other: Spend) -> Spend:
-        return Spend(**{k: v + getattr(other, k) for k, v in self.as_dict().items()})
-
-    def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-class _Tally:
-    """Thread-safe running totals behind `Spend` snapshots."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts = dict.fromkeys((f.name for f in fields(Spend)), 0)
-        self.api_usage: tuple[int, int] | None = None
-
-    def add(self, **amounts: int) -> None:
-        with self._lock:
-            for name, amount in amounts.items():
-                self._counts[name] += amount
-
-    def snapshot(self) -> Spend:
-        with self._lock:
-            return Spend(**self._counts)
 
 
 class TimeoutSession(requests.Session):
@@ -264,7 +237,8 @@ class SalesforceClient:
     def __init__(self, settings: SalesforceSettings, retry: RetryPolicy | None = None) -> None:
         self.settings = settings
         self.retry = retry or RetryPolicy()
-        self._tally = _Tally()
+        self._tally = Tally(Spend)
+        self._api_usage: tuple[int, int] | None = None
         self._describes: dict[str, dict[str, Any]] = {}
         self.last_call = Spend()
         # Logins to a Salesforce host need no routing; routing them would also send the data
@@ -301,7 +275,7 @@ class SalesforceClient:
     @property
     def api_usage(self) -> tuple[int, int] | None:
         """(used, max) daily API requests as the last data API answer's `Sforce-Limit-Info` said."""
-        return self._tally.api_usage
+        return self._api_usage
 
     def spent(self) -> Spend:
         """Totals since the client was built (logins included)."""
@@ -313,7 +287,7 @@ class SalesforceClient:
             self._tally.add(api_calls=1)
             usage = _API_USAGE.search(response.headers.get("Sforce-Limit-Info", ""))
             if usage:
-                self._tally.api_usage = (int(usage[1]), int(usage[2]))
+                self._api_usage = (int(usage[1]), int(usage[2]))
         elif path.startswith(LOGIN_PATHS):
             self._tally.add(logins=1)
         if not kwargs.get("stream"):
