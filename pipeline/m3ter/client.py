@@ -35,7 +35,7 @@ from pipeline.m3ter.errors import (
 )
 from pipeline.m3ter.ratelimit import TokenBucket
 from pipeline.m3ter.settings import TOKEN_PATH, M3terSettings
-from pipeline.salesforce.retry import RetryPolicy
+from pipeline.retry import RetryPolicy
 from pipeline.spend import Snapshot, Tally
 
 logger = logging.getLogger(__name__)

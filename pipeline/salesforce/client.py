@@ -33,6 +33,7 @@ from simple_salesforce.exceptions import (
     SalesforceRefusedRequest,
 )
 
+from pipeline.retry import Failure, RetryPolicy
 from pipeline.salesforce.errors import (
     ApiLimitExceeded,
     BulkJobFailed,
@@ -42,7 +43,7 @@ from pipeline.salesforce.errors import (
     SalesforceRequestError,
     SessionExpiredError,
 )
-from pipeline.salesforce.retry import Failure, RetryPolicy, classify
+from pipeline.salesforce.retry import classify
 from pipeline.salesforce.session import salesforce_session
 from pipeline.salesforce.settings import SalesforceSettings
 from pipeline.spend import Snapshot, Tally
@@ -330,6 +331,7 @@ class SalesforceClient:
         """One API request (or a login) under the retry policy."""
         return self.retry.run(
             operation,
+            classify=classify,
             on_retry=self._note_retry,
             on_expired=self._relogin if relogin else None,
         )
@@ -547,7 +549,10 @@ class SalesforceClient:
         with self._call(f"bulk {operation.value} to {out_dir.name}"):
             try:
                 return self.retry.run(
-                    one_job, on_retry=self._note_retry, retry_on={Failure.JOB_FAILED}
+                    one_job,
+                    classify=classify,
+                    on_retry=self._note_retry,
+                    retry_on={Failure.JOB_FAILED},
                 )
             except SalesforceOperationError as exc:
                 raise BulkJobFailed(

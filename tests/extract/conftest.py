@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
+from pipeline.retry import RetryPolicy
 from pipeline.salesforce.client import SalesforceClient
-from pipeline.salesforce.retry import RetryPolicy
 from pipeline.salesforce.settings import sandbox_settings
 from pipeline.sandbox.server import RunningSandbox
 from pipeline.warehouse import Warehouse

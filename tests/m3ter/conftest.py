@@ -17,7 +17,7 @@ import requests
 
 from pipeline.m3ter.client import M3terClient
 from pipeline.m3ter.settings import M3terSettings, sandbox_settings
-from pipeline.salesforce.retry import RetryPolicy
+from pipeline.retry import RetryPolicy
 from pipeline.sandbox.faults import FaultConfig
 from pipeline.sandbox.m3ter import M3terConfig
 from pipeline.sandbox.server import RunningSandbox, running_sandbox

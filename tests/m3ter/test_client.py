@@ -18,7 +18,7 @@ from pipeline.m3ter.errors import (
     M3terStaleVersion,
     M3terUnavailable,
 )
-from pipeline.salesforce.retry import RetryPolicy
+from pipeline.retry import RetryPolicy
 from pipeline.sandbox.m3ter.seed import seed_id
 from pipeline.sandbox.server import RunningSandbox
 from tests.m3ter.conftest import MakeClient, StartSandbox, m3ter_info, statuses

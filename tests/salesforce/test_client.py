@@ -11,6 +11,7 @@ import pytest
 import requests
 from simple_salesforce.bulk2 import _Bulk2Client
 
+from pipeline.retry import RetryPolicy
 from pipeline.salesforce.client import (
     SalesforceClient,
     Spend,
@@ -27,7 +28,6 @@ from pipeline.salesforce.errors import (
     SalesforceRequestError,
     SessionExpiredError,
 )
-from pipeline.salesforce.retry import RetryPolicy
 from pipeline.salesforce.settings import SalesforceSettings
 from pipeline.sandbox.server import RunningSandbox
 from tests.conftest import StartSandbox

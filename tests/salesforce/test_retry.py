@@ -16,7 +16,8 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
-from pipeline.salesforce.retry import Failure, RetryPolicy, classify
+from pipeline.retry import Failure, RetryPolicy
+from pipeline.salesforce.retry import classify
 
 URL = "https://127.0.0.1/services/data/v59.0/query/"
 
@@ -79,7 +80,9 @@ def test_transient_failures_are_retried_with_growing_waits():
     retried: list[tuple[str, int]] = []
     script = Script(general(503), requests.exceptions.ConnectionError(), general(500))
     result = policy(sleeps, base_delay=0.5).run(
-        script, on_retry=lambda exc, attempt: retried.append((type(exc).__name__, attempt))
+        script,
+        classify=classify,
+        on_retry=lambda exc, attempt: retried.append((type(exc).__name__, attempt)),
     )
     assert result == "done"
     assert script.calls == 4
@@ -96,7 +99,7 @@ def test_the_last_failure_is_raised_unchanged_when_attempts_run_out():
     last = general(503)
     script = Script(general(500), general(502), last, general(504))
     with pytest.raises(SalesforceGeneralError) as failure:
-        policy(sleeps, attempts=3).run(script)
+        policy(sleeps, attempts=3).run(script, classify=classify)
     assert failure.value is last
     assert script.calls == 3
     assert len(sleeps) == 2
@@ -116,7 +119,7 @@ def test_permanent_failures_are_not_retried(failure: BaseException):
     sleeps: list[float] = []
     script = Script(failure)
     with pytest.raises(type(failure)):
-        policy(sleeps).run(script)
+        policy(sleeps).run(script, classify=classify)
     assert script.calls == 1
     assert sleeps == []
 
@@ -128,6 +131,7 @@ def test_an_expired_session_logs_in_again_and_retries_without_waiting():
     script = Script(SalesforceExpiredSession(URL, 401, "query", []))
     result = policy(sleeps).run(
         script,
+        classify=classify,
         on_expired=lambda: logins.append(1),
         on_retry=lambda exc, attempt: retried.append(attempt),
     )
@@ -138,7 +142,7 @@ def test_an_expired_session_logs_in_again_and_retries_without_waiting():
 def test_an_expired_session_without_a_way_to_log_in_is_not_retried():
     script = Script(SalesforceExpiredSession(URL, 401, "query", []))
     with pytest.raises(SalesforceExpiredSession):
-        policy([]).run(script)
+        policy([]).run(script, classify=classify)
     assert script.calls == 1
 
 
@@ -152,18 +156,20 @@ def test_what_the_login_raises_ends_the_run_and_no_retry_is_reported():
     retried: list[int] = []
     script = Script(SalesforceExpiredSession(URL, 401, "query", []))
     with pytest.raises(CannotLogIn):
-        policy([]).run(script, on_expired=refuse, on_retry=lambda e, a: retried.append(a))
+        policy([]).run(
+            script, classify=classify, on_expired=refuse, on_retry=lambda e, a: retried.append(a)
+        )
     assert (script.calls, retried) == (1, [])
 
 
 def test_a_caller_chooses_which_kinds_it_retries_at_its_level():
     sleeps: list[float] = []
     jobs = Script(SalesforceOperationError("Job failure"), SalesforceOperationError("again"))
-    assert policy(sleeps).run(jobs, retry_on={Failure.JOB_FAILED}) == "done"
+    assert policy(sleeps).run(jobs, classify=classify, retry_on={Failure.JOB_FAILED}) == "done"
     assert jobs.calls == 3
     transient = Script(general(503))
     with pytest.raises(SalesforceGeneralError):
-        policy(sleeps).run(transient, retry_on={Failure.JOB_FAILED})
+        policy(sleeps).run(transient, classify=classify, retry_on={Failure.JOB_FAILED})
     assert transient.calls == 1
 
 
@@ -183,7 +189,7 @@ def test_full_jitter_waits_anywhere_between_zero_and_the_ceiling():
 def test_one_attempt_means_no_retry_and_zero_attempts_are_refused():
     script = Script(general(503))
     with pytest.raises(SalesforceGeneralError):
-        policy([], attempts=1).run(script)
+        policy([], attempts=1).run(script, classify=classify)
     assert script.calls == 1
     with pytest.raises(ValueError, match="attempts"):
         RetryPolicy(attempts=0)
@@ -194,4 +200,4 @@ def test_interrupts_are_never_swallowed():
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        policy([]).run(interrupted)
+        policy([]).run(interrupted, classify=classify)
