@@ -43,9 +43,9 @@ def resources() -> dict[str, dg.ConfigurableResource]:
     max_share = os.environ.get("M3SYNC_MAX_REJECT_SHARE")
     stage = {"max_reject_share": float(max_share)} if max_share else {}
     text = ("base_url", "org_id", "access_key_id", "api_secret", "ca_file")
-    m3ter: dict[str, object] = {
-        **_from_env({k: v for k, v in M3TER_ENVIRONMENT.items() if k in text})
-    }
+    m3ter: dict[str, object] = dict(
+        _from_env({k: v for k, v in M3TER_ENVIRONMENT.items() if k in text})
+    )
     for name, convert in (("rate_limit", float), ("concurrency", int)):
         if M3TER_ENVIRONMENT[name] in os.environ:
             m3ter[name] = convert(os.environ[M3TER_ENVIRONMENT[name]])

@@ -3,11 +3,11 @@
 from collections.abc import Sequence
 
 import dagster as dg
-from pipeline.m3ter.errors import M3terError
 
 from assets.resources import M3terResource, WarehouseResource
 from assets.staging import ENTITY_SOURCES
 from pipeline.load.run import LoadResult, load
+from pipeline.m3ter.errors import M3terError
 from pipeline.mapping.spec import Entity
 
 # Which loaded entities each entity's references point at: those load first.
@@ -91,6 +91,7 @@ def load_asset(entity: Entity, partitions_def: dg.PartitionsDefinition) -> dg.As
                 partitions,
                 dry_run=config.dry_run,
                 concurrency=settings.concurrency,
+                current=m3ter.current(config.dry_run),
             )
         except M3terError as exc:
             raise dg.Failure(description=str(exc)) from exc

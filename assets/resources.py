@@ -9,10 +9,11 @@ from dataclasses import fields
 from pathlib import Path
 
 import dagster as dg
-from pipeline.m3ter.client import M3terClient
 from pydantic import PrivateAttr
 
 from pipeline.extract.run import ExtractSettings
+from pipeline.load.reconcile import Current
+from pipeline.m3ter.client import M3terClient
 from pipeline.m3ter.settings import DEFAULT_BASE_URL, M3terSettings
 from pipeline.mapping.compiler import CompiledSet, compile_mappings
 from pipeline.mapping.files import load_mappings
@@ -143,9 +144,17 @@ class M3terResource(dg.ConfigurableResource):
         return cls(**{f.name: getattr(settings, f.name) for f in fields(M3terSettings)})
 
     _client: M3terClient | None = PrivateAttr(default=None)
+    _current: dict[bool, Current] = PrivateAttr(default_factory=dict)
 
     def client(self) -> M3terClient:
         """One client per run: its token, pacing and counters serve every load of the run."""
         if self._client is None:
             self._client = M3terClient(self.settings())
         return self._client
+
+    def current(self, dry_run: bool) -> Current:
+        """m3ter's objects, listed once per run: the loads of a run share them, and each load's
+        writes (or, in a dry run, its planned creations) serve the loads after it."""
+        if dry_run not in self._current:
+            self._current[dry_run] = Current(self.client())
+        return self._current[dry_run]

@@ -25,6 +25,7 @@ from pipeline.load.entities import (
     LoadEntity,
 )
 from pipeline.load.payloads import UnknownReference, body_of, changes, managed_fields
+from pipeline.m3ter.client import M3terSpend
 from pipeline.m3ter.errors import M3terAuthError, M3terError, M3terRejected, M3terStaleVersion
 from pipeline.mapping.spec import Entity
 
@@ -45,6 +46,8 @@ class Client(Protocol):
     def update(self, collection: str, object_id: str, body: dict[str, Any]) -> dict[str, Any]: ...
 
     def delete(self, collection: str, object_id: str) -> dict[str, Any]: ...
+
+    def spent(self) -> M3terSpend: ...
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,13 @@ import json
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 import pandas as pd
 
+from pipeline.load.entities import ENTITIES
 from pipeline.load.reconcile import Action, Client, Current, Outcome, apply, counts, plan
 from pipeline.mapping.spec import Entity
 from pipeline.staging.stage import staged_table
@@ -45,7 +46,6 @@ class LoadResult:
     writes: int
     seconds: float
     run_id: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def staged_rows(
@@ -79,9 +79,10 @@ def load(
     concurrency: int = 4,
     current: Current | None = None,
 ) -> LoadResult:
-    """Plan, and unless `dry_run`, apply and journal; `current` may be shared across entities."""
+    """Plan, and unless `dry_run`, apply and journal; `current` may be shared across the
+    entities of a run (a dry run must not share it with a run that writes)."""
     started = time.monotonic()
-    before = _spent(client)
+    before = client.spent()
     current = current or Current(client)
     actions = plan(entity, staged_rows(warehouse, entity, partitions), current)
     kinds: dict[str, int] = {}
@@ -90,10 +91,16 @@ def load(
     run_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     if dry_run:
         outcomes = [Outcome(a, "planned", a.m3ter_id, a.version, a.message) for a in actions]
+        # Later entities of the same dry run may reference what this one would create.
+        for action in actions:
+            if action.kind == "create" and action.code:
+                current.remember(
+                    ENTITIES[entity].collection, {"id": f"(new {action.code})", "code": action.code}
+                )
     else:
         outcomes = apply(client, actions, current, concurrency)
         write_journal(warehouse, entity, run_id, outcomes)
-    spent = _spent(client)
+    spent = client.spent() - before
     return LoadResult(
         entity=entity,
         dry_run=dry_run,
@@ -105,15 +112,11 @@ def load(
             if o.status in ("rejected", "failed")
         ],
         changed=_changed(actions),
-        api_calls=spent[0] - before[0],
-        writes=spent[1] - before[1],
+        api_calls=spent.calls,
+        writes=spent.writes,
         seconds=time.monotonic() - started,
         run_id=run_id,
     )
-
-
-def _spent(client: Client) -> tuple[int, int]:
-    return int(getattr(client, "calls", 0)), int(getattr(client, "writes", 0))
 
 
 def _changed(actions: Sequence[Action]) -> list[dict[str, Any]]:

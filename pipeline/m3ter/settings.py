@@ -10,9 +10,11 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+from pipeline.redact import redacted_repr
 
 # m3ter's Config API host (reference §1). Its token endpoint lives on the same host, at
 # `/oauth/token`, so one base URL serves the real service and the sandbox alike.
@@ -66,14 +68,7 @@ class M3terSettings:
         return (self.connect_timeout, self.read_timeout)
 
     def __repr__(self) -> str:
-        shown = []
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in SECRET_FIELDS and value:
-                shown.append(f"{f.name}='<redacted>'")
-            else:
-                shown.append(f"{f.name}={value!r}")
-        return f"M3terSettings({', '.join(shown)})"
+        return redacted_repr(self, SECRET_FIELDS)
 
     __str__ = __repr__
 

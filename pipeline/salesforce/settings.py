@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Literal, get_args
 from urllib.parse import urlsplit
+
+from pipeline.redact import redacted_repr
 
 AuthMode = Literal["client_credentials", "password", "jwt", "session"]
 
@@ -102,14 +104,7 @@ class SalesforceSettings:
         return (self.connect_timeout, self.read_timeout)
 
     def __repr__(self) -> str:
-        shown = []
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in SECRET_FIELDS and value is not None:
-                shown.append(f"{f.name}='<redacted>'")
-            else:
-                shown.append(f"{f.name}={value!r}")
-        return f"SalesforceSettings({', '.join(shown)})"
+        return redacted_repr(self, SECRET_FIELDS)
 
 
 def sandbox_settings(info: Mapping[str, str]) -> SalesforceSettings:

@@ -362,3 +362,15 @@ def test_a_load_killed_halfway_and_run_again_converges_without_duplicates(
     codes = [account["code"] for account in client.list("accounts")]
     assert sorted(codes) == sorted(accounts)
     assert result.outcomes["create:applied"] == len(accounts) - created
+
+
+def test_a_dry_run_of_several_entities_sees_what_earlier_ones_would_create(
+    client, warehouse, compiled
+):
+    write_raw(warehouse, DAY1, FIRST)
+    for entity in ENTITIES:
+        stage(warehouse, compiled[entity], [DAY1])
+    current = Current(client)
+    results = [load(client, warehouse, e, [DAY1], dry_run=True, current=current) for e in ENTITIES]
+    assert [r.actions for r in results] == [{"create": 3}] * 4
+    assert list(client.list("accounts")) == []
