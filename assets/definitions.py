@@ -10,7 +10,9 @@ import os
 import dagster as dg
 
 from assets.extract import extract_assets
+from assets.jobs import full_reconcile_job, nightly_schedule, sync_job
 from assets.load import load_assets
+from assets.partitions import daily_partitions
 from assets.resources import (
     ExtractResource,
     M3terResource,
@@ -19,22 +21,15 @@ from assets.resources import (
     StageResource,
     WarehouseResource,
 )
+from assets.sensors import run_failure_alert
 from assets.staging import staged_assets
 from pipeline.extract.objects import ALL
 from pipeline.m3ter.settings import ENVIRONMENT as M3TER_ENVIRONMENT
 from pipeline.salesforce.settings import ENVIRONMENT
 
-DEFAULT_START_DATE = "2023-01-01"
-
 
 def _from_env(names: dict[str, str]) -> dict[str, dg.EnvVar]:
     return {field: dg.EnvVar(var) for field, var in names.items() if var in os.environ}
-
-
-def daily_partitions() -> dg.DailyPartitionsDefinition:
-    """Daily windows on SystemModstamp, in UTC, from M3SYNC_START_DATE."""
-    start = os.environ.get("M3SYNC_START_DATE", DEFAULT_START_DATE)
-    return dg.DailyPartitionsDefinition(start_date=start, timezone="UTC")
 
 
 def resources() -> dict[str, dg.ConfigurableResource]:
@@ -68,6 +63,9 @@ def defs() -> dg.Definitions:
             *staged_assets(partitions),
             *load_assets(partitions),
         ],
+        jobs=[sync_job, full_reconcile_job],
+        schedules=[nightly_schedule()],
+        sensors=[run_failure_alert],
         resources=resources(),
         executor=dg.in_process_executor,
     )

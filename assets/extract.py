@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from assets.partitions import backfill_policy
 from assets.resources import (
     ExtractResource,
     MappingsResource,
@@ -82,7 +83,7 @@ def extract_asset(
         group_name="salesforce",
         description=f"Salesforce {source.name} records, latest version per Id.",
         partitions_def=partitions_def if partitioned else None,
-        backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
+        backfill_policy=backfill_policy() if partitioned else None,
         kinds={"salesforce", "duckdb"},
         pool="salesforce_api",
         retry_policy=STEP_RETRY,

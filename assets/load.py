@@ -1,14 +1,18 @@
 """Load assets: one per m3ter entity, in the `m3ter` group, after the staged asset's checks."""
 
+import time
 from collections.abc import Sequence
 
 import dagster as dg
 
+from assets.partitions import backfill_policy
 from assets.resources import M3terResource, WarehouseResource
 from assets.staging import ENTITY_SOURCES
 from pipeline.load.run import LoadResult, load
 from pipeline.m3ter.errors import M3terError
 from pipeline.mapping.spec import Entity
+
+PROGRESS_SECONDS = 2.0
 
 # Which loaded entities each entity's references point at: those load first.
 AFTER: dict[Entity, tuple[Entity, ...]] = {
@@ -71,7 +75,7 @@ def load_asset(entity: Entity, partitions_def: dg.PartitionsDefinition) -> dg.As
             *(dg.AssetKey(["m3ter", other]) for other in AFTER[entity]),
         ],
         partitions_def=partitions_def if partitioned else None,
-        backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
+        backfill_policy=backfill_policy() if partitioned else None,
         kinds={"m3ter"},
         pool="m3ter_api",
     )
@@ -83,6 +87,14 @@ def load_asset(entity: Entity, partitions_def: dg.PartitionsDefinition) -> dg.As
     ) -> dg.MaterializeResult:
         partitions = context.partition_keys if partitioned else None
         settings = m3ter.settings()
+        said = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            # A line every few seconds: the CLI's progress bar and the UI's run log show it.
+            if done == total or time.monotonic() - said[0] >= PROGRESS_SECONDS:
+                said[0] = time.monotonic()
+                context.log.info(f"{done:,} of {total:,} writes")
+
         try:
             result = load(
                 m3ter.client(),
@@ -92,6 +104,7 @@ def load_asset(entity: Entity, partitions_def: dg.PartitionsDefinition) -> dg.As
                 dry_run=config.dry_run,
                 concurrency=settings.concurrency,
                 current=m3ter.current(config.dry_run),
+                progress=progress,
             )
         except M3terError as exc:
             raise dg.Failure(description=str(exc)) from exc

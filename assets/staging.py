@@ -5,6 +5,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from assets.extract import PERMANENT
+from assets.partitions import backfill_policy
 from assets.resources import (
     MappingsResource,
     SalesforceResource,
@@ -88,7 +89,7 @@ def staged_asset(entity: Entity, partitions_def: dg.PartitionsDefinition) -> dg.
         ),
         deps=[dg.AssetKey(["raw", source.table]) for source in sources],
         partitions_def=partitions_def if partitioned else None,
-        backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
+        backfill_policy=backfill_policy() if partitioned else None,
         kinds={"duckdb", "pandera"},
         check_specs=[
             dg.AssetCheckSpec(

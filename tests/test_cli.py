@@ -22,6 +22,11 @@ SUBCOMMANDS = [
     ["mappings", "validate"],
     ["mappings", "export"],
     ["plan"],
+    ["run"],
+    ["backfill"],
+    ["reconcile"],
+    ["inspect"],
+    ["ui"],
 ]
 
 
@@ -156,7 +161,12 @@ def test_demo_extracts_stages_and_loads_the_demo_org(tmp_path):
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, "M3SYNC_START_DATE": start, "COLUMNS": "200"},
+        env={
+            **os.environ,
+            "M3SYNC_START_DATE": start,
+            "COLUMNS": "200",
+            "DAGSTER_HOME": str(tmp_path / "dagster"),
+        },
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "raw.order_item" in result.stdout and "raw.pricing_mapping_mdt" in result.stdout
@@ -169,3 +179,5 @@ def test_demo_extracts_stages_and_loads_the_demo_org(tmp_path):
         "SELECT count(*) FROM load.journal WHERE status = 'applied'"
     ).fetchone()[0]
     assert applied > 0
+    assert (tmp_path / "dagster" / "dagster.yaml").exists()
+    assert "m3sync ui --sandbox" in result.stdout

@@ -25,6 +25,7 @@ from pipeline.load.entities import (
     LoadEntity,
 )
 from pipeline.load.payloads import UnknownReference, body_of, changes, managed_fields
+from pipeline.load.supersede import OVERLAP
 from pipeline.m3ter.client import M3terSpend
 from pipeline.m3ter.errors import M3terAuthError, M3terError, M3terRejected, M3terStaleVersion
 from pipeline.mapping.spec import Entity
@@ -150,6 +151,13 @@ def plan(entity: Entity, rows: Iterable[dict[str, Any]], current: Current) -> li
             if found is not None:
                 actions.append(_ending(spec, key, row, found))
             continue
+        if row.get(OVERLAP):
+            message = (
+                f"starts when account plan {row[OVERLAP]} of the same account and product does; "
+                "m3ter allows one active account plan per product"
+            )
+            actions.append(Action("reject", code=row.get("code"), message=message, **key))
+            continue
         try:
             body = body_of(spec, row, current.resolve)
         except UnknownReference as exc:
@@ -269,9 +277,12 @@ def apply(
         for a in actions
         if not a.writes
     ]
-    writes = [a for a in actions if a.writes]
+    # Changes to existing objects go first: an account plan cut short must end before the one
+    # that supersedes it is created.
+    done: list[Outcome] = []
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        done = list(pool.map(run, writes))
+        for wave in (False, True):
+            done += pool.map(run, [a for a in actions if a.writes and (a.kind == "create") == wave])
     return settled + done
 
 

@@ -9,11 +9,13 @@ ExternalMapping), so it converges without duplicates.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
+import threading
 import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -21,6 +23,7 @@ import pandas as pd
 
 from pipeline.load.entities import ENTITIES
 from pipeline.load.reconcile import Action, Client, Current, Outcome, apply, counts, plan
+from pipeline.load.supersede import account_plan_rows
 from pipeline.mapping.spec import Entity
 from pipeline.staging.stage import staged_table
 from pipeline.warehouse import Table, Warehouse
@@ -46,17 +49,30 @@ class LoadResult:
     writes: int
     seconds: float
     run_id: str = ""
+    planned: list[Action] = field(default_factory=list, repr=False)  # every action, in order
 
 
 def staged_rows(
-    warehouse: Warehouse, entity: Entity, partitions: Sequence[str] | None
+    warehouse: Warehouse,
+    entity: Entity,
+    partitions: Sequence[str] | None,
+    current: Current | None = None,
 ) -> list[dict[str, Any]]:
-    """The latest staged version of each record staged in `partitions` (all when None)."""
+    """The latest staged version of each record staged in `partitions` (all when None); for
+    account plans also those their start dates supersede (`pipeline/load/supersede.py`), with
+    products from `current`'s plan templates."""
     table = staged_table(entity)
     if not warehouse.partitions(table):
         return []
     con = warehouse.connect()
     try:
+        if entity == "account_plans":
+            products = {
+                t["code"]: t["productId"]
+                for t in (current.objects("plantemplates") if current else [])
+                if t.get("code") and t.get("productId")
+            }
+            return account_plan_rows(warehouse, con, partitions, products)
         where = "WHERE _partition IN (SELECT unnest(?))" if partitions else ""
         cursor = con.execute(
             f"SELECT * FROM {identifier(table.schema)}.{identifier(table.name)} {where} "
@@ -78,13 +94,15 @@ def load(
     dry_run: bool = False,
     concurrency: int = 4,
     current: Current | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> LoadResult:
     """Plan, and unless `dry_run`, apply and journal; `current` may be shared across the
-    entities of a run (a dry run must not share it with a run that writes)."""
+    entities of a run (a dry run must not share it with a run that writes); `progress` hears
+    (writes done, writes planned) after each write."""
     started = time.monotonic()
     before = client.spent()
     current = current or Current(client)
-    actions = plan(entity, staged_rows(warehouse, entity, partitions), current)
+    actions = plan(entity, staged_rows(warehouse, entity, partitions, current), current)
     kinds: dict[str, int] = {}
     for action in actions:
         kinds[action.kind] = kinds.get(action.kind, 0) + 1
@@ -98,7 +116,7 @@ def load(
                     ENTITIES[entity].collection, {"id": f"(new {action.code})", "code": action.code}
                 )
     else:
-        outcomes = apply(client, actions, current, concurrency)
+        outcomes = apply(client, actions, current, concurrency, _counter(actions, progress))
         write_journal(warehouse, entity, run_id, outcomes)
     spent = client.spent() - before
     return LoadResult(
@@ -116,7 +134,24 @@ def load(
         writes=spent.writes,
         seconds=time.monotonic() - started,
         run_id=run_id,
+        planned=actions,
     )
+
+
+def _counter(
+    actions: Sequence[Action], progress: Callable[[int, int], None] | None
+) -> Callable[[Outcome], None] | None:
+    if progress is None:
+        return None
+    total = sum(1 for a in actions if a.writes)
+    done = itertools.count(1)
+    lock = threading.Lock()
+
+    def count(_: Outcome) -> None:
+        with lock:
+            progress(next(done), total)
+
+    return count
 
 
 def _changed(actions: Sequence[Action]) -> list[dict[str, Any]]:

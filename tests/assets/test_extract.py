@@ -5,8 +5,9 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from assets.definitions import daily_partitions, defs
+from assets.definitions import defs
 from assets.extract import extract_asset
+from assets.partitions import daily_partitions
 from assets.resources import (
     ExtractResource,
     MappingsResource,

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import dagster as dg
 import pytest
 
-from assets.definitions import daily_partitions
 from assets.extract import extract_asset
 from assets.load import load_asset
+from assets.partitions import daily_partitions
 from assets.resources import (
     ExtractResource,
     M3terResource,

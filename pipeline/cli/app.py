@@ -1,0 +1,46 @@
+"""The `m3sync` Typer application, its console, and how a command fails."""
+
+from __future__ import annotations
+
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    help="Sync Salesforce deals into m3ter billing.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+sandbox_app = typer.Typer(
+    help="The embedded default: a Salesforce org and an m3ter API over HTTPS on 127.0.0.1.",
+    no_args_is_help=True,
+)
+app.add_typer(sandbox_app, name="sandbox")
+mappings_app = typer.Typer(
+    help="Mapping sets: YAML files under mappings/ or the org's *Mapping__mdt records.",
+    no_args_is_help=True,
+)
+app.add_typer(mappings_app, name="mappings")
+console = Console()
+
+
+class Options:
+    """Options of the whole command, read by `main` when a command fails."""
+
+    verbose = False
+
+
+@app.callback()
+def options(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="On failure, show the whole traceback.")
+    ] = False,
+) -> None:
+    Options.verbose = verbose
+
+
+def fail(message: str) -> NoReturn:
+    """Stop with a one-line reason and exit status 1."""
+    console.print(message, style="red", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(1)

@@ -1,0 +1,71 @@
+"""`m3sync mappings validate|export`: check a mapping set, or write the org's as YAML."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline.cli.app import console, fail, mappings_app
+from pipeline.mapping.errors import MappingError
+from pipeline.mapping.files import dump_mappings, load_mappings
+from pipeline.mapping.metadata import read_org_mappings
+from pipeline.mapping.validate import reference_problems
+from pipeline.salesforce.client import SalesforceClient
+from pipeline.salesforce.errors import SalesforceExtractError
+from pipeline.salesforce.settings import sandbox_settings, settings_from_env
+
+Sandbox = Annotated[
+    Path | None,
+    typer.Option(
+        "--sandbox",
+        help="Connect to the org sandbox described by this sandbox.json instead of the org "
+        "configured by the M3SYNC_SALESFORCE_* variables.",
+    ),
+]
+MappingsDir = Annotated[Path, typer.Option("--dir", help="The mapping files' directory.")]
+
+
+def _client(sandbox: Path | None) -> SalesforceClient:
+    if sandbox is not None:
+        return SalesforceClient(sandbox_settings(json.loads(sandbox.read_text())["salesforce"]))
+    return SalesforceClient(settings_from_env())
+
+
+@mappings_app.command("validate")
+def mappings_validate(
+    directory: MappingsDir = Path("mappings"),
+    from_org: Annotated[
+        bool, typer.Option("--from-org", help="Validate the org's *Mapping__mdt records instead.")
+    ] = False,
+    sandbox: Sandbox = None,
+) -> None:
+    """Check a mapping set against the org's describe; print every problem at once."""
+    try:
+        client = _client(sandbox)
+        mappings = read_org_mappings(client) if from_org else load_mappings(directory)
+        problems = reference_problems(mappings, client.describe)
+    except (MappingError, SalesforceExtractError, ValueError) as exc:
+        fail(str(exc))
+    if problems:
+        fail("\n".join(problems))
+    count = sum(1 for _ in mappings)
+    console.print(f"{count} mappings valid against the org.")
+
+
+@mappings_app.command("export")
+def mappings_export(
+    directory: MappingsDir = Path("mappings"),
+    sandbox: Sandbox = None,
+) -> None:
+    """Write the org's *Mapping__mdt records as YAML mapping files."""
+    try:
+        mappings = read_org_mappings(_client(sandbox))
+    except (MappingError, SalesforceExtractError, ValueError) as exc:
+        fail(str(exc))
+    written = dump_mappings(mappings, directory)
+    console.print(
+        f"{sum(1 for _ in mappings)} mappings written to {len(written)} files in {directory}."
+    )

@@ -1,0 +1,138 @@
+"""`m3sync run`, `backfill`, `reconcile` and `inspect` as an operator runs them, against a
+sandbox serving in its own process; every run is recorded in DAGSTER_HOME."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from tests.processes import M3SYNC, sandbox_process
+
+DAYS = 6
+FIRST = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=DAYS)).isoformat()
+LAST = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
+
+
+class Operator:
+    """Runs `m3sync` commands with one environment, as a shell session would."""
+
+    def __init__(self, root: Path, sandbox: Path) -> None:
+        self.root, self.sandbox = root, sandbox
+        self.env = {
+            **os.environ,
+            "DAGSTER_HOME": str(root / "dagster"),
+            "M3SYNC_WAREHOUSE": str(root / "warehouse"),
+            "M3SYNC_START_DATE": FIRST,
+            "M3SYNC_BACKFILL_PARTITIONS_PER_RUN": "2",
+            "COLUMNS": "200",
+        }
+
+    def __call__(self, *args: str, sandbox: bool = True) -> subprocess.CompletedProcess[str]:
+        extra = ["--sandbox", str(self.sandbox)] if sandbox else []
+        return subprocess.run(
+            [M3SYNC, *args, *extra], capture_output=True, text=True, env=self.env, check=False
+        )
+
+    def runs(self) -> list[Any]:
+        os.environ["DAGSTER_HOME"] = self.env["DAGSTER_HOME"]
+        with dg.DagsterInstance.get() as instance:
+            return list(instance.get_runs())
+
+
+@pytest.fixture(scope="module")
+def operator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    root = tmp_path_factory.mktemp("operator")
+    saved = os.environ.get("DAGSTER_HOME")
+    with sandbox_process(root / "sandbox", "--accounts", "3"):
+        op = Operator(root, root / "sandbox" / "sandbox.json")
+        backfill = op("backfill", "--from", FIRST, "--to", LAST)
+        assert backfill.returncode == 0, backfill.stdout + backfill.stderr
+        op.backfill = backfill  # type: ignore[attr-defined]
+        yield op
+    if saved is None:
+        os.environ.pop("DAGSTER_HOME", None)
+    else:
+        os.environ["DAGSTER_HOME"] = saved
+
+
+def test_a_backfill_runs_as_chunks_of_the_policy_s_size(operator):
+    runs = [r for r in operator.runs() if r.job_name == "sync"]
+    assert len(runs) == DAYS // 2
+    starts = sorted(r.tags["dagster/asset_partition_range_start"] for r in runs)
+    assert starts[0] == FIRST and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+
+
+def test_a_backfill_prints_rows_rejects_and_actions(operator):
+    out = operator.backfill.stdout
+    assert "raw.order_item" in out and "staged.pricings" in out and "Load into m3ter" in out
+    assert "Runs:" in out and "warehouse.duckdb" in out
+
+
+def test_a_run_again_writes_nothing_to_m3ter(operator):
+    result = operator("run", "--partition", LAST)
+    assert result.returncode == 0, result.stdout + result.stderr
+    load = result.stdout.split("Load into m3ter", 1)[1]
+    assert "create:applied" not in load and "update:applied" not in load
+
+
+def test_reconcile_after_a_backfill_finds_no_drift(operator):
+    result = operator("reconcile")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Full reconcile (nothing written)" in result.stdout
+    assert any(r.job_name == "full_reconcile" for r in operator.runs())
+
+
+def test_inspect_lists_the_warehouse_tables(operator):
+    result = operator("inspect", sandbox=False)
+    assert result.returncode == 0, result.stderr
+    assert "staged.accounts" in result.stdout and "raw.order_item" in result.stdout
+
+
+def test_inspect_shows_a_table_s_rows(operator):
+    result = operator("inspect", "accounts", "--limit", "2", sandbox=False)
+    assert result.returncode == 0, result.stderr
+    assert "staged.accounts (first" in result.stdout
+
+
+def test_inspect_summarises_rejects_by_reason(operator):
+    result = operator("inspect", "rejects", sandbox=False)
+    assert result.returncode == 0, result.stderr
+    assert "staged.rejects by reason" in result.stdout or "staged.rejects by reason: none" in (
+        result.stdout
+    )
+
+
+def test_an_unknown_table_fails_with_the_tables_it_knows(operator):
+    result = operator("inspect", "nope", sandbox=False)
+    assert result.returncode == 1 and "no table 'nope'" in result.stdout
+
+
+def test_a_bad_partition_exits_non_zero_with_one_line(operator):
+    result = operator("run", "--partition", "1999-01-01")
+    assert result.returncode == 1
+    assert "is not a daily partition" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_verbose_shows_the_traceback_of_a_failed_run(operator, tmp_path):
+    mappings = tmp_path / "mappings"
+    mappings.mkdir()
+    (mappings / "accounts.yaml").write_text(
+        "- name: Broken\n  object: Account\n  fields:\n    name: No_Such_Field__c\n"
+    )
+    env = {**operator.env, "M3SYNC_MAPPINGS_DIR": str(mappings)}
+    command = ["run", "--partition", LAST, "--sandbox", str(operator.sandbox)]
+    quiet = subprocess.run([M3SYNC, *command], capture_output=True, text=True, env=env, check=False)
+    loud = subprocess.run(
+        [M3SYNC, "-v", *command], capture_output=True, text=True, env=env, check=False
+    )
+    assert quiet.returncode == loud.returncode == 1
+    assert "No_Such_Field__c" in quiet.stdout and "Traceback" not in quiet.stdout
+    assert "Traceback" in loud.stdout or "Stack Trace" in loud.stdout

@@ -1,0 +1,1 @@
+"""The Dagster UI in headless Chromium: run with `uv run --frozen --group ui pytest tests/ui`."""
