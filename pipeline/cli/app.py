@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+
+from pipeline.warehouse import DEFAULT_ROOT
 
 app = typer.Typer(
     help="Sync Salesforce deals into m3ter billing.",
@@ -44,3 +48,15 @@ def fail(message: str) -> NoReturn:
     """Stop with a one-line reason and exit status 1."""
     console.print(message, style="red", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(1)
+
+
+WarehouseRoot = Annotated[
+    Path | None,
+    typer.Option("--warehouse", help="The warehouse root (default: $M3SYNC_WAREHOUSE or .m3sync)."),
+]
+
+
+def warehouse_root(given: Path | None = None) -> Path:
+    """The warehouse a command reads or writes: the option, else $M3SYNC_WAREHOUSE, as the
+    code location's resources see it."""
+    return given or Path(os.environ.get("M3SYNC_WAREHOUSE") or DEFAULT_ROOT)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Annotated
 
 import duckdb
 import typer
 from rich.table import Table
 
-from pipeline.cli.app import app, console, fail
+from pipeline.cli.app import WarehouseRoot, app, console, fail, warehouse_root
 from pipeline.warehouse import Warehouse
 from pipeline.warehouse.inspect import (
     head,
@@ -76,16 +74,10 @@ def inspect_command(
         typer.Argument(help="A table, e.g. staged.accounts or accounts; `rejects` by reason."),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=0, help="Rows to show.")] = 20,
-    warehouse: Annotated[
-        Path | None,
-        typer.Option(
-            "--warehouse", help="The warehouse root (default: $M3SYNC_WAREHOUSE or .m3sync)."
-        ),
-    ] = None,
+    warehouse: WarehouseRoot = None,
 ) -> None:
     """Read the warehouse as an analyst does (read-only, also while a run writes)."""
-    root = warehouse or Path(os.environ.get("M3SYNC_WAREHOUSE", ".m3sync"))
-    store = Warehouse(root)
+    store = Warehouse(warehouse_root(warehouse))
     try:
         if table is None:
             _catalog_tables(store)

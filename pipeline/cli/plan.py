@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pipeline.cli.app import app, console, fail
+from pipeline.cli.app import WarehouseRoot, app, console, fail, warehouse_root
 from pipeline.load.entities import ORDER
 from pipeline.load.reconcile import Current
 from pipeline.load.run import load
@@ -31,9 +31,7 @@ def plan_command(
     entity: Annotated[
         list[str] | None, typer.Option("--entity", help="Only this entity; repeat for more.")
     ] = None,
-    warehouse: Annotated[
-        Path, typer.Option("--warehouse", help="The warehouse root to read staged rows from.")
-    ] = Path(".m3sync"),
+    warehouse: WarehouseRoot = None,
     sandbox: Annotated[
         Path | None,
         typer.Option(
@@ -57,7 +55,14 @@ def plan_command(
         client = M3terClient(settings)
         current = Current(client)
         results = [
-            load(client, Warehouse(warehouse), e, partition or None, dry_run=True, current=current)
+            load(
+                client,
+                Warehouse(warehouse_root(warehouse)),
+                e,
+                partition or None,
+                dry_run=True,
+                current=current,
+            )
             for e in ORDER
             if not entity or e in entity
         ]

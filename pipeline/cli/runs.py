@@ -8,6 +8,7 @@ their logs and the partitions they filled next to the runs it launches itself.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import sys
@@ -36,7 +37,7 @@ from assets.definitions import defs
 from assets.jobs import FULL_RECONCILE, SYNC
 from assets.load import AFTER
 from assets.partitions import daily_partitions, partitions_per_run
-from pipeline.cli.app import Options, app, console, fail
+from pipeline.cli.app import Options, WarehouseRoot, app, console, fail, warehouse_root
 from pipeline.cli.sandbox import DEFAULT_STATE_DIR, Accounts, M3terPort, Port, Seed, StateDir, serve
 from pipeline.sandbox.environment import sandbox_environment
 from pipeline.sandbox.m3ter import M3terConfig
@@ -72,10 +73,6 @@ SandboxFile = Annotated[
         "of the org and m3ter configured by the M3SYNC_* variables.",
     ),
 ]
-WarehouseRoot = Annotated[
-    Path | None,
-    typer.Option("--warehouse", help="The warehouse root (default: $M3SYNC_WAREHOUSE or .m3sync)."),
-]
 DryRun = Annotated[
     bool, typer.Option("--dry-run", help="Extract and stage, but only plan the load: no writes.")
 ]
@@ -100,8 +97,7 @@ def configure(sandbox: Path | None, warehouse: Path | None) -> None:
         except (OSError, ValueError) as exc:
             fail(f"cannot read the sandbox description {sandbox}: {exc}")
         os.environ.update(sandbox_environment(info))
-    if warehouse is not None:
-        os.environ["M3SYNC_WAREHOUSE"] = str(warehouse.resolve())
+    os.environ["M3SYNC_WAREHOUSE"] = str(warehouse_root(warehouse).resolve())
 
 
 @dataclass
@@ -200,6 +196,12 @@ def _progress(instance: dg.DagsterInstance, run_id: str, label: str, steps: int)
             follower.join(timeout=10)
 
 
+@functools.cache
+def _definitions() -> dg.Definitions:
+    """The code location, built once per command (after `configure` set the environment)."""
+    return defs()
+
+
 def launch(
     job_name: str,
     label: str,
@@ -210,7 +212,7 @@ def launch(
     """One run of a code-location job, in this process, recorded in DAGSTER_HOME."""
     dagster_home()
     instance = dg.DagsterInstance.get()
-    job = defs().resolve_job_def(job_name)
+    job = _definitions().resolve_job_def(job_name)
     run_id = str(uuid.uuid4())
     level = "INFO" if Options.verbose else "WARNING"
     config = {"loggers": {"console": {"config": {"log_level": level}}}, **(run_config or {})}
@@ -317,7 +319,7 @@ def print_summary(ran: Ran) -> None:
 
 def _where(ran: Ran) -> None:
     home = os.environ["DAGSTER_HOME"]
-    root = Path(os.environ.get("M3SYNC_WAREHOUSE", ".m3sync"))
+    root = warehouse_root()
     console.print(f"Runs: {', '.join(ran.run_ids)} (recorded in {home}).")
     console.print(
         f"Warehouse: {root / 'warehouse.duckdb'} "
@@ -398,9 +400,7 @@ def demo(
     m3ter_port: M3terPort = 8444,
     accounts: Accounts = 200,
     seed: Seed = 1,
-    warehouse: Annotated[
-        Path, typer.Option("--warehouse", help="The warehouse root the run writes to.")
-    ] = Path(".m3sync"),
+    warehouse: WarehouseRoot = None,
     serve_after: Annotated[
         bool, typer.Option("--serve/--no-serve", help="Keep the sandbox serving afterwards.")
     ] = True,
@@ -439,7 +439,7 @@ def ui_command(
     port: Annotated[int, typer.Option("--port", help="The UI's port on 127.0.0.1.")] = 3000,
 ) -> None:
     """The Dagster UI and daemon (`dagster dev`) on the CLI's DAGSTER_HOME."""
-    configure(sandbox, warehouse or Path(os.environ.get("M3SYNC_WAREHOUSE", ".m3sync")))
+    configure(sandbox, warehouse)
     dagster_home()
     dagster = str(Path(sys.executable).parent / "dagster")
     os.chdir(PROJECT)

@@ -22,7 +22,6 @@ from pipeline.load.reconcile import Action, Client, Current
 from pipeline.load.run import ID_MAP, LoadResult, load
 from pipeline.mapping.spec import Entity
 from pipeline.warehouse import Warehouse
-from pipeline.warehouse.sql import identifier
 
 Cause = Literal["changed_in_m3ter", "deleted_in_m3ter", "pending"]
 LISTED = 50  # drifted objects listed per entity
@@ -67,8 +66,7 @@ def _recorded(warehouse: Warehouse) -> dict[tuple[str, str, str], tuple[str | No
     con = warehouse.connect()
     try:
         rows = con.execute(
-            "SELECT entity, source_object, source_id, m3ter_id, version "
-            f"FROM {identifier(ID_MAP.schema)}.{identifier(ID_MAP.name)}"
+            f"SELECT entity, source_object, source_id, m3ter_id, version FROM {ID_MAP.sql}"
         ).fetchall()
     finally:
         con.close()

@@ -27,7 +27,6 @@ from pipeline.load.supersede import account_plan_rows
 from pipeline.mapping.spec import Entity
 from pipeline.staging.stage import staged_table
 from pipeline.warehouse import Table, Warehouse
-from pipeline.warehouse.sql import identifier
 
 JOURNAL = Table("load", "journal")
 ID_MAP = Table(
@@ -75,8 +74,7 @@ def staged_rows(
             return account_plan_rows(warehouse, con, partitions, products)
         where = "WHERE _partition IN (SELECT unnest(?))" if partitions else ""
         cursor = con.execute(
-            f"SELECT * FROM {identifier(table.schema)}.{identifier(table.name)} {where} "
-            "ORDER BY _source_object, _source_id",
+            f"SELECT * FROM {table.sql} {where} ORDER BY _source_object, _source_id",
             [list(partitions)] if partitions else [],
         )
         names = [d[0] for d in cursor.description]

@@ -25,15 +25,9 @@ import pandas as pd
 
 from pipeline.staging.stage import staged_table
 from pipeline.warehouse import Warehouse
-from pipeline.warehouse.sql import identifier
 
 OVERLAP = "_overlaps"  # the code of the account plan that keeps the slot, on a refused row
 SUPERSEDED_BY = "_superseded_by"  # the code of the account plan that ends this one
-
-
-def _view(entity: str) -> str:
-    table = staged_table(entity)  # type: ignore[arg-type]
-    return f"{identifier(table.schema)}.{identifier(table.name)}"
 
 
 def account_plan_rows(
@@ -53,7 +47,7 @@ def account_plan_rows(
         dtype="string",
     )
     con.register("_template_products", products)
-    plans = _view("plans") if warehouse.partitions(staged_table("plans")) else None
+    plans = staged_table("plans").sql if warehouse.partitions(staged_table("plans")) else None
     plan_join = f"LEFT JOIN {plans} p ON p.code = ap.planCode AND NOT p._tombstone" if plans else ""
     template = "p.planTemplateCode" if plans else "NULL"
     wanted = "WHERE _partition IN (SELECT unnest($partitions))" if partitions else ""
@@ -64,7 +58,7 @@ def account_plan_rows(
         else ""
     )
     query = f"""
-        WITH ap AS (SELECT * FROM {_view("account_plans")}),
+        WITH ap AS (SELECT * FROM {staged_table("account_plans").sql}),
         grouped AS (
             SELECT ap.*,
                 CASE WHEN NOT ap._tombstone AND {template} IS NOT NULL

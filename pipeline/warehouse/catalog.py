@@ -59,7 +59,7 @@ class View:
         )
 
     def ddl(self) -> str:
-        name = f"{identifier(self.table.schema)}.{identifier(self.table.name)}"
+        name = self.table.sql
         return f"CREATE OR REPLACE VIEW {name} AS {self.sql()}"
 
 

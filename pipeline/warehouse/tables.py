@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.warehouse.sql import identifier
+
 SCHEMAS: tuple[str, ...] = ("raw", "staged", "load")
 UNPARTITIONED = "_all"
 
@@ -78,6 +80,11 @@ class Table:
     @property
     def qualified(self) -> str:
         return f"{self.schema}.{self.name}"
+
+    @property
+    def sql(self) -> str:
+        """The view's name quoted for SQL."""
+        return f"{identifier(self.schema)}.{identifier(self.name)}"
 
     def spec(self) -> dict[str, Any]:
         """What `refresh_catalog` needs to rebuild this table's view from the data directory."""

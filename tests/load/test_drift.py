@@ -11,6 +11,11 @@ def _account(client, code: str) -> dict:
     return next(a for a in client.list("accounts") if a["code"] == code)
 
 
+def _rename_by_hand(client) -> None:
+    account = _account(client, ACCOUNTS[0])
+    client.update("accounts", account["id"], {**account, "name": "Renamed by hand"})
+
+
 def test_a_synced_state_has_no_drift_and_nothing_pending(client, warehouse, compiled):
     write_raw(warehouse, DAY1, FIRST)
     run(client, warehouse, compiled, DAY1)
@@ -21,8 +26,7 @@ def test_a_synced_state_has_no_drift_and_nothing_pending(client, warehouse, comp
 def test_an_object_edited_by_hand_is_drift(client, warehouse, compiled):
     write_raw(warehouse, DAY1, FIRST)
     run(client, warehouse, compiled, DAY1)
-    account = _account(client, ACCOUNTS[0])
-    client.update("accounts", account["id"], {**account, "name": "Renamed by hand"})
+    _rename_by_hand(client)
     result = full_reconcile(client, warehouse)
     (accounts,) = [e for e in result.entities if e.entity == "accounts"]
     assert accounts.causes == {"changed_in_m3ter": 1}
@@ -52,8 +56,7 @@ def test_a_change_staged_but_not_loaded_is_pending_not_drift(client, warehouse, 
 def test_a_report_writes_nothing(client, warehouse, compiled):
     write_raw(warehouse, DAY1, FIRST)
     run(client, warehouse, compiled, DAY1)
-    account = _account(client, ACCOUNTS[0])
-    client.update("accounts", account["id"], {**account, "name": "Renamed by hand"})
+    _rename_by_hand(client)
     writes = client.writes
     full_reconcile(client, warehouse)
     assert client.writes == writes
@@ -63,8 +66,7 @@ def test_a_report_writes_nothing(client, warehouse, compiled):
 def test_applying_restores_what_salesforce_says_and_leaves_no_drift(client, warehouse, compiled):
     write_raw(warehouse, DAY1, FIRST)
     run(client, warehouse, compiled, DAY1)
-    account = _account(client, ACCOUNTS[0])
-    client.update("accounts", account["id"], {**account, "name": "Renamed by hand"})
+    _rename_by_hand(client)
     applied = full_reconcile(client, warehouse, apply=True)
     assert applied.applied and applied.drift == 1
     assert _account(client, ACCOUNTS[0])["name"] == f"Account {ACCOUNTS[0][-5:]}"
