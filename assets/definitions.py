@@ -35,8 +35,13 @@ def _from_env(names: dict[str, str]) -> dict[str, dg.EnvVar]:
 def resources() -> dict[str, dg.ConfigurableResource]:
     warehouse = _from_env({"root": "M3SYNC_WAREHOUSE"})
     mappings = _from_env({"source": "M3SYNC_MAPPINGS_SOURCE", "directory": "M3SYNC_MAPPINGS_DIR"})
-    max_share = os.environ.get("M3SYNC_MAX_REJECT_SHARE")
-    stage = {"max_reject_share": float(max_share)} if max_share else {}
+    stage: dict[str, object] = {}
+    for name, var, convert in (
+        ("max_reject_share", "M3SYNC_MAX_REJECT_SHARE", float),
+        ("reject_allowance", "M3SYNC_REJECT_ALLOWANCE", int),
+    ):
+        if os.environ.get(var):
+            stage[name] = convert(os.environ[var])
     text = ("base_url", "org_id", "access_key_id", "api_secret", "ca_file")
     m3ter: dict[str, object] = dict(
         _from_env({k: v for k, v in M3TER_ENVIRONMENT.items() if k in text})

@@ -96,8 +96,8 @@ def extract_asset(
         mappings: MappingsResource,
     ) -> dg.MaterializeResult:
         partitions = context.partition_keys if partitioned else None
-        client = salesforce.client()
         try:
+            client = salesforce.client()  # a refused login is permanent: no step retry
             plans = plan_all(client, sources, mappings.compiled(client).fields)
             result = extract(
                 client,

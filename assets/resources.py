@@ -5,8 +5,10 @@ or metadata; `settings()` hands them to the pipeline only when a run needs them.
 """
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
+from typing import Any, ClassVar
 
 import dagster as dg
 from pydantic import PrivateAttr
@@ -15,17 +17,32 @@ from pipeline.extract.run import ExtractSettings
 from pipeline.load.reconcile import Current
 from pipeline.m3ter.client import M3terClient
 from pipeline.m3ter.settings import DEFAULT_BASE_URL, M3terSettings
+from pipeline.m3ter.settings import SECRET_FIELDS as M3TER_SECRETS
 from pipeline.mapping.compiler import CompiledSet, compile_mappings
 from pipeline.mapping.files import load_mappings
 from pipeline.mapping.metadata import read_org_mappings
 from pipeline.salesforce.client import SalesforceClient
+from pipeline.salesforce.settings import SECRET_FIELDS as SALESFORCE_SECRETS
 from pipeline.salesforce.settings import SalesforceSettings
 from pipeline.staging.stage import StageSettings
 from pipeline.warehouse import Warehouse
 
 
-class SalesforceResource(dg.ConfigurableResource):
+class _Redacted:
+    """A resource whose credentials print as redacted: Dagster and pydantic show a resource's
+    fields in reprs, errors and logs."""
+
+    _secrets: ClassVar[frozenset[str]] = frozenset()
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():  # type: ignore[misc]
+            yield name, "<redacted>" if name in self._secrets and value else value
+
+
+class SalesforceResource(_Redacted, dg.ConfigurableResource):
     """A Salesforce org: login flow, credentials, trust and timeouts."""
+
+    _secrets: ClassVar[frozenset[str]] = SALESFORCE_SECRETS
 
     auth: str = "password"  # client_credentials | password | jwt | session
     login_url: str = "https://login.salesforce.com"
@@ -117,14 +134,19 @@ class StageResource(dg.ConfigurableResource):
     """How staging runs, and the share of rejected rows that stops the load."""
 
     max_reject_share: float = 0.10
+    # Rejects a run may always have, whatever their share: two bad accounts among the twelve a
+    # quiet year touched should be journaled, not stop the load.
+    reject_allowance: int = 10
     memory_mb: int = 2048
 
     def settings(self) -> StageSettings:
         return StageSettings(memory_mb=self.memory_mb)
 
 
-class M3terResource(dg.ConfigurableResource):
+class M3terResource(_Redacted, dg.ConfigurableResource):
     """An m3ter organization: API URL, org id, credentials, trust, pace."""
+
+    _secrets: ClassVar[frozenset[str]] = M3TER_SECRETS
 
     base_url: str = DEFAULT_BASE_URL
     org_id: str = ""

@@ -58,19 +58,20 @@ def metadata(result: StageResult) -> dict[str, object]:
     }
 
 
-def reject_check(result: StageResult, max_share: float) -> dg.AssetCheckResult:
+def reject_check(result: StageResult, max_share: float, allowance: int) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name=REJECT_CHECK,
-        passed=result.reject_share <= max_share,
+        passed=result.reject_share <= max_share or result.rejected_rows <= allowance,
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={
             "reject_share": round(result.reject_share, 6),
             "max_reject_share": max_share,
+            "reject_allowance": allowance,
             "rejects_by_check": dg.MetadataValue.json(result.rejects_by_check),
         },
         description=(
             f"{result.rejected_rows} rejected rows ({result.reject_share:.2%}); "
-            f"the load stops above {max_share:.2%}"
+            f"the load stops above {max_share:.2%} and {allowance} rows"
         ),
     )
 
@@ -117,7 +118,11 @@ def staged_asset(entity: Entity, partitions_def: dg.PartitionsDefinition) -> dg.
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
         return dg.MaterializeResult(
             metadata=metadata(result),
-            check_results=[reject_check(result, stage_settings.max_reject_share)],
+            check_results=[
+                reject_check(
+                    result, stage_settings.max_reject_share, stage_settings.reject_allowance
+                )
+            ],
         )
 
     return _stage

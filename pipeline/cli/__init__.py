@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import traceback
-import warnings
-
-import dagster as dg
 
 from pipeline.cli import inspect, mappings, plan, runs, sandbox  # noqa: F401  (registers commands)
 from pipeline.cli.app import Options, app, console
 
 
 def main() -> None:
-    # `backfill_policy` is a beta parameter the assets rely on knowingly.
-    warnings.filterwarnings("ignore", category=dg.BetaWarning)
     try:
         app()
     except Exception as exc:  # the one place that turns any failure into a line

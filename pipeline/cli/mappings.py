@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from pipeline.cli.app import console, fail, mappings_app
 from pipeline.mapping.errors import MappingError
 from pipeline.mapping.files import dump_mappings, load_mappings
-from pipeline.mapping.metadata import read_org_mappings
 from pipeline.mapping.validate import reference_problems
-from pipeline.salesforce.client import SalesforceClient
 from pipeline.salesforce.errors import SalesforceExtractError
 from pipeline.salesforce.settings import sandbox_settings, settings_from_env
+
+if TYPE_CHECKING:
+    from pipeline.mapping.spec import MappingSet
+    from pipeline.salesforce.client import SalesforceClient
 
 Sandbox = Annotated[
     Path | None,
@@ -29,9 +31,18 @@ MappingsDir = Annotated[Path, typer.Option("--dir", help="The mapping files' dir
 
 
 def _client(sandbox: Path | None) -> SalesforceClient:
+    # Imported here: simple-salesforce takes a second `m3sync --help` should not spend.
+    from pipeline.salesforce.client import SalesforceClient  # noqa: PLC0415
+
     if sandbox is not None:
         return SalesforceClient(sandbox_settings(json.loads(sandbox.read_text())["salesforce"]))
     return SalesforceClient(settings_from_env())
+
+
+def _org_mappings(client: SalesforceClient) -> MappingSet:
+    from pipeline.mapping.metadata import read_org_mappings  # noqa: PLC0415 (see _client)
+
+    return read_org_mappings(client)
 
 
 @mappings_app.command("validate")
@@ -45,7 +56,7 @@ def mappings_validate(
     """Check a mapping set against the org's describe; print every problem at once."""
     try:
         client = _client(sandbox)
-        mappings = read_org_mappings(client) if from_org else load_mappings(directory)
+        mappings = _org_mappings(client) if from_org else load_mappings(directory)
         problems = reference_problems(mappings, client.describe)
     except (MappingError, SalesforceExtractError, ValueError) as exc:
         fail(str(exc))
@@ -62,7 +73,7 @@ def mappings_export(
 ) -> None:
     """Write the org's *Mapping__mdt records as YAML mapping files."""
     try:
-        mappings = read_org_mappings(_client(sandbox))
+        mappings = _org_mappings(_client(sandbox))
     except (MappingError, SalesforceExtractError, ValueError) as exc:
         fail(str(exc))
     written = dump_mappings(mappings, directory)

@@ -11,8 +11,6 @@ from rich.table import Table
 
 from pipeline.cli.app import WarehouseRoot, app, console, fail, warehouse_root
 from pipeline.load.entities import ORDER
-from pipeline.load.reconcile import Current
-from pipeline.load.run import load
 from pipeline.m3ter.client import M3terClient
 from pipeline.m3ter.errors import M3terError
 from pipeline.m3ter.settings import sandbox_settings as m3ter_sandbox_settings
@@ -46,6 +44,10 @@ def plan_command(
     unknown = sorted(set(entity or ()) - set(ORDER))
     if unknown:
         fail(f"unknown entity {', '.join(unknown)}; choose from {', '.join(ORDER)}")
+    # Imported here: pandas and the load's planning take seconds `m3sync --help` should not spend.
+    from pipeline.load.reconcile import Current  # noqa: PLC0415
+    from pipeline.load.run import load  # noqa: PLC0415
+
     try:
         settings = (
             m3ter_sandbox_settings(json.loads(sandbox.read_text())["m3ter"])

@@ -41,6 +41,12 @@ Accounts = Annotated[
     int, typer.Option("--accounts", min=1, help="Demo org size: 20 OrderItems per account.")
 ]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of the demo org generator.")]
+HistoryDays = Annotated[
+    int | None,
+    typer.Option(
+        "--history-days", min=2, help="Days of demo org history before today (default 3 years)."
+    ),
+]
 Faults = Annotated[
     str,
     typer.Option(
@@ -135,6 +141,7 @@ def sandbox_up(
     only: Only = None,
     accounts: Accounts = 200,
     seed: Seed = 1,
+    history_days: HistoryDays = None,
     faults: Faults = "",
     m3ter_faults: M3terFaults = "",
     fault_seed: FaultSeed = 0,
@@ -152,6 +159,7 @@ def sandbox_up(
             state_dir=root / "salesforce",
             accounts=accounts,
             seed=seed,
+            history_days=history_days,
             session_ttl_seconds=session_ttl,
             daily_api_requests=daily_api_requests,
             faults=_faults(faults, fault_seed, "--faults"),

@@ -156,7 +156,10 @@ def plan(entity: Entity, rows: Iterable[dict[str, Any]], current: Current) -> li
                 f"starts when account plan {row[OVERLAP]} of the same account and product does; "
                 "m3ter allows one active account plan per product"
             )
-            actions.append(Action("reject", code=row.get("code"), message=message, **key))
+            if found is not None:
+                actions.append(_giving_way(key, found, message))
+            else:
+                actions.append(Action("reject", code=row.get("code"), message=message, **key))
             continue
         try:
             body = body_of(spec, row, current.resolve)
@@ -225,6 +228,17 @@ def _full(spec: LoadEntity, desired: dict[str, Any], found: dict[str, Any]) -> d
     skipped = READ_ONLY | COMPUTED.get(spec.entity, frozenset()) | managed_fields(spec)
     kept = {k: v for k, v in found.items() if k not in skipped and v is not None}
     return {**kept, **desired}
+
+
+def _giving_way(key: dict[str, Any], found: dict[str, Any], reason: str) -> Action:
+    """A same-start rival that m3ter already holds (loaded before the account plan that keeps
+    the slot was staged) is deleted while it has not started, so every load order ends in the
+    same state; once it bills, it stays, and m3ter refuses the other with its message."""
+    common = {"code": found.get("code"), "m3ter_id": found["id"], "version": found.get("version")}
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    if str(found.get("startDate") or "")[:10] > today:
+        return Action("delete", message=f"{reason}; it had not started", **common, **key)
+    return Action("unchanged", message=f"{reason}; kept, it has started billing", **common, **key)
 
 
 def _ending(

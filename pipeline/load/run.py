@@ -49,6 +49,9 @@ class LoadResult:
     seconds: float
     run_id: str = ""
     planned: list[Action] = field(default_factory=list, repr=False)  # every action, in order
+    # (source id, message) of writes still failing after the client's retries (429, 5xx,
+    # timeouts): not refusals, so the run that left them is not done; the next retries them.
+    failures: list[tuple[str, str]] = field(default_factory=list)
 
 
 def staged_rows(
@@ -128,6 +131,7 @@ def load(
             if o.status in ("rejected", "failed")
         ],
         changed=_changed(actions),
+        failures=[(o.action.source_id, o.message or "") for o in outcomes if o.status == "failed"],
         api_calls=spent.calls,
         writes=spent.writes,
         seconds=time.monotonic() - started,

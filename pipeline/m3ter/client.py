@@ -147,11 +147,22 @@ def answer_message(response: requests.Response) -> str:
 
 
 def query_value(value: object) -> str:
-    """A filter value as m3ter's lists take it: lists comma-joined, booleans lower-case."""
+    """A filter value as m3ter's lists take it: lists comma-joined, booleans lower-case.
+
+    m3ter splits a list parameter on commas, so a member holding a comma (m3ter's code pattern
+    allows one) would ask for other objects than the one named: it is refused instead.
+    """
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list | tuple | set | frozenset):
-        return ",".join(query_value(v) for v in value)
+        members = [query_value(v) for v in value]
+        for member in members:
+            if "," in member:
+                raise ValueError(
+                    f"cannot filter an m3ter list by {member!r}: m3ter splits list filters "
+                    "on commas"
+                )
+        return ",".join(members)
     return str(value)
 
 

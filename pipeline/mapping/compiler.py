@@ -59,6 +59,7 @@ LINE_OBJECTS = frozenset({"OrderItem", "OpportunityLineItem", "QuoteLineItem"})
 TEXT = Target("text", "text")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DATETIME_TEXT = "%Y-%m-%dT%H:%M:%SZ"
+_BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
 # What describe() raises for an object the org does not have or hides from the integration user.
 _UNDESCRIBABLE = (SalesforceExtractError, ValueError, LookupError)
 
@@ -268,7 +269,11 @@ def _compile_record(
             except MappingError as exc:
                 problems.append(f"{label(section, name)}: {section} key {name!r}: {exc}")
     if record.custom_fields and entity not in CUSTOM_FIELD_ENTITIES:
-        problems.append(f"{label('custom_fields')}: m3ter {entity} have no custom fields")
+        keys = ", ".join(repr(key) for key in record.custom_fields)
+        problems.append(
+            f"{label('custom_fields')}: custom_fields key {keys}: m3ter {entity} have no custom "
+            "fields"
+        )
     elif entity in CUSTOM_FIELD_ENTITIES:
         try:
             builder.custom_fields(record.custom_fields)
@@ -396,7 +401,13 @@ def convert(target: Target, column: str, sf_type: str) -> tuple[str, str | None]
         duck = "BIGINT" if kind == "integer" else "DOUBLE"
         if sf_type in NUMBER_TYPES:
             if kind == "integer" and sf_type != "int":
-                return f"CAST({column} AS BIGINT)", f"{column} <> round({column})"
+                # try_cast: a fraction, NaN or a value past BIGINT is this row's reject, never
+                # a conversion error that stops the whole stage.
+                expr = f"try_cast({column} AS BIGINT)"
+                return expr, f"({column} IS NOT NULL AND ({expr} IS NULL OR {column} <> {expr}))"
+            if sf_type != "int":
+                # NaN and infinity are no amount m3ter can bill (nor JSON can carry).
+                return f"CAST({column} AS {duck})", f"NOT isfinite({column})"
             return f"CAST({column} AS {duck})", None
         if text_source:
             return _try_cast(column, duck)
@@ -431,6 +442,8 @@ def convert(target: Target, column: str, sf_type: str) -> tuple[str, str | None]
 
 def _try_cast(column: str, duck: str) -> tuple[str, str]:
     expr = f"try_cast({column} AS {duck})"
+    if duck == "DOUBLE":  # text such as 'NaN' or 'inf' reads as a double, but is no amount
+        return expr, f"({column} IS NOT NULL AND ({expr} IS NULL OR NOT isfinite({expr})))"
     return expr, f"({column} IS NOT NULL AND {expr} IS NULL)"
 
 
@@ -442,17 +455,25 @@ def typed_literal(target: Target, value: Any) -> str:
     if target.choices and value not in target.choices:
         raise MappingError(f"{value!r} is not one of {', '.join(target.choices)}")
     if kind in TEXT_KINDS and isinstance(value, str):
+        if "\x00" in value:
+            raise MappingError(f"{value!r} contains a NUL character")
         return literal(value)
     if kind == "boolean" and isinstance(value, bool):
         return "true" if value else "false"
     number = isinstance(value, int | float) and not isinstance(value, bool)
     if kind == "integer" and number and float(value).is_integer():
+        if not _BIGINT_MIN <= int(value) <= _BIGINT_MAX:
+            raise MappingError(f"{value!r} is out of range for a whole number (64 bits)")
         return str(int(value))
     if kind in NUMBER_KINDS and number and math.isfinite(value):
         return f"CAST({literal(repr(float(value)))} AS DOUBLE)"
     if kind in DATE_KINDS and isinstance(value, str) and _DATE.fullmatch(value):
         day = _parse_date(value)
         if kind == "date_end":
+            if day == dt.date.max:
+                raise MappingError(
+                    f"{value!r} has no next day to end on (m3ter ends are exclusive)"
+                )
             day += dt.timedelta(days=1)
         return literal(day.isoformat())
     if kind in DATETIME_KINDS and isinstance(value, str):

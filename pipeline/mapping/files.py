@@ -115,6 +115,9 @@ class _FileReader:
         except yaml.MarkedYAMLError as exc:
             self.problems.append(_syntax_problem(exc))
             return []
+        except yaml.reader.ReaderError as exc:
+            self.problems.append(_character_problem(text, exc))
+            return []
         except yaml.YAMLError as exc:
             self.problems.append((0, f"invalid YAML: {exc}"))
             return []
@@ -236,6 +239,17 @@ def _syntax_problem(exc: yaml.MarkedYAMLError) -> tuple[int, str]:
     elif exc.context:
         problem = f"{problem} ({exc.context})"
     return line, f"invalid YAML: {problem}"
+
+
+def _character_problem(text: str, exc: yaml.reader.ReaderError) -> tuple[int, str]:
+    """A character YAML text cannot hold (NUL, most control characters), at its line."""
+    character = exc.character if isinstance(exc.character, str) else chr(exc.character)
+    line = text.count("\n", 0, exc.position) + 1
+    column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+    return line, (
+        f"invalid YAML: character U+{ord(character):04X} at column {column} is not allowed in "
+        "YAML text; write it as an escape in a double-quoted string"
+    )
 
 
 def _line(node: yaml.Node) -> int:

@@ -140,7 +140,8 @@ class _Compiler:
         if cond.op == "LIKE":
             if not column.case_insensitive or not isinstance(value, StringValue):
                 raise WhereError(f"{column.path}: LIKE needs a text field and a quoted pattern")
-            return f"coalesce({column.sql} ILIKE {literal(value.like_pattern)} ESCAPE '\\', false)"
+            pattern = _text_literal(column, value.like_pattern)
+            return f"coalesce({column.sql} ILIKE {pattern} ESCAPE '\\', false)"
         if column.type == "boolean" and cond.op not in ("=", "!="):
             raise WhereError(f"{column.path}: a boolean field only takes = and !=")
         if isinstance(value, NullValue):
@@ -187,7 +188,7 @@ class _Compiler:
             except ValueError:
                 raise WhereError(f"{column.path}: invalid ID {value.value!r}") from None
         if (kind in TEXT_TYPES or kind in ID_TYPES) and isinstance(value, StringValue):
-            return literal(value.value)
+            return _text_literal(column, value.value)
         if kind == "boolean" and isinstance(value, BooleanValue):
             return "true" if value.value else "false"
         if kind in NUMBER_TYPES and isinstance(value, NumberValue):
@@ -199,6 +200,13 @@ class _Compiler:
         raise WhereError(
             f"{column.path}: a {kind} field cannot be compared with {_describe_value(value)}"
         )
+
+
+def _text_literal(column: _Column, text: str) -> str:
+    """A quoted string's SQL literal; SQL text cannot carry a NUL character, so it is refused."""
+    if "\x00" in text:
+        raise WhereError(f"{column.path}: a quoted string cannot contain a NUL character")
+    return literal(text)
 
 
 def _number(value: Decimal) -> str:

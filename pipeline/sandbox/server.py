@@ -95,6 +95,7 @@ class RunningSandbox:
                 "security_token": creds.security_token,
                 "jwt_private_key_file": str(self.salesforce.jwt_key.path),
                 "org_id": creds.org_id,
+                "history_from": self.salesforce.org.history_from.isoformat(),
             }
         if self.m3ter is not None:
             info["m3ter"] = self.m3ter.info(self.ca_file)

@@ -195,7 +195,7 @@ def _relation(
         )
     if obj.partitioned:
         # A raw partition file holds one row per record (the extract's promise), so no
-        # de-duplication is needed; a duplicate would be rejected by `unique_code`.
+        # de-duplication is needed; a duplicate is rejected by `one_row_per_record`.
         return f"(SELECT * FROM {source_sql})"
     return f"(SELECT * REPLACE ({literal(keys[0])} AS _partition) FROM {source_sql})"
 
@@ -222,6 +222,20 @@ def _sql_rejects(con: duckdb.DuckDBPyConnection, compiled: CompiledEntity) -> No
                _source_object || ' ' || _source_id || ' is taken by several mappings ('
                || {CONFLICT} || '); keep one'
         FROM candidates WHERE {CONFLICT} IS NOT NULL
+        """
+    )
+    # The extract writes one row per record and partition; copies of a record (a raw file
+    # written by hand, or a broken extract) cannot say which is right, so none is staged.
+    con.execute(
+        """
+        INSERT INTO rejected
+        SELECT rowid, 'one_row_per_record',
+               _source_object || ' ' || _source_id || ' has '
+               || count(*) OVER source_key || ' rows in raw partition ' || _partition
+               || '; the extract keeps one row per record'
+        FROM candidates
+        WINDOW source_key AS (PARTITION BY _partition, _source_object, _source_id)
+        QUALIFY count(*) OVER source_key > 1
         """
     )
     if has_code(compiled.entity):

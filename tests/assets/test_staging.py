@@ -26,7 +26,9 @@ from tests.extract.conftest import YESTERDAY
 from tests.shipped import MAPPINGS_DIR
 
 
-def _resources(sandbox, root: Path, mappings: Path = MAPPINGS_DIR, max_share: float = 0.1):
+def _resources(
+    sandbox, root: Path, mappings: Path = MAPPINGS_DIR, max_share: float = 0.1, allowance: int = 0
+):
     return {
         "salesforce": SalesforceResource.from_settings(
             sandbox_settings(sandbox.info()["salesforce"])
@@ -34,7 +36,7 @@ def _resources(sandbox, root: Path, mappings: Path = MAPPINGS_DIR, max_share: fl
         "warehouse": WarehouseResource(root=str(root)),
         "extract_settings": ExtractResource(),
         "mappings": MappingsResource(directory=str(mappings)),
-        "stage_settings": StageResource(max_reject_share=max_share),
+        "stage_settings": StageResource(max_reject_share=max_share, reject_allowance=allowance),
     }
 
 
@@ -46,6 +48,16 @@ def _accounts_run(sandbox, root: Path, **resources) -> dg.ExecuteInProcessResult
         resources=_resources(sandbox, root, **resources),
         raise_on_error=False,
     )
+
+
+def _rejecting_every_account(tmp_path: Path) -> Path:
+    """The shipped mappings, with an email address m3ter's pattern refuses for every account."""
+    mappings = tmp_path / "mappings"
+    shutil.copytree(MAPPINGS_DIR, mappings)
+    accounts = mappings / "accounts.yaml"
+    text = accounts.read_text().replace("    emailAddress: Billing_Email__c\n", "")
+    accounts.write_text(text.replace("  hardcoded:\n", "  hardcoded:\n    emailAddress: nobody\n"))
+    return mappings
 
 
 def test_a_staged_materialization_reports_rows_rejects_and_a_preview(sandbox, tmp_path):
@@ -67,15 +79,20 @@ def test_the_reject_check_passes_under_the_configured_share(sandbox, tmp_path):
 
 
 def test_rejects_above_the_share_fail_the_blocking_check_and_the_run(sandbox, tmp_path):
-    mappings = tmp_path / "mappings"
-    shutil.copytree(MAPPINGS_DIR, mappings)
-    accounts = mappings / "accounts.yaml"
-    text = accounts.read_text().replace("    emailAddress: Billing_Email__c\n", "")
-    accounts.write_text(text.replace("  hardcoded:\n", "  hardcoded:\n    emailAddress: nobody\n"))
+    mappings = _rejecting_every_account(tmp_path)
     result = _accounts_run(sandbox, tmp_path / "warehouse", mappings=mappings, max_share=0.1)
     assert not result.success
     (check,) = result.get_asset_check_evaluations()
     assert not check.passed and check.metadata["reject_share"].value == pytest.approx(1.0)
+
+
+def test_rejects_within_the_allowance_pass_whatever_their_share(sandbox, tmp_path):
+    mappings = _rejecting_every_account(tmp_path)
+    result = _accounts_run(
+        sandbox, tmp_path / "warehouse", mappings=mappings, max_share=0.1, allowance=10_000
+    )
+    (check,) = result.get_asset_check_evaluations()
+    assert check.passed and check.metadata["reject_share"].value == pytest.approx(1.0)
 
 
 def test_extracts_select_the_fields_the_mappings_read(sandbox, tmp_path):

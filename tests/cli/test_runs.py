@@ -4,15 +4,18 @@ sandbox serving in its own process; every run is recorded in DAGSTER_HOME."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import dagster as dg
 import pytest
 
+from pipeline.cli.runs import use_sandbox
 from tests.processes import M3SYNC, sandbox_process
 
 DAYS = 6
@@ -69,6 +72,32 @@ def test_a_backfill_runs_as_chunks_of_the_policy_s_size(operator):
     assert starts[0] == FIRST and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
 
 
+def test_a_range_run_plans_each_asset_once_not_once_per_partition(operator):
+    os.environ["DAGSTER_HOME"] = operator.env["DAGSTER_HOME"]
+    with dg.DagsterInstance.get() as instance:
+        run = next(r for r in instance.get_runs() if r.job_name == "sync")
+        planned = instance.get_records_for_run(
+            run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, limit=1000
+        ).records
+        materialized = instance.get_records_for_run(
+            run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=1000
+        ).records
+    assets = {record.event_log_entry.dagster_event.asset_key for record in planned}
+    assert len(planned) == len(assets)
+    assert len(materialized) > len(planned)
+
+
+def test_the_sandbox_s_first_day_is_the_start_date_unless_one_is_set(operator):
+    info = json.loads(operator.sandbox.read_text())
+    with mock.patch.dict(os.environ, clear=False):
+        os.environ.pop("M3SYNC_START_DATE", None)
+        use_sandbox(info)
+        assert os.environ["M3SYNC_START_DATE"] == info["salesforce"]["history_from"]
+        os.environ["M3SYNC_START_DATE"] = FIRST
+        use_sandbox(info)
+        assert os.environ["M3SYNC_START_DATE"] == FIRST
+
+
 def test_a_backfill_prints_rows_rejects_and_actions(operator):
     out = operator.backfill.stdout
     assert "raw.order_item" in out and "staged.pricings" in out and "Load into m3ter" in out
@@ -80,6 +109,22 @@ def test_a_run_again_writes_nothing_to_m3ter(operator):
     assert result.returncode == 0, result.stdout + result.stderr
     load = result.stdout.split("Load into m3ter", 1)[1]
     assert "create:applied" not in load and "update:applied" not in load
+
+
+def test_a_run_configuration_file_reaches_the_run(operator, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("resources:\n  extract_settings:\n    config:\n      rest_threshold: 0\n")
+    result = operator("run", "--partition", LAST, "--config", str(config))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "│   bulk │" in result.stdout
+
+
+def test_a_run_configuration_that_is_not_a_mapping_fails_in_one_line(operator, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("- rest_threshold: 0\n")
+    result = operator("run", "--partition", LAST, "--config", str(config))
+    assert result.returncode == 1
+    assert result.stdout.strip().splitlines()[-1].endswith("is not a mapping")
 
 
 def test_reconcile_after_a_backfill_finds_no_drift(operator):
@@ -134,5 +179,7 @@ def test_verbose_shows_the_traceback_of_a_failed_run(operator, tmp_path):
         [M3SYNC, "-v", *command], capture_output=True, text=True, env=env, check=False
     )
     assert quiet.returncode == loud.returncode == 1
-    assert "No_Such_Field__c" in quiet.stdout and "Traceback" not in quiet.stdout
+    assert "No_Such_Field__c" in quiet.stdout
+    assert "Traceback" not in quiet.stdout + quiet.stderr
+    assert "Stack Trace" not in quiet.stdout + quiet.stderr
     assert "Traceback" in loud.stdout or "Stack Trace" in loud.stdout

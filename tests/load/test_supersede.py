@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import duckdb
 
 from pipeline.extract.objects import source_object
@@ -146,6 +148,32 @@ def test_a_same_day_rival_is_refused_with_its_reason(client, warehouse, compiled
     assert result.outcomes == {"create:applied": 1, "reject:rejected": 1}
     ((source, message),) = result.rejects
     assert source == item(2) and item(1) in message and "one active account plan" in message
+
+
+def _smaller_code_after_its_rival(client, warehouse, compiled, start: str):
+    """Item 2 loaded on day 1; item 1, same start and product, staged and loaded on day 2."""
+    write_items(warehouse, DAY1, [(2, start, None, DATA)])
+    staged(warehouse, compiled, DAY1)
+    stage(warehouse, compiled["accounts"], [DAY1])
+    for entity in ("accounts", "plans", "account_plans"):
+        load(client, warehouse, entity, [DAY1])
+    write_items(warehouse, DAY2, [(1, start, None, DATA)])
+    staged(warehouse, compiled, DAY2)
+    load(client, warehouse, "plans", [DAY2])
+    return load(client, warehouse, "account_plans", [DAY2])
+
+
+def test_a_rival_m3ter_holds_gives_way_while_it_has_not_started(client, warehouse, compiled):
+    start = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=30)).isoformat()
+    result = _smaller_code_after_its_rival(client, warehouse, compiled, start)
+    assert result.outcomes == {"delete:applied": 1, "create:applied": 1}
+    assert [p["code"] for p in client.list("accountplans")] == [item(1)]
+
+
+def test_a_rival_that_has_started_billing_keeps_its_slot(client, warehouse, compiled):
+    result = _smaller_code_after_its_rival(client, warehouse, compiled, "2024-01-01")
+    assert result.outcomes == {"unchanged:unchanged": 1, "create:rejected": 1}
+    assert [p["code"] for p in client.list("accountplans")] == [item(2)]
 
 
 def test_staged_rows_of_other_entities_are_not_touched(warehouse, compiled):

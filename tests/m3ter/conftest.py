@@ -38,8 +38,11 @@ def settings_for(running: RunningSandbox, **overrides: Any) -> M3terSettings:
 
 
 def admin(running: RunningSandbox, method: str, path: str) -> Any:
+    return admin_call(m3ter_info(running), method, path)
+
+
+def admin_call(info: dict[str, str], method: str, path: str) -> Any:
     """An admin endpoint's JSON answer (HTTP Basic with the service user's credentials)."""
-    info = m3ter_info(running)
     with requests.Session() as session:
         session.trust_env = False
         answer = session.request(

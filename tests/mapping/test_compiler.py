@@ -539,7 +539,7 @@ def test_custom_fields_on_pricings_are_an_error(tmp_path):
     )
     assert problem == (
         f"{tmp_path / 'pricings.yaml'}:11: mapping 'OrderItem_Pricing': "
-        "m3ter pricings have no custom fields"
+        "custom_fields key 'note': m3ter pricings have no custom fields"
     )
 
 

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -170,10 +171,12 @@ class M3terSandbox:
     @web.middleware
     async def _gate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Faults, rate limit, token and org check for every `/organizations/...` call."""
-        match = ORG_PATH.match(request.path)
+        # The org id is the first segment as sent, decoded on its own: an encoded '/' in it
+        # must not make `<org>%2F..%2F<org>` pass for `<org>`.
+        match = ORG_PATH.match(request.raw_path)
         if match is None:
             return await handler(request)
-        org_id = match["org"]
+        org_id = unquote(match["org"])
         # [assume] faults hit org calls only: the token and admin endpoints stay reliable, so a
         # seeded fault plan counts exactly the API calls a client makes
         fault = await self.faults.inject(request)

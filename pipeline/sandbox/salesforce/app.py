@@ -52,6 +52,7 @@ class SalesforceConfig:
     state_dir: Path
     accounts: int = 200
     seed: int = 1
+    history_days: int | None = None  # None: three years
     session_ttl_seconds: float = 2 * 60 * 60
     daily_api_requests: int = 100_000
     faults: FaultConfig = field(default_factory=FaultConfig)
@@ -101,7 +102,13 @@ class SalesforceSandbox:
         self.jwt_key = JwtKey(state / "jwt_private_key.pem")
         self.sessions = SessionStore(self.creds.org_id, config.session_ttl_seconds)
         self.auth = Authenticator(self.creds, self.sessions, self.jwt_key)
-        self.org = Org(state, demo_schema(), accounts=config.accounts, seed=config.seed)
+        self.org = Org(
+            state,
+            demo_schema(),
+            accounts=config.accounts,
+            seed=config.seed,
+            history_days=config.history_days,
+        )
         self.usage = ApiUsage(config.daily_api_requests)
         self.faults = FaultPlan(config.faults)
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sf-sandbox")

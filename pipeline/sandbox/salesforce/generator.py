@@ -196,7 +196,12 @@ _TEMP_MACROS = ("_g_h", "_g_u", "_g_pick", "_g_user_id")
 
 
 def generate_org(
-    con: duckdb.DuckDBPyConnection, *, accounts: int, seed: int, as_of: dt.date
+    con: duckdb.DuckDBPyConnection,
+    *,
+    accounts: int,
+    seed: int,
+    as_of: dt.date,
+    history_days: int | None = None,
 ) -> dict[str, int]:
     """Create schema `org` with every object's table (all fields, hidden ones included) and
     fill it; return row counts per object."""
@@ -212,7 +217,7 @@ def generate_org(
         con.execute(create_table_sql(obj, target))
     con.execute(duckdb_id_macro_sql())
     generator = _Generator(
-        con, target, accounts=accounts, seed=int(seed), clock=_Clock.ending(as_of)
+        con, target, accounts=accounts, seed=int(seed), clock=_Clock.ending(as_of, history_days)
     )
     try:
         generator.run([o for o in schema.objects if o.custom_metadata])
@@ -227,20 +232,16 @@ def generate_org(
 
 @dataclass(frozen=True)
 class _Clock:
-    """Epoch milliseconds of the generated history: three years up to the end of `as_of`."""
+    """Epoch milliseconds of the generated history: from `history_start` to the end of `as_of`."""
 
     start_ms: int
     as_of_ms: int  # midnight starting as_of
     end_ms: int  # as_of 23:59:59.999, the latest instant any record may carry
 
     @classmethod
-    def ending(cls, as_of: dt.date) -> _Clock:
-        try:
-            start = as_of.replace(year=as_of.year - 3)
-        except ValueError:  # 29 February
-            start = as_of.replace(year=as_of.year - 3, day=28)
+    def ending(cls, as_of: dt.date, history_days: int | None = None) -> _Clock:
         as_of_ms = _epoch_ms(as_of)
-        return cls(_epoch_ms(start), as_of_ms, as_of_ms + DAY_MS - 1)
+        return cls(_epoch_ms(history_start(as_of, history_days)), as_of_ms, as_of_ms + DAY_MS - 1)
 
     @property
     def accounts_from_ms(self) -> int:
@@ -254,6 +255,18 @@ class _Clock:
 
     def timestamp(self, ms: int) -> dt.datetime:
         return dt.datetime(1970, 1, 1) + dt.timedelta(milliseconds=ms)
+
+
+def history_start(as_of: dt.date, history_days: int | None = None) -> dt.date:
+    """The org's first day: three years before `as_of`, or `history_days` before it."""
+    if history_days is not None:
+        if history_days < 2:
+            raise ValueError("history_days must be at least 2")
+        return as_of - dt.timedelta(days=history_days)
+    try:
+        return as_of.replace(year=as_of.year - 3)
+    except ValueError:  # 29 February
+        return as_of.replace(year=as_of.year - 3, day=28)
 
 
 def _epoch_ms(day: dt.date) -> int:

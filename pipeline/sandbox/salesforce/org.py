@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.salesforce.ids import is_valid_id, make_id, to18
-from pipeline.sandbox.salesforce.generator import GENERATOR_VERSION, generate_org
+from pipeline.sandbox.salesforce.generator import GENERATOR_VERSION, generate_org, history_start
 from pipeline.sandbox.salesforce.schema import OrgSchema, SObject
 from pipeline.sandbox.salesforce.soql import compile_query
 
@@ -133,6 +133,7 @@ class Org:
         accounts: int,
         seed: int,
         as_of: dt.date | None = None,
+        history_days: int | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.schema = schema
@@ -143,20 +144,24 @@ class Org:
         for stale in self.pages_dir.glob("*.csv"):
             stale.unlink()
         self.db = duckdb.connect(str(state_dir / "records.duckdb"))
-        self.counts = self._ensure_generated(
-            accounts, seed, as_of or dt.datetime.now(dt.UTC).date()
-        )
+        # The history ends yesterday (UTC): every record lies in a complete daily partition.
+        as_of = as_of or dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+        self.counts = self._ensure_generated(accounts, seed, as_of, history_days)
+        self.history_from = history_start(as_of, history_days)
         self.db.execute("DROP SCHEMA IF EXISTS work CASCADE; CREATE SCHEMA work")
         self._cursors: dict[str, Cursor] = {}
         self._jobs: dict[str, BulkJob] = {}
         self._lock = threading.Lock()
         self._sequence = itertools.count(int(time.time() * 1000) % 62**7)
 
-    def _ensure_generated(self, accounts: int, seed: int, as_of: dt.date) -> dict[str, int]:
+    def _ensure_generated(
+        self, accounts: int, seed: int, as_of: dt.date, history_days: int | None
+    ) -> dict[str, int]:
         wanted = {
             "accounts": accounts,
             "seed": seed,
             "as_of": as_of.isoformat(),
+            "history_days": history_days,
             "generator": GENERATOR_VERSION,
         }
         self.db.execute("CREATE TABLE IF NOT EXISTS org_meta (params VARCHAR, counts VARCHAR)")
@@ -164,7 +169,9 @@ class Org:
         if row is not None and json.loads(row[0]) == wanted:
             return json.loads(row[1])
         self.db.execute("DROP SCHEMA IF EXISTS org CASCADE")
-        counts = generate_org(self.db, accounts=accounts, seed=seed, as_of=as_of)
+        counts = generate_org(
+            self.db, accounts=accounts, seed=seed, as_of=as_of, history_days=history_days
+        )
         self.db.execute("DELETE FROM org_meta")
         self.db.execute(
             "INSERT INTO org_meta VALUES (?, ?)", [json.dumps(wanted), json.dumps(counts)]

@@ -10,7 +10,11 @@ import pytest
 
 from pipeline.salesforce.ids import is_valid_id
 from pipeline.sandbox.catalog import CATALOG, CURRENCY_RATES
-from pipeline.sandbox.salesforce.generator import INTEGRATION_USERNAME, generate_org
+from pipeline.sandbox.salesforce.generator import (
+    INTEGRATION_USERNAME,
+    generate_org,
+    history_start,
+)
 from pipeline.sandbox.salesforce.schema import demo_schema
 
 ACCOUNTS = 60
@@ -173,6 +177,23 @@ def test_timestamps_are_ordered_and_fall_in_the_three_years_before_as_of(
         assert row[1] >= dt.datetime(AS_OF.year - 3, AS_OF.month, AS_OF.day), name
         assert row[2] <= dt.datetime.combine(AS_OF, dt.time(23, 59, 59, 999000)), name
         assert row[3] > 0, name
+
+
+def test_a_shorter_history_keeps_every_record_inside_it() -> None:
+    con = duckdb.connect()
+    generate_org(con, accounts=10, seed=SEED, as_of=AS_OF, history_days=60)
+    first = dt.datetime.combine(history_start(AS_OF, 60), dt.time())
+    for name in TRANSACTIONAL:
+        earliest, latest = con.execute(
+            f'SELECT min("CreatedDate"), max("SystemModstamp") FROM org."{name}"'
+        ).fetchall()[0]
+        assert earliest >= first, name
+        assert latest < dt.datetime.combine(AS_OF + dt.timedelta(days=1), dt.time()), name
+
+
+def test_history_starts_three_years_back_unless_told_otherwise() -> None:
+    assert history_start(dt.date(2024, 2, 29)) == dt.date(2021, 2, 28)
+    assert history_start(AS_OF, 60) == AS_OF - dt.timedelta(days=60)
 
 
 def test_every_one_of_the_last_seven_days_has_modified_records_of_each_object(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from simple_salesforce.exceptions import SalesforceResourceNotFound
 
@@ -140,3 +142,12 @@ def test_every_rest_answer_reports_api_usage(sf):
 
 def test_is_sandbox_answers_from_the_organization_record(sf):
     assert sf.is_sandbox() is True
+
+
+def test_the_org_s_history_ends_yesterday_and_its_first_day_is_published(sf, sandbox):
+    today = dt.datetime.now(dt.UTC).date()
+    latest = _org_count(sandbox, 'SELECT max("SystemModstamp") FROM org."OrderItem"')
+    assert latest < dt.datetime.combine(today, dt.time())
+    first = sandbox.salesforce.org.history_from
+    assert sandbox.info()["salesforce"]["history_from"] == first.isoformat()
+    assert first < latest.date()

@@ -1,0 +1,355 @@
+"""Runs of the code location's jobs in this process, recorded in DAGSTER_HOME, with a progress
+bar fed by the run's event log and a summary of what they did.
+
+Kept apart from the commands (`pipeline/cli/runs.py`) because importing Dagster and the assets
+takes seconds that `m3sync --help` and the sandbox should not pay.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+import threading
+import uuid
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import yaml
+from rich.markdown import Markdown
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from assets.definitions import defs
+from assets.jobs import FULL_RECONCILE, SYNC
+from assets.load import AFTER
+from assets.partitions import daily_partitions, partitions_per_run
+from pipeline.alerts import one_line
+from pipeline.cli.app import Options, console, fail, warehouse_root
+from pipeline.cli.runs import dagster_home
+
+# `backfill_policy` is a beta parameter the assets rely on knowingly.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+HOST_TAG, PID_TAG = "m3sync/host", "m3sync/pid"  # which CLI process runs a run
+STEP_DONE = {
+    dg.DagsterEventType.STEP_SUCCESS,
+    dg.DagsterEventType.STEP_FAILURE,
+    dg.DagsterEventType.STEP_SKIPPED,
+}
+
+
+@dataclass
+class Ran:
+    """What the runs of one command did: each asset's metadata (summed over runs)."""
+
+    run_ids: list[str] = field(default_factory=list)
+    assets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, result: dg.ExecuteInProcessResult) -> None:
+        self.run_ids.append(result.run_id)
+        seen: set[str] = set()
+        for event in result.get_asset_materialization_events():
+            name = event.asset_key.to_user_string()
+            if name in seen:  # a range run reports each asset once per partition
+                continue
+            seen.add(name)
+            meta = {k: v.value for k, v in event.materialization.metadata.items()}
+            self.assets[name] = _summed(self.assets.get(name), meta)
+        for event in result.all_node_events:
+            if event.event_type == dg.DagsterEventType.STEP_OUTPUT:
+                data = event.step_output_data
+                self.outputs[event.node_name] = {k: v.value for k, v in data.metadata.items()}
+
+
+def _summed(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, Any]:
+    if before is None:
+        return after
+    summed = dict(after)
+    for key, value in after.items():
+        old = before.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            summed[key] = (old or 0) + value
+        elif isinstance(value, dict) and isinstance(old, dict):
+            summed[key] = {k: old.get(k, 0) + value.get(k, 0) for k in {*old, *value}}
+    return summed
+
+
+def _failure(result: dg.ExecuteInProcessResult) -> str:
+    failures = result.get_step_failure_events()
+    if not failures:
+        return "the run failed; see its logs in the UI"
+    event = failures[0]
+    error = event.step_failure_data.error
+    if Options.verbose and error is not None:
+        return f"{event.step_key} failed:\n{error.to_string()}"
+    while error is not None and error.cause is not None:
+        error = error.cause
+    message = error.message.strip().splitlines()[-1] if error and error.message else "failed"
+    return f"{event.step_key} failed: {message}"
+
+
+@contextmanager
+def _progress(instance: dg.DagsterInstance, run_id: str, label: str, steps: int) -> Iterator[None]:
+    """A bar of finished steps, fed by the run's event log, with its latest message."""
+    stop = threading.Event()
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.fields[label]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("starting", total=steps, label=label)
+
+        def follow() -> None:
+            cursor = None
+            while True:
+                finished = stop.wait(0.5)
+                page = instance.get_records_for_run(run_id, cursor=cursor)
+                cursor = page.cursor
+                for record in page.records:
+                    entry = record.event_log_entry
+                    event = entry.dagster_event
+                    if event is None:
+                        if entry.step_key and entry.user_message:
+                            text = entry.user_message.splitlines()[0][:80]
+                            bar.update(task, description=f"{entry.step_key}: {text}")
+                    elif event.event_type in STEP_DONE:
+                        bar.advance(task)
+                    elif event.event_type == dg.DagsterEventType.STEP_START:
+                        bar.update(task, description=str(event.step_key))
+                if finished and not page.has_more:
+                    return
+
+        follower = threading.Thread(target=follow, name="run-progress", daemon=True)
+        follower.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            follower.join(timeout=10)
+
+
+@functools.cache
+def _definitions() -> dg.Definitions:
+    """The code location, built once per command (after `configure` set the environment)."""
+    return defs()
+
+
+def launch(
+    job_name: str,
+    label: str,
+    *,
+    tags: Mapping[str, str] | None = None,
+    run_config: Mapping[str, Any] | None = None,
+) -> dg.ExecuteInProcessResult:
+    """One run of a code-location job, in this process, recorded in DAGSTER_HOME."""
+    dagster_home()
+    instance = dg.DagsterInstance.get()
+    release_dead_runs(instance)
+    job = _definitions().resolve_job_def(job_name)
+    run_id = str(uuid.uuid4())
+    tags = {**(tags or {}), HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+    # Quiet runs say what failed in one line of their own; Dagster's log (with stack traces) is
+    # for --verbose and the UI.
+    level = "INFO" if Options.verbose else "CRITICAL"
+    config = {"loggers": {"console": {"config": {"log_level": level}}}, **(run_config or {})}
+    with _progress(instance, run_id, label, len(job.graph.node_dict)):
+        return job.execute_in_process(
+            run_config=config,
+            instance=instance,
+            tags=tags,
+            run_id=run_id,
+            raise_on_error=False,
+        )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Fail this machine's CLI runs whose process is gone, and free their pool slots.
+
+    A run killed outright (SIGKILL, out of memory, power loss) stays STARTED and keeps its
+    `m3ter_api` slot, so every later run would wait for it forever. The daemon's run monitoring
+    does this for the runs it launches; in-process CLI runs need it here.
+    """
+    released = []
+    active = dg.RunsFilter(
+        statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING],
+        tags={HOST_TAG: socket.gethostname()},
+    )
+    for run in instance.get_runs(filters=active):
+        pid = int(run.tags.get(PID_TAG, "0"))
+        if pid and pid != os.getpid() and not _alive(pid):
+            instance.report_run_failed(run, f"the m3sync process {pid} running it is gone")
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            released.append(run.run_id)
+    return released
+
+
+def run_config(dry_run: bool, config_file: Path | None) -> dict[str, Any]:
+    """The operator's run configuration, with the load ops told to plan only on a dry run."""
+    config: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            config = yaml.safe_load(config_file.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            fail(f"cannot read the run configuration {config_file}: {one_line(str(exc))}")
+        if not isinstance(config, dict):
+            fail(f"the run configuration {config_file} is not a mapping")
+    if dry_run:
+        ops = config.setdefault("ops", {})
+        for entity in AFTER:
+            ops.setdefault(f"m3ter__{entity}", {}).setdefault("config", {})["dry_run"] = True
+    return config
+
+
+def chunks(first: str, last: str) -> list[list[str]]:
+    """The daily partitions from `first` to `last`, in runs the backfill policy allows."""
+    keys = daily_partitions().get_partition_keys()
+    for day in (first, last):
+        if day not in keys:
+            fail(f"{day} is not a daily partition: choose a day from {keys[0]} to {keys[-1]}")
+    if first > last:
+        fail(f"--from {first} is after --to {last}")
+    wanted = keys[keys.index(first) : keys.index(last) + 1]
+    size = partitions_per_run()
+    return [wanted[i : i + size] for i in range(0, len(wanted), size)]
+
+
+def sync(first: str, last: str, config: Mapping[str, Any] | None = None) -> Ran:
+    """The `sync` job over `first`..`last`, one run per chunk, then the summary; stops at the
+    first failed run."""
+    ran = Ran()
+    parts = chunks(first, last)
+    for number, keys in enumerate(parts, 1):
+        span = keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
+        label = f"run {number}/{len(parts)} {span}" if len(parts) > 1 else span
+        result = launch(
+            SYNC,
+            label,
+            tags={RANGE_START: keys[0], RANGE_END: keys[-1]},
+            run_config=config,
+        )
+        ran.add(result)
+        if not result.success:
+            resume = f" Resume with --from {keys[0]}." if number > 1 else ""
+            print_summary(ran)
+            fail(f"run {result.run_id} ({span}) failed: {_failure(result)}{resume}")
+    print_summary(ran)
+    _where(ran)
+    return ran
+
+
+def _table(title: str, columns: Sequence[str]) -> Table:
+    table = Table(title=title)
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i == 0 else "right")
+    return table
+
+
+def print_summary(ran: Ran) -> None:
+    """Rows per stage, rejects, actions in m3ter and API calls spent."""
+    extracted = _table("Extract", ("raw table", "rows", "deleted", "method", "API calls"))
+    staged = _table("Stage", ("staged table", "rows", "tombstones", "rejects", "reject share"))
+    loaded = _table(
+        "Load into m3ter", ("m3ter entity", "outcomes", "rejected", "API calls", "writes")
+    )
+    for name, meta in sorted(ran.assets.items()):
+        table_name = name.replace("/", ".")
+        if name.startswith("raw/"):
+            extracted.add_row(
+                table_name,
+                f"{meta['dagster/row_count']:,}",
+                f"{meta['deleted_rows']:,}",
+                str(meta["method"]),
+                f"{meta['api_calls']:,}",
+            )
+        elif name.startswith("staged/"):
+            rows = meta["dagster/row_count"]
+            share = meta["rejects"] / (rows + meta["rejects"]) if rows + meta["rejects"] else 0.0
+            staged.add_row(
+                table_name,
+                f"{rows:,}",
+                f"{meta['tombstones']:,}",
+                f"{meta['rejects']:,}",
+                f"{share:.2%}",
+            )
+        elif name.startswith("m3ter/"):
+            outcomes = meta["outcomes"]
+            loaded.add_row(
+                name.removeprefix("m3ter/"),
+                ", ".join(f"{k} {v:,}" for k, v in sorted(outcomes.items())) or "none",
+                f"{meta['rejects']:,}",
+                f"{meta['api_calls']:,}",
+                f"{meta['write_calls']:,}",
+            )
+    for table in (extracted, staged, loaded):
+        if table.row_count:
+            console.print(table)
+
+
+def _where(ran: Ran) -> None:
+    home = os.environ["DAGSTER_HOME"]
+    root = warehouse_root()
+    console.print(f"Runs: {', '.join(ran.run_ids)} (recorded in {home}).")
+    console.print(
+        f"Warehouse: {root / 'warehouse.duckdb'} "
+        f"(query it with `m3sync inspect` or `duckdb -readonly {root / 'warehouse.duckdb'}`)."
+    )
+
+
+def reconcile(apply: bool) -> None:
+    """The `full_reconcile` job, and its drift by entity."""
+    config = {"ops": {"reconcile_all": {"config": {"apply": apply}}}}
+    result = launch(FULL_RECONCILE, "full reconcile", run_config=config)
+    if not result.success:
+        fail(f"run {result.run_id} failed: {_failure(result)}")
+    ran = Ran()
+    ran.add(result)
+    output = ran.outputs["reconcile_all"]
+    table = _table(
+        "Full reconcile" + (" (applied)" if apply else " (nothing written)"),
+        ("entity", "changed in m3ter", "deleted in m3ter", "pending"),
+    )
+    for entity, causes in output["by_entity"].items():
+        table.add_row(
+            entity,
+            *(f"{causes.get(k, 0):,}" for k in ("changed_in_m3ter", "deleted_in_m3ter", "pending")),
+        )
+    console.print(table)
+    console.print(Markdown(output["objects"]))
+    _where(ran)
+
+
+def sync_all() -> Ran:
+    """Every daily partition, from the first to yesterday."""
+    keys = daily_partitions().get_partition_keys()
+    return sync(keys[0], keys[-1])

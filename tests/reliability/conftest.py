@@ -1,0 +1,68 @@
+"""The reliability suite: a fast subset in the default run, the whole matrix on demand.
+
+Tests marked `full` run only with `M3SYNC_RELIABILITY=full` (the README's reliability command);
+the rest run in the default test run. Either way the suite ends with its summary.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.reliability.ledger import LEDGER, SUMMARY_FILE
+from tests.reliability.world import State, World
+
+FULL = os.environ.get("M3SYNC_RELIABILITY", "").lower() == "full"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if FULL:
+        return
+    deselected = [item for item in items if item.get_closest_marker("full")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("full")]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not LEDGER.tried():
+        return
+    terminalreporter.section("reliability summary")
+    for line in LEDGER.lines():
+        terminalreporter.write_line(line)
+    LEDGER.write()
+    terminalreporter.write_line(f"written to {SUMMARY_FILE}")
+
+
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[State]:
+    """What m3ter holds after one clean backfill of the org: the state every faulty or killed
+    run must converge to."""
+    world = World(tmp_path_factory.mktemp("reference"))
+    with world.sandbox():
+        result = world.backfill()
+        assert result.returncode == 0, result.stdout + result.stderr
+        state = world.m3ter()
+    assert state.duplicates == 0 and state.objects
+    yield state
+
+
+@pytest.fixture
+def world(tmp_path) -> World:
+    return World(tmp_path)
+
+
+def assert_converged(world: World, reference: State, case: str, kind: str | None) -> None:
+    """m3ter equals the clean run's state, nothing lost or doubled; counted in the ledger as a
+    survived `kind` ("faults", "crashes"), with what was lost and doubled."""
+    state = world.m3ter()
+    lost, extra = state.lost_from(reference), state.extra_over(reference)
+    if kind is not None:
+        LEDGER.record(kind, case)
+    LEDGER.record("lost", case, len(lost))
+    LEDGER.record("duplicates", case, state.duplicates + len(extra))
+    assert not lost, f"lost: {lost[:5]}"
+    assert not extra and state.duplicates == 0, f"extra: {extra[:5]}"
+    assert not state.changed_from(reference), state.changed_from(reference)[:5]
