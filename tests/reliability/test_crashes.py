@@ -29,7 +29,8 @@ def _salesforce_requests(sandbox: RunningSandbox, _: Path) -> int:
 
 
 def _staged_files(_: RunningSandbox, root: Path) -> int:
-    return sum(1 for _ in (root / "warehouse" / "data" / "staged").rglob("*.parquet"))
+    """Partition files in place (not a writer's temporary folder, which may vanish mid-walk)."""
+    return sum(1 for _ in (root / "warehouse" / "data" / "staged").glob("*/*.parquet"))
 
 
 def _m3ter_writes(sandbox: RunningSandbox, _: Path) -> int:
