@@ -100,6 +100,9 @@ def reconcile_all(
         result.drift,
         result.pending,
     )
+    unfinished = [e.load.unfinished() for e in result.entities if e.load is not None]
+    if any(unfinished):
+        raise dg.Failure(description="; ".join(filter(None, unfinished)))
     context.add_output_metadata(
         {
             "applied": result.applied,

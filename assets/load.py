@@ -108,16 +108,9 @@ def load_asset(entity: Entity, partitions_def: dg.PartitionsDefinition) -> dg.As
             )
         except M3terError as exc:
             raise dg.Failure(description=str(exc)) from exc
-        if result.failures:
-            source, message = result.failures[0]
-            raise dg.Failure(
-                description=(
-                    f"{len(result.failures):,} writes still failing after retries (first: "
-                    f"{source}: {message}); the others were applied and journaled, and the next "
-                    "run retries these"
-                ),
-                metadata=metadata(result),
-            )
+        unfinished = result.unfinished()
+        if unfinished:
+            raise dg.Failure(description=unfinished, metadata=metadata(result))
         return dg.MaterializeResult(metadata=metadata(result))
 
     return _load

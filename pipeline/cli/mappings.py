@@ -31,8 +31,7 @@ MappingsDir = Annotated[Path, typer.Option("--dir", help="The mapping files' dir
 
 
 def _client(sandbox: Path | None) -> SalesforceClient:
-    # Imported here: simple-salesforce takes a second `m3sync --help` should not spend.
-    from pipeline.salesforce.client import SalesforceClient  # noqa: PLC0415
+    from pipeline.salesforce.client import SalesforceClient
 
     if sandbox is not None:
         return SalesforceClient(sandbox_settings(json.loads(sandbox.read_text())["salesforce"]))
@@ -40,7 +39,7 @@ def _client(sandbox: Path | None) -> SalesforceClient:
 
 
 def _org_mappings(client: SalesforceClient) -> MappingSet:
-    from pipeline.mapping.metadata import read_org_mappings  # noqa: PLC0415 (see _client)
+    from pipeline.mapping.metadata import read_org_mappings
 
     return read_org_mappings(client)
 

@@ -44,9 +44,8 @@ def plan_command(
     unknown = sorted(set(entity or ()) - set(ORDER))
     if unknown:
         fail(f"unknown entity {', '.join(unknown)}; choose from {', '.join(ORDER)}")
-    # Imported here: pandas and the load's planning take seconds `m3sync --help` should not spend.
-    from pipeline.load.reconcile import Current  # noqa: PLC0415
-    from pipeline.load.run import load  # noqa: PLC0415
+    from pipeline.load.reconcile import Current
+    from pipeline.load.run import load
 
     try:
         settings = (

@@ -3,19 +3,17 @@
 Every run goes through the code location's own jobs (`sync`, `full_reconcile`) in this process,
 recorded in `DAGSTER_HOME` (default `.m3sync/dagster`), so `m3sync ui` shows the CLI's runs,
 their logs and the partitions they filled next to the runs it launches itself. The commands
-import the Dagster side (`pipeline/cli/execution.py`) only when they run.
+import the Dagster side (`pipeline/cli/execution.py`) only when they run: it takes seconds.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
 import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -110,12 +108,6 @@ def use_sandbox(info: Mapping[str, Any]) -> None:
         os.environ.setdefault("M3SYNC_START_DATE", history_from)
 
 
-def _execution() -> ModuleType:
-    """`pipeline/cli/execution.py`, imported when a command runs: Dagster and the assets take
-    seconds to import, which `m3sync --help` and `m3sync sandbox up` should not spend."""
-    return importlib.import_module("pipeline.cli.execution")
-
-
 def _yesterday() -> str:
     return (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
 
@@ -132,10 +124,8 @@ def run_command(
     config: RunConfigFile = None,
 ) -> None:
     """Extract, stage and load one daily partition (what the nightly schedule runs)."""
-    configure(sandbox, warehouse)
-    execution = _execution()
     day = partition or _yesterday()
-    execution.sync(day, day, execution.run_config(dry_run, config))
+    backfill_command(day, day, sandbox, warehouse, dry_run, config)
 
 
 @app.command("backfill")
@@ -151,7 +141,8 @@ def backfill_command(
 ) -> None:
     """Extract, stage and load a range of partitions, a few runs of up to a year each."""
     configure(sandbox, warehouse)
-    execution = _execution()
+    from pipeline.cli import execution
+
     execution.sync(first, last or _yesterday(), execution.run_config(dry_run, config))
 
 
@@ -165,7 +156,8 @@ def reconcile_command(
 ) -> None:
     """Report drift between the staged state and m3ter; --apply repairs it."""
     configure(sandbox, warehouse)
-    execution = _execution()
+    from pipeline.cli import execution
+
     execution.reconcile(apply)
 
 
@@ -190,7 +182,8 @@ def demo(
         os.environ["M3SYNC_M3TER_RATE_LIMIT"] = DEMO_M3TER_RATE
         os.environ["M3SYNC_M3TER_CONCURRENCY"] = DEMO_M3TER_CONCURRENCY
         configure(None, warehouse)
-        execution = _execution()
+        from pipeline.cli import execution
+
         execution.sync_all()
         console.print(
             f"Dagster UI: `uv run m3sync ui --sandbox {state_dir / 'sandbox.json'}` "

@@ -230,11 +230,16 @@ def _full(spec: LoadEntity, desired: dict[str, Any], found: dict[str, Any]) -> d
     return {**kept, **desired}
 
 
+def _identity(found: dict[str, Any]) -> dict[str, Any]:
+    """The Action fields that name an object m3ter holds."""
+    return {"code": found.get("code"), "m3ter_id": found["id"], "version": found.get("version")}
+
+
 def _giving_way(key: dict[str, Any], found: dict[str, Any], reason: str) -> Action:
     """A same-start rival that m3ter already holds (loaded before the account plan that keeps
     the slot was staged) is deleted while it has not started, so every load order ends in the
     same state; once it bills, it stays, and m3ter refuses the other with its message."""
-    common = {"code": found.get("code"), "m3ter_id": found["id"], "version": found.get("version")}
+    common = _identity(found)
     today = dt.datetime.now(dt.UTC).date().isoformat()
     if str(found.get("startDate") or "")[:10] > today:
         return Action("delete", message=f"{reason}; it had not started", **common, **key)
@@ -249,7 +254,7 @@ def _ending(
     Billing history is never deleted: an object whose start is before the end is only ended,
     and objects without an end date (accounts, plans, compound aggregations) stay as they are.
     """
-    common = {"code": found.get("code"), "m3ter_id": found["id"], "version": found.get("version")}
+    common = _identity(found)
     if spec.end_kind is None:
         return Action(
             "unchanged", message="source gone; kept (it has no end date)", **common, **key

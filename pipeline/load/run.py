@@ -53,6 +53,17 @@ class LoadResult:
     # timeouts): not refusals, so the run that left them is not done; the next retries them.
     failures: list[tuple[str, str]] = field(default_factory=list)
 
+    def unfinished(self) -> str | None:
+        """Why the run that made this result is not done, if writes still failed."""
+        if not self.failures:
+            return None
+        source, message = self.failures[0]
+        return (
+            f"{self.entity}: {len(self.failures):,} writes still failing after retries (first: "
+            f"{source}: {message}); the others were applied and journaled, and the next run "
+            "retries these"
+        )
+
 
 def staged_rows(
     warehouse: Warehouse,
