@@ -46,7 +46,7 @@ def resources() -> dict[str, dg.ConfigurableResource]:
     m3ter: dict[str, object] = dict(
         _from_env({k: v for k, v in M3TER_ENVIRONMENT.items() if k in text})
     )
-    for name, convert in (("rate_limit", float), ("concurrency", int)):
+    for name, convert in (("rate_limit", float), ("ip_limit", int), ("concurrency", int)):
         if M3TER_ENVIRONMENT[name] in os.environ:
             m3ter[name] = convert(os.environ[M3TER_ENVIRONMENT[name]])
     return {

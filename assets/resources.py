@@ -14,7 +14,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from pipeline.extract.run import ExtractSettings
-from pipeline.load.reconcile import Current
+from pipeline.load.current import Current
 from pipeline.m3ter.client import M3terClient
 from pipeline.m3ter.settings import DEFAULT_BASE_URL, M3terSettings
 from pipeline.m3ter.settings import SECRET_FIELDS as M3TER_SECRETS
@@ -156,6 +156,8 @@ class M3terResource(_Redacted, dg.ConfigurableResource):
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     rate_limit: float = 20.0
+    ip_limit: int = 18_000
+    ip_window: float = 300.0
     concurrency: int = 4
 
     def settings(self) -> M3terSettings:

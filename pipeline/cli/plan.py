@@ -44,7 +44,7 @@ def plan_command(
     unknown = sorted(set(entity or ()) - set(ORDER))
     if unknown:
         fail(f"unknown entity {', '.join(unknown)}; choose from {', '.join(ORDER)}")
-    from pipeline.load.reconcile import Current
+    from pipeline.load.current import Current
     from pipeline.load.run import load
 
     try:

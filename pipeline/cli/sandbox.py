@@ -15,6 +15,7 @@ from rich.table import Table
 from pipeline.cli.app import console, sandbox_app
 from pipeline.sandbox.faults import FaultConfig
 from pipeline.sandbox.m3ter import M3terConfig
+from pipeline.sandbox.m3ter.org import OrgSettings, parse_denied
 from pipeline.sandbox.salesforce.app import SalesforceConfig
 from pipeline.sandbox.server import RunningSandbox, running_sandbox, wait_for_shutdown
 
@@ -60,7 +61,23 @@ M3terFaults = Annotated[
     typer.Option(
         "--m3ter-faults",
         help="m3ter fault rates, e.g. 'http500=0.05,http502=0.02,http503=0.02,http504=0.02,"
-        "drop=0.02,slow=0.02,expire=0.02'.",
+        "drop=0.02,slow=0.02,expire=0.02,lost_answer=0.02'; KIND@COLLECTION=RATE strikes one "
+        "collection only (lost_answer@commitments=0.2).",
+    ),
+]
+IpLimit = Annotated[
+    int,
+    typer.Option(
+        "--m3ter-ip-limit",
+        min=0,
+        help="m3ter requests per rolling 5 minutes per source IP (0: no limit).",
+    ),
+]
+Deny = Annotated[
+    str,
+    typer.Option(
+        "--m3ter-deny",
+        help="Permissions the m3ter service user lacks, e.g. 'create:commitments,update:plans'.",
     ),
 ]
 FaultSeed = Annotated[int, typer.Option("--fault-seed", help="Seed of the fault sequences.")]
@@ -149,6 +166,8 @@ def sandbox_up(
     daily_api_requests: ApiQuota = 100_000,
     m3ter_rate_limit: RateLimit = 50.0,
     m3ter_token_ttl: TokenTtl = 5 * 3600.0,
+    m3ter_ip_limit: IpLimit = 20_000,
+    m3ter_deny: Deny = "",
 ) -> None:
     """Start the sandbox servers on 127.0.0.1 and serve until stopped."""
     root = state_dir.resolve()
@@ -165,10 +184,16 @@ def sandbox_up(
             faults=_faults(faults, fault_seed, "--faults"),
         )
     if only in (None, Server.m3ter):
+        try:
+            org = OrgSettings(denied=parse_denied(m3ter_deny))
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--m3ter-deny") from exc
         m3ter = M3terConfig(
             state_dir=root / "m3ter",
             token_ttl_seconds=m3ter_token_ttl,
             rate_limit_per_second=m3ter_rate_limit or None,
+            ip_limit=m3ter_ip_limit or None,
             faults=_faults(m3ter_faults, fault_seed, "--m3ter-faults"),
+            org=org,
         )
     serve("Sandbox", state_dir, salesforce, m3ter, port, m3ter_port)

@@ -17,9 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pipeline.load.client import Client
+from pipeline.load.current import Current
 from pipeline.load.entities import ORDER
-from pipeline.load.reconcile import Action, Client, Current
-from pipeline.load.run import ID_MAP, LoadResult, load
+from pipeline.load.journal import ID_MAP
+from pipeline.load.reconcile import Action
+from pipeline.load.run import LoadResult, load
 from pipeline.mapping.spec import Entity
 from pipeline.warehouse import Warehouse
 
@@ -97,7 +100,7 @@ def full_reconcile(
     """Diff every staged object against m3ter, entity by entity in dependency order; write the
     differences (drift and pending alike) only when `apply` is set."""
     recorded = _recorded(warehouse)
-    current = Current(client)
+    current = Current(client, whole=True)
     found = []
     for entity in entities:
         result = load(

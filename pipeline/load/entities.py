@@ -91,17 +91,14 @@ ENTITIES: Final[dict[Entity, LoadEntity]] = {
 }
 ORDER: Final[tuple[Entity, ...]] = tuple(ENTITIES)
 
-# What m3ter answers for a field a body leaves out: a desired state without the field equals a
-# current object holding this value, so it is not a change.
-DEFAULTS: Final[dict[str, object]] = {
-    "customFields": {},
-    "type": "DEBIT",
-    "cumulative": False,
-    "tiersSpanPlan": False,
-    "evaluateNullAggregations": False,
-    "applyContractPeriodLimits": False,
-}
 EXTERNAL_SYSTEM: Final = "Salesforce"
+# Collections whose lists take a `codes` filter (SDK list params): objects found by code in
+# batches. The others are found by id (`load.id_map`) or, for reference data m3sync never writes
+# (products, plan templates: a catalogue's worth), listed whole once per run.
+CODE_FILTERED: Final[frozenset[str]] = frozenset(
+    {"accounts", "contracts", "meters", "aggregations", "compoundaggregations"}
+)
+REFERENCE_DATA: Final[frozenset[str]] = frozenset({"products", "plantemplates"})
 # Fields m3ter answers but never takes: left out of every body sent back.
 READ_ONLY: Final[frozenset[str]] = frozenset(
     {"id", "version", "dtCreated", "dtLastModified", "createdBy", "lastModifiedBy"}

@@ -1,54 +1,43 @@
 """Reconcile one staged entity into m3ter: plan the fewest writes, apply them, journal each.
 
-Desired = the staged rows of the partitions (their latest versions); current = m3ter's objects,
-listed a page of 100 at a time and matched by code (Commitments, which have no code, through the
-ExternalMapping written when they were created). The diff of normalized payloads gives each
-record one action; a second run with no Salesforce change plans no write. Applying runs the
-writes on a few threads under the client's rate limit; a record m3ter refuses is journaled with
-m3ter's message and planned again by the next run, and never stops the others.
+Desired = the staged rows of the partitions (their latest versions); current = m3ter's objects
+those rows and their references name (`current.py`), found by code where m3ter lists by code, by
+the id `load.id_map` remembers where it does not. The diff of the fields each row's mapping sets,
+through m3ter's echo, gives each record one action; a second run with no Salesforce change plans
+no write. Applying runs the writes on a few threads under the client's pacing; a record m3ter
+refuses is journaled with m3ter's message and planned again by the next run, and never stops the
+others. No write relies on m3ter refusing a duplicate: a create whose answer was lost, or that an
+earlier run left uncertain, is looked up first (`find.py`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
+from pipeline.load import find
+from pipeline.load.client import Client
+from pipeline.load.current import Current
 from pipeline.load.entities import (
-    COMPUTED,
+    CODE_FILTERED,
     ENTITIES,
     EXTERNAL_SYSTEM,
-    READ_ONLY,
+    REFERENCE_DATA,
     LoadEntity,
 )
-from pipeline.load.payloads import UnknownReference, body_of, changes, managed_fields
+from pipeline.load.journal import Key, Knowledge, Known
+from pipeline.load.payloads import UnknownReference, body_of, changes, full_body, row_fields
 from pipeline.load.supersede import OVERLAP
-from pipeline.m3ter.client import M3terSpend
 from pipeline.m3ter.errors import M3terAuthError, M3terError, M3terRejected, M3terStaleVersion
 from pipeline.mapping.spec import Entity
 
 Kind = Literal["create", "update", "unchanged", "end_date", "delete", "reject"]
 Status = Literal["planned", "applied", "unchanged", "rejected", "failed"]
 WRITES: tuple[Kind, ...] = ("create", "update", "end_date", "delete")
-
-
-class Client(Protocol):
-    """What the reconciler needs of `pipeline.m3ter.client.M3terClient`."""
-
-    def list(self, collection: str, **filters: Any) -> Iterator[dict[str, Any]]: ...
-
-    def get(self, collection: str, object_id: str) -> dict[str, Any]: ...
-
-    def create(self, collection: str, body: dict[str, Any]) -> dict[str, Any]: ...
-
-    def update(self, collection: str, object_id: str, body: dict[str, Any]) -> dict[str, Any]: ...
-
-    def delete(self, collection: str, object_id: str) -> dict[str, Any]: ...
-
-    def spent(self) -> M3terSpend: ...
+BY_COLLECTION: dict[str, Entity] = {spec.collection: entity for entity, spec in ENTITIES.items()}
 
 
 @dataclass(frozen=True)
@@ -64,6 +53,7 @@ class Action:
     body: dict[str, Any] | None = None
     changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     message: str | None = None
+    fields: frozenset[str] = frozenset()  # the m3ter fields the row decides
     # A code-less object found without its ExternalMapping (a run died between the two
     # writes): the mapping is written now instead of a second object.
     adopt: bool = False
@@ -71,6 +61,10 @@ class Action:
     @property
     def writes(self) -> bool:
         return self.kind in WRITES or self.adopt
+
+    @property
+    def key(self) -> Key:
+        return (self.source_object, self.source_id)
 
 
 @dataclass(frozen=True)
@@ -82,62 +76,41 @@ class Outcome:
     message: str | None = None
 
 
-class Current:
-    """m3ter's objects, each collection listed once per run and kept up to date by its writes."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-        self._by_code: dict[str, dict[str, dict[str, Any]]] = {}
-        self._by_id: dict[str, dict[str, dict[str, Any]]] = {}
-        self._lock = threading.Lock()
-
-    def _load(self, collection: str) -> None:
-        if collection in self._by_id:
-            return
-        objects = list(self._client.list(collection))
-        self._by_id[collection] = {obj["id"]: obj for obj in objects}
-        self._by_code[collection] = {obj["code"]: obj for obj in objects if obj.get("code")}
-
-    def by_code(self, collection: str, code: str) -> dict[str, Any] | None:
-        with self._lock:
-            self._load(collection)
-            return self._by_code[collection].get(code)
-
-    def by_id(self, collection: str, object_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            self._load(collection)
-            return self._by_id[collection].get(object_id)
-
-    def objects(self, collection: str) -> list[dict[str, Any]]:
-        with self._lock:
-            self._load(collection)
-            return list(self._by_id[collection].values())
-
-    def resolve(self, collection: str, code: str) -> str | None:
-        found = self.by_code(collection, code)
-        return None if found is None else found["id"]
-
-    def remember(self, collection: str, obj: dict[str, Any]) -> None:
-        with self._lock:
-            self._load(collection)
-            self._by_id[collection][obj["id"]] = obj
-            if obj.get("code"):
-                self._by_code[collection][obj["code"]] = obj
-
-    def external_ids(self, m3ter_entity: str) -> dict[tuple[str, str], str]:
-        """(Salesforce object, record Id) -> m3ter id, from the ExternalMappings we wrote."""
-        return {
-            (m["externalTable"], m["externalId"]): m["m3terId"]
-            for m in self._client.list("externalmappings", externalSystemId=EXTERNAL_SYSTEM)
-            if m.get("m3terEntity") == m3ter_entity and m.get("externalSystem") == EXTERNAL_SYSTEM
-        }
+def prepare(
+    spec: LoadEntity, rows: Sequence[dict[str, Any]], current: Current, knowledge: Knowledge
+) -> None:
+    """Read, in batches, every object the rows and their references name."""
+    mine = knowledge.of(spec.entity)
+    keys = [(row["_source_object"], row["_source_id"]) for row in rows]
+    current.fetch_ids(spec.collection, (mine.ids[k] for k in keys if k in mine.ids))
+    if spec.collection in CODE_FILTERED:
+        current.fetch_codes(spec.collection, (_code(row) for row in rows))
+    live = [row for row in rows if not row["_tombstone"]]
+    for ref in spec.references:
+        codes = {row[ref.column] for row in live if row.get(ref.column)}
+        if not codes:
+            continue
+        if ref.collection in CODE_FILTERED:
+            current.fetch_codes(ref.collection, codes)
+        elif ref.collection in REFERENCE_DATA:
+            current.listing(ref.collection)
+        else:
+            theirs = knowledge.of(BY_COLLECTION[ref.collection])
+            current.fetch_ids(ref.collection, (theirs.codes[c] for c in codes if c in theirs.codes))
 
 
-def plan(entity: Entity, rows: Iterable[dict[str, Any]], current: Current) -> list[Action]:
+def plan(
+    entity: Entity,
+    rows: Iterable[dict[str, Any]],
+    current: Current,
+    knowledge: Knowledge,
+) -> list[Action]:
     """One action per staged row: what m3ter needs so that it equals the row."""
     spec = ENTITIES[entity]
-    external = current.external_ids(spec.name) if not spec.has_code else {}
-    orphans = _orphans(spec, current, external) if not spec.has_code else {}
+    rows = list(rows)
+    prepare(spec, rows, current, knowledge)
+    mine = knowledge.of(entity)
+    listed = _Listed(spec, current) if current.whole and not spec.has_code else None
     actions = []
     for row in rows:
         key = {
@@ -146,7 +119,7 @@ def plan(entity: Entity, rows: Iterable[dict[str, Any]], current: Current) -> li
             "source_id": row["_source_id"],
             "partition": row["_partition"],
         }
-        found = _find(spec, row, current, external)
+        found = _find(spec, row, current, mine, listed)
         if row["_tombstone"]:
             if found is not None:
                 actions.append(_ending(spec, key, row, found))
@@ -167,22 +140,29 @@ def plan(entity: Entity, rows: Iterable[dict[str, Any]], current: Current) -> li
             actions.append(Action("reject", code=row.get("code"), message=str(exc), **key))
             continue
         adopt = False
-        if found is None:
-            found = orphans.pop(_natural_key(body), None)
+        if found is None and (row["_source_object"], row["_source_id"]) in mine.uncertain:
+            found, adopt = _look_up(spec, row, body, current)
+        if found is None and listed is not None:
+            found = listed.orphans.pop(_natural_key(body), None)
             adopt = found is not None
+        fields = row_fields(spec, row)
         if found is None:
-            actions.append(Action("create", code=row.get("code"), body=body, **key))
+            unmappable = None if spec.has_code else _unmappable(spec, row, current)
+            if unmappable is not None:
+                actions.append(Action("reject", message=unmappable, **key))
+                continue
+            actions.append(Action("create", code=row.get("code"), body=body, fields=fields, **key))
             continue
-        diff = changes(spec, body, found)
-        kind: Kind = "update" if diff else "unchanged"
+        diff = changes(body, found, fields)
         actions.append(
             Action(
-                kind,
+                "update" if diff else "unchanged",
                 code=row.get("code"),
                 m3ter_id=found["id"],
                 version=found.get("version"),
-                body=_full(spec, body, found),
+                body=full_body(spec, body, found, fields),
                 changes=diff,
+                fields=fields,
                 adopt=adopt,
                 **key,
             )
@@ -190,44 +170,120 @@ def plan(entity: Entity, rows: Iterable[dict[str, Any]], current: Current) -> li
     return actions
 
 
-_NATURAL_KEY = ("accountId", "contractId", "currency", "startDate", "endDate", "amount")
-
-
-def _natural_key(body: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(str(body.get(name)) for name in _NATURAL_KEY)
-
-
-def _orphans(
-    spec: LoadEntity, current: Current, external: dict[tuple[str, str], str]
-) -> dict[tuple[Any, ...], dict[str, Any]]:
-    """Code-less objects no ExternalMapping names, by their natural key."""
-    mapped = set(external.values())
-    return {
-        _natural_key(obj): obj
-        for obj in current.objects(spec.collection)
-        if obj["id"] not in mapped
-    }
+def _code(row: dict[str, Any]) -> str:
+    """A row's code; a tombstone has none, and its code was its source Id unless a mapping set
+    one."""
+    return str(row.get("code") or row["_source_id"])
 
 
 def _find(
     spec: LoadEntity,
     row: dict[str, Any],
     current: Current,
-    external: dict[tuple[str, str], str],
+    mine: Known,
+    listed: _Listed | None,
 ) -> dict[str, Any] | None:
+    """The object m3ter holds for a row, as far as the run has read: the one the id map names,
+    else (for coded entities) the first holding its code."""
+    known_id = mine.ids.get((row["_source_object"], row["_source_id"]))
+    if known_id is not None:
+        obj = current.get(spec.collection, known_id)
+        if obj is not None:
+            return obj
     if spec.has_code:
-        # A tombstone has no code: the code it had was its source Id unless a mapping set one.
-        code = row.get("code") or row["_source_id"]
-        return current.by_code(spec.collection, code)
-    found = external.get((row["_source_object"], row["_source_id"]))
-    return None if found is None else current.by_id(spec.collection, found)
+        holders = current.with_code(spec.collection, _code(row))
+        return holders[0] if holders else None
+    if listed is not None:
+        found = listed.external.get((row["_source_object"], row["_source_id"]))
+        return None if found is None else current.get(spec.collection, found)
+    return None
 
 
-def _full(spec: LoadEntity, desired: dict[str, Any], found: dict[str, Any]) -> dict[str, Any]:
-    """A PUT replaces the whole object: keep m3ter's fields the mappings do not decide."""
-    skipped = READ_ONLY | COMPUTED.get(spec.entity, frozenset()) | managed_fields(spec)
-    kept = {k: v for k, v in found.items() if k not in skipped and v is not None}
-    return {**kept, **desired}
+def _unmappable(spec: LoadEntity, row: dict[str, Any], current: Current) -> str | None:
+    """Why the org would refuse a code-less object's ExternalMapping, found before the object is
+    made: without its mapping nothing could find it again, and each run would make another.
+
+    The configuration's shape is not documented beyond its names; one this does not read as
+    expected refuses nothing here, and a refusal of the mapping itself is journaled instead.
+    """
+    configuration = current.mapping_configuration()
+    if not configuration:
+        return None
+    keyed = f"a {spec.name} has no code, so m3sync keys it by an ExternalMapping"
+    entities = configuration.get("m3terEntities")
+    if isinstance(entities, list) and spec.name not in entities:
+        return (
+            f"m3ter's external mapping configuration does not permit {spec.name}: {keyed}; "
+            "permit it in m3ter"
+        )
+    systems = configuration.get("externalSystems")
+    if not isinstance(systems, list):
+        return None
+    table = row["_source_object"]
+    for system in systems:
+        if not isinstance(system, dict) or system.get("name") != EXTERNAL_SYSTEM:
+            continue
+        tables = system.get("externalTables")
+        if system.get("allowCustomExternalTables") or not isinstance(tables, list):
+            return None
+        if table in tables:
+            return None
+        return (
+            f"m3ter's external mapping configuration has no table {table} for "
+            f"{EXTERNAL_SYSTEM} and allows no custom tables: {keyed}; add the table or allow "
+            "custom external tables in m3ter"
+        )
+    return (
+        f"m3ter's external mapping configuration has no external system {EXTERNAL_SYSTEM}: "
+        f"{keyed}; configure it in m3ter"
+    )
+
+
+def _look_up(
+    spec: LoadEntity, row: dict[str, Any], body: dict[str, Any], current: Current
+) -> tuple[dict[str, Any] | None, bool]:
+    """An uncertain record's object, read now: (object, whether its mapping must be written)."""
+    client = current.client
+    if spec.has_code:
+        found = find.by_code(client, current, spec, _code(row), body)
+        adopt = False
+    else:
+        found, mapped = find.commitment(client, row["_source_object"], row["_source_id"], body)
+        adopt = found is not None and not mapped
+    if found is not None:
+        current.remember(spec.collection, found)
+    return found, adopt
+
+
+class _Listed:
+    """For a full reconcile of a code-less entity: every ExternalMapping, and the objects no
+    mapping names, by natural key, so that an orphan is adopted rather than made twice."""
+
+    def __init__(self, spec: LoadEntity, current: Current) -> None:
+        self.external = {
+            (m["externalTable"], m["externalId"]): m["m3terId"]
+            for m in current.client.list("externalmappings", externalSystemId=EXTERNAL_SYSTEM)
+            if m.get("m3terEntity") == spec.name and m.get("externalSystem") == EXTERNAL_SYSTEM
+        }
+        mapped = set(self.external.values())
+        self.orphans = {
+            _natural_key(obj): obj
+            for obj in current.listing(spec.collection)
+            if obj["id"] not in mapped
+        }
+
+
+def _natural_key(body: dict[str, Any]) -> tuple[Any, ...]:
+    """A commitment's natural key, normalised so that equal values compare equal."""
+    return tuple(_normal(body.get(name)) for name in find.NATURAL_KEY)
+
+
+def _normal(value: Any) -> Any:
+    if value in (None, ""):
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return value
 
 
 def _identity(found: dict[str, Any]) -> dict[str, Any]:
@@ -268,10 +324,15 @@ def _ending(
     current_end = found.get("endDate")
     if current_end and str(current_end)[:10] <= day.isoformat():
         return Action("unchanged", message="source gone; already ended", **common, **key)
-    skipped = READ_ONLY | COMPUTED.get(spec.entity, frozenset())
-    body = {k: v for k, v in found.items() if k not in skipped and v is not None}
-    body["endDate"] = end
-    return Action("end_date", body=body, changes={"endDate": (current_end, end)}, **common, **key)
+    ending = {"endDate": end}
+    return Action(
+        "end_date",
+        body=full_body(spec, ending, found, ["endDate"]),
+        changes={"endDate": (current_end, end)},
+        fields=frozenset({"endDate"}),
+        **common,
+        **key,
+    )
 
 
 def apply(
@@ -309,19 +370,19 @@ def _apply_one(client: Client, action: Action, current: Current) -> Outcome:
     spec = ENTITIES[action.entity]
     try:
         if action.kind == "create":
-            assert action.body is not None
-            obj = client.create(spec.collection, action.body)
-            if not spec.has_code:
-                _map_external(client, spec, action, obj["id"])
-            current.remember(spec.collection, obj)
-            return Outcome(action, "applied", obj["id"], obj.get("version"))
+            return _create(client, spec, action, current)
         assert action.m3ter_id is not None
         if action.adopt:
             _map_external(client, spec, action, action.m3ter_id)
             if action.kind == "unchanged":
                 return Outcome(action, "applied", action.m3ter_id, action.version)
         if action.kind == "delete":
-            client.delete(spec.collection, action.m3ter_id)
+            try:
+                client.delete(spec.collection, action.m3ter_id)
+            except M3terRejected as exc:
+                if exc.status != 404:
+                    raise  # a 404 is a delete already done (its answer lost) or done by hand
+            current.forget(spec.collection, action.m3ter_id)
             return Outcome(action, "applied", action.m3ter_id, action.version)
         return _put(client, spec, action, current)
     except M3terRejected as exc:
@@ -332,7 +393,47 @@ def _apply_one(client: Client, action: Action, current: Current) -> Outcome:
         return Outcome(action, "failed", action.m3ter_id, action.version, exc.message)
 
 
+def _create(client: Client, spec: LoadEntity, action: Action, current: Current) -> Outcome:
+    """Create, or find what a lost answer made; a create m3ter refuses is looked up too (the
+    object may be ours already), and an object found is brought to what the row says."""
+    assert action.body is not None
+    body = action.body
+
+    def look() -> dict[str, Any] | None:
+        if spec.has_code:
+            assert action.code is not None
+            return find.by_code(client, current, spec, action.code, body)
+        return find.commitment(client, action.source_object, action.source_id, body)[0]
+
+    try:
+        obj = client.create(spec.collection, body, find=look)
+    except M3terRejected:
+        found = look()
+        if found is None:
+            raise
+        obj = found
+    current.remember(spec.collection, obj)
+    if not spec.has_code:
+        try:
+            _map_external(client, spec, action, obj["id"])
+        except M3terRejected as exc:
+            # Made, and kept in the id map, but nothing else could find it again.
+            message = f"made, but m3ter refused its ExternalMapping: {exc.message}"
+            return Outcome(action, "applied", obj["id"], obj.get("version"), message)
+    if changes(body, obj, action.fields):
+        existing = replace(
+            action,
+            kind="update",
+            m3ter_id=obj["id"],
+            version=obj.get("version"),
+            body=full_body(spec, body, obj, action.fields),
+        )
+        return replace(_put(client, spec, existing, current), action=action)
+    return Outcome(action, "applied", obj["id"], obj.get("version"))
+
+
 def _map_external(client: Client, spec: LoadEntity, action: Action, m3ter_id: str) -> None:
+    """The ExternalMapping of a code-less object, found first if a lost answer made it."""
     client.create(
         "externalmappings",
         {
@@ -342,26 +443,29 @@ def _map_external(client: Client, spec: LoadEntity, action: Action, m3ter_id: st
             "m3terEntity": spec.name,
             "m3terId": m3ter_id,
         },
+        find=lambda: find.external_mapping(
+            client, action.source_object, action.source_id, spec.name, m3ter_id
+        ),
     )
 
 
 def _put(client: Client, spec: LoadEntity, action: Action, current: Current) -> Outcome:
-    """A full PUT with the version we read; if someone changed the object meanwhile, read it
-    again, and write again only if it still differs."""
+    """A full PUT with the version we read; if the object moved on meanwhile (someone's edit, or
+    this very PUT applied with its answer lost), apply the change to it as it is now, and write
+    again only if it still differs."""
     assert action.body is not None and action.m3ter_id is not None
     body, version = action.body, action.version
     for attempt in range(2):
         try:
             obj = client.update(spec.collection, action.m3ter_id, {**body, "version": version})
-        except M3terStaleVersion:
+        except M3terStaleVersion as stale:
             if attempt:
                 raise
-            fresh = client.get(spec.collection, action.m3ter_id)
-            wanted = {k: v for k, v in body.items() if k in managed_fields(spec)}
-            if action.kind == "update" and not changes(spec, wanted, fresh):
-                current.remember(spec.collection, fresh)
-                return Outcome(action, "unchanged", fresh["id"], fresh.get("version"))
-            body = _full(spec, wanted, fresh)
+            fresh = stale.current
+            current.remember(spec.collection, fresh)
+            if not changes(body, fresh, action.fields):
+                return Outcome(action, "applied", fresh["id"], fresh.get("version"))
+            body = full_body(spec, body, fresh, action.fields)
             version = fresh.get("version")
             continue
         current.remember(spec.collection, obj)

@@ -1,9 +1,9 @@
 """Load one staged entity for a range of partitions into m3ter, and journal what happened.
 
-`load.journal` keeps every action of every run with its outcome; `load.id_map` shows, per source
-record, the m3ter object it made (its latest entry). Both are written when a run's writes are
-done: a run killed halfway journals nothing, and the next run finds what it created by code (or
-ExternalMapping), so it converges without duplicates.
+Before its first create a run writes the creates it is about to send (`load.pending`); when its
+writes are done it journals every outcome (`load.journal`, `load.id_map`). A run killed halfway
+leaves its pending creates uncertain, and the next run looks each up before making it, so it
+converges without duplicates (`pipeline/load/journal.py`).
 """
 
 from __future__ import annotations
@@ -18,20 +18,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
-import pandas as pd
-
+from pipeline.load.client import Client
+from pipeline.load.current import Current
 from pipeline.load.entities import ENTITIES
-from pipeline.load.reconcile import Action, Client, Current, Outcome, apply, counts, plan
+from pipeline.load.journal import Knowledge, write_journal, write_pending
+from pipeline.load.reconcile import Action, Outcome, apply, counts, plan
 from pipeline.load.supersede import account_plan_rows
 from pipeline.mapping.spec import Entity
 from pipeline.staging.stage import staged_table
-from pipeline.warehouse import Table, Warehouse
+from pipeline.warehouse import Warehouse
 
-JOURNAL = Table("load", "journal")
-ID_MAP = Table(
-    "load", "id_map", latest_by=("entity", "source_object", "source_id"), order_by=("at",)
-)
 # Objects listed with their changed fields in a result: enough to read, not a dump.
 LISTED_CHANGES = 50
 
@@ -82,7 +78,7 @@ def staged_rows(
         if entity == "account_plans":
             products = {
                 t["code"]: t["productId"]
-                for t in (current.objects("plantemplates") if current else [])
+                for t in (current.listing("plantemplates") if current else [])
                 if t.get("code") and t.get("productId")
             }
             return account_plan_rows(warehouse, con, partitions, products)
@@ -114,7 +110,9 @@ def load(
     started = time.monotonic()
     before = client.spent()
     current = current or Current(client)
-    actions = plan(entity, staged_rows(warehouse, entity, partitions, current), current)
+    knowledge = Knowledge(warehouse)
+    rows = staged_rows(warehouse, entity, partitions, current)
+    actions = plan(entity, rows, current, knowledge)
     kinds: dict[str, int] = {}
     for action in actions:
         kinds[action.kind] = kinds.get(action.kind, 0) + 1
@@ -128,6 +126,9 @@ def load(
                     ENTITIES[entity].collection, {"id": f"(new {action.code})", "code": action.code}
                 )
     else:
+        write_pending(
+            warehouse, entity, run_id, [a for a in actions if a.kind == "create" or a.adopt]
+        )
         outcomes = apply(client, actions, current, concurrency, _counter(actions, progress))
         write_journal(warehouse, entity, run_id, outcomes)
     spent = client.spent() - before
@@ -191,67 +192,3 @@ def _changed(actions: Sequence[Action]) -> list[dict[str, Any]]:
 def _short(value: Any) -> Any:
     text = json.dumps(value, default=str)
     return value if len(text) <= 80 else text[:77] + "..."
-
-
-def write_journal(
-    warehouse: Warehouse, entity: Entity, run_id: str, outcomes: Sequence[Outcome]
-) -> None:
-    """One journal file and one id-map file per run and entity."""
-    at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    frame = pd.DataFrame(
-        {
-            "run_id": run_id,
-            "at": at,
-            "entity": entity,
-            "partition": [o.action.partition for o in outcomes],
-            "source_object": [o.action.source_object for o in outcomes],
-            "source_id": [o.action.source_id for o in outcomes],
-            "code": [o.action.code for o in outcomes],
-            "action": [o.action.kind for o in outcomes],
-            "status": [o.status for o in outcomes],
-            "m3ter_id": [
-                None if o.action.kind == "delete" and o.status == "applied" else o.m3ter_id
-                for o in outcomes
-            ],
-            "version": pd.array([o.version for o in outcomes], dtype="Int64"),
-            "message": [o.message for o in outcomes],
-            "changes": [json.dumps(o.action.changes, default=str) for o in outcomes],
-        },
-        columns=[
-            "run_id",
-            "at",
-            "entity",
-            "partition",
-            "source_object",
-            "source_id",
-            "code",
-            "action",
-            "status",
-            "m3ter_id",
-            "version",
-            "message",
-            "changes",
-        ],
-    )
-    con = duckdb.connect()
-    try:
-        con.register("outcomes", frame)
-        key = f"{entity}.{run_id}"
-        typed = (
-            'SELECT run_id::VARCHAR AS run_id, "at"::TIMESTAMP AS "at", entity::VARCHAR AS entity, '
-            '"partition"::VARCHAR AS "partition", source_object::VARCHAR AS source_object, '
-            "source_id::VARCHAR AS source_id, code::VARCHAR AS code, "
-            '"action"::VARCHAR AS "action", status::VARCHAR AS status, '
-            "m3ter_id::VARCHAR AS m3ter_id, version::BIGINT AS version, "
-            "message::VARCHAR AS message, changes::VARCHAR AS changes FROM outcomes"
-        )
-        warehouse.write_partition(con, JOURNAL, key, typed)
-        warehouse.write_partition(
-            con,
-            ID_MAP,
-            key,
-            f'SELECT entity, source_object, source_id, code, m3ter_id, version, "at" '
-            f"FROM ({typed}) WHERE status IN ('applied', 'unchanged')",
-        )
-    finally:
-        con.close()

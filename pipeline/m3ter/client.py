@@ -1,10 +1,16 @@
 """The pipeline's one m3ter Config API client: token, pacing, retries, spend accounting.
 
 One pooled `requests.Session` is shared by up to `settings.concurrency` threads. Every request
-waits for the client's token bucket, then goes through one retry loop (429 honouring Retry-After,
-5xx, dropped connections, timeouts). The bearer token is fetched with the service user's
-credentials, kept until shortly before it expires, and fetched again early when m3ter answers
-401/403 to a call (once per call: a fresh token refused too means the credentials lack access).
+waits for the client's token bucket and rolling window (m3ter's per-org rate and per-IP count),
+then goes through one retry loop (429, 5xx, dropped connections, timeouts). The bearer token is
+fetched with the service user's credentials, kept until shortly before it expires, and fetched
+again early when m3ter answers 401/403 to a call (once per call: a fresh token refused too is
+diagnosed, by what still works, as a missing permission or an organization that refuses all).
+
+m3ter has no idempotency key, so a write whose answer never came may have been applied. A create
+retried after such a failure first asks its `find` whether the object is there; an update refused
+is read back to see whether its version moved (ours or someone else's write), never judged by the
+wording of the refusal.
 """
 
 from __future__ import annotations
@@ -29,11 +35,12 @@ from requests.adapters import HTTPAdapter
 from pipeline.m3ter.errors import (
     M3terAuthError,
     M3terError,
+    M3terForbidden,
     M3terRejected,
     M3terStaleVersion,
     M3terUnavailable,
 )
-from pipeline.m3ter.ratelimit import TokenBucket
+from pipeline.m3ter.ratelimit import RollingWindow, TokenBucket
 from pipeline.m3ter.settings import TOKEN_PATH, M3terSettings
 from pipeline.retry import RetryPolicy
 from pipeline.spend import Snapshot, Tally
@@ -44,8 +51,8 @@ PAGE_SIZE = 100  # the most m3ter's config lists allow (reference §4)
 # Renew a token this long before m3ter says it expires (a tenth of a short lifetime), so a call
 # never sets out with a token that lapses in flight.
 TOKEN_MARGIN = 60.0
-# [assume] m3ter documents no Retry-After; its org limit refuses "the rest of the current
-# second", so a 429 without one waits at least a second.
+# m3ter documents no Retry-After: a 429 without one waits at least the rest of the org limit's
+# second (documented), then backs off exponentially like any other failure.
 DEFAULT_THROTTLE_WAIT = 1.0
 TRANSIENT = (
     requests.exceptions.ConnectionError,
@@ -54,6 +61,10 @@ TRANSIENT = (
 )
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE"})
 AUTH_REFUSED = frozenset({401, 403})
+# m3ter's permission actions, by the method that needs them.
+ACTIONS = {"GET": "retrieve", "POST": "create", "PUT": "update", "DELETE": "delete"}
+# A create's way to find what it made, after an answer that never came.
+Find = Callable[[], "dict[str, Any] | None"]
 _COLLECTION = re.compile(r"^[a-z][a-z0-9]*$")
 _MESSAGE_LIMIT = 500
 
@@ -88,6 +99,19 @@ class _Failure:
     status: int | None
     message: str
     retry_after: float | None
+
+    @property
+    def may_have_applied(self) -> bool:
+        """No answer or a server error: the request may have been carried out all the same
+        (a 429 is refused before anything is done)."""
+        return self.status != 429
+
+
+@dataclass(frozen=True)
+class _Found:
+    """An object a create's `find` found after a failure: the create had been applied."""
+
+    obj: dict[str, Any]
 
 
 def m3ter_session(settings: M3terSettings) -> requests.Session:
@@ -179,6 +203,9 @@ class M3terClient:
         self.settings = settings
         self.retry = retry or RetryPolicy()
         self._bucket = TokenBucket(settings.rate_limit)
+        self._window = (
+            RollingWindow(settings.ip_limit, settings.ip_window) if settings.ip_limit else None
+        )
         self._session = m3ter_session(settings)
         self._org_url = f"{settings.base_url}/organizations/{path_segment(settings.org_id)}"
         self._tally = Tally(M3terSpend)
@@ -226,7 +253,12 @@ class M3terClient:
         Filters are m3ter's query parameters (`codes=[...]`, `accountId=...`); list values are
         sent comma-joined and None values left out. Each page is its own request, retried alone.
         """
-        path = f"/{self._collection(collection)}"
+        return self.pages(self._collection(collection), **filters)
+
+    def pages(self, *segments: str, **filters: Any) -> Iterator[dict[str, Any]]:
+        """The `data` of every page at a path of the org (each segment one path segment), such
+        as `externalmappings/externalid/{system}/{table}/{id}`."""
+        path = "/" + "/".join(path_segment(segment) for segment in segments)
         params = {"pageSize": str(PAGE_SIZE)}
         params.update({k: query_value(v) for k, v in filters.items() if v is not None})
         while True:
@@ -237,24 +269,53 @@ class M3terClient:
                 return
             params = {**params, "nextToken": str(next_token)}
 
+    def read(self, *segments: str) -> Any:
+        """The answer of a GET at a path of the org, such as `externalmappingconfiguration`."""
+        return self._call("GET", "/" + "/".join(path_segment(segment) for segment in segments))
+
     def get(self, collection: str, object_id: str) -> dict[str, Any]:
         return dict(self._call("GET", self._object_path(collection, object_id)))
 
-    def create(self, collection: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    def create(
+        self, collection: str, body: Mapping[str, Any], find: Find | None = None
+    ) -> dict[str, Any]:
         """POST a new object; m3ter answers it with its `id` and `version` 1.
 
-        A create retried after an answer was lost (dropped connection, timeout, 500/504) may have
-        been carried out already: m3ter then refuses a duplicate code, and code-less objects are
-        found again through their ExternalMappings.
+        After a failure that may have been applied (no answer, 5xx), `find` is asked before the
+        create is sent again: the object it finds is the answer. Without a `find`, a create is
+        sent again blindly, and m3ter may then hold two.
         """
-        return dict(self._call("POST", f"/{self._collection(collection)}", body=dict(body)))
+        answer = self._call("POST", f"/{self._collection(collection)}", body=dict(body), find=find)
+        return dict(answer)
 
     def update(self, collection: str, object_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """PUT the whole object (omitted fields are cleared); `body['version']` must be the
-        version read, else `M3terStaleVersion`."""
-        if body.get("version") is None:
+        version read.
+
+        A refused PUT is read back: if the object's version is not the one sent, the refusal was
+        a stale version (someone wrote since, or this PUT was applied and its answer lost) and
+        `M3terStaleVersion` carries the object as it is now.
+        """
+        version = body.get("version")
+        if version is None:
             raise ValueError("an m3ter update needs the object's current 'version' in its body")
-        return dict(self._call("PUT", self._object_path(collection, object_id), body=dict(body)))
+        path = self._object_path(collection, object_id)
+        try:
+            return dict(self._call("PUT", path, body=dict(body)))
+        except M3terRejected as refused:
+            if refused.status not in (400, 409):
+                raise
+            current = self.get(collection, object_id)
+            if current.get("version") == version:
+                raise
+            raise M3terStaleVersion(
+                f"{refused.message} (the object is at version {current.get('version')}, "
+                f"not {version})",
+                current=current,
+                status=refused.status,
+                method="PUT",
+                path=refused.path,
+            ) from refused
 
     def delete(self, collection: str, object_id: str) -> dict[str, Any]:
         """DELETE an object; m3ter answers with the object as it was."""
@@ -280,14 +341,25 @@ class M3terClient:
         *,
         params: Mapping[str, str] | None = None,
         body: dict[str, Any] | None = None,
+        find: Find | None = None,
     ) -> Any:
-        """One org request under the retry policy; its JSON answer, or the matching error."""
+        """One org request under the retry policy; its JSON answer, or the matching error.
+
+        `find` (creates only) is asked, before each attempt after one that may have been applied,
+        for the object that attempt would have made.
+        """
         url = self._org_url + path
         refreshed = False
+        uncertain = False
 
-        def send() -> requests.Response | _Failure:
-            nonlocal refreshed
+        def send() -> requests.Response | _Failure | _Found:
+            nonlocal refreshed, uncertain
             while True:
+                if uncertain and find is not None:
+                    found = find()
+                    if found is not None:
+                        logger.info("m3ter %s %s: found what the lost answer made", method, path)
+                        return _Found(found)
                 token = self._bearer()
                 kind = "writes" if method in WRITE_METHODS else "reads"
                 self._tally.add(calls=1, **{kind: 1})
@@ -299,10 +371,10 @@ class M3terClient:
                     json=body,
                     headers={"Authorization": f"Bearer {token}"},
                 )
-                refused = (
-                    isinstance(outcome, requests.Response) and outcome.status_code in AUTH_REFUSED
-                )
-                if refused and not refreshed:
+                if isinstance(outcome, _Failure):
+                    uncertain = uncertain or outcome.may_have_applied
+                    return outcome
+                if outcome.status_code in AUTH_REFUSED and not refreshed:
                     # m3ter answers an expired token with 403 (documented), maybe 401
                     refreshed = True
                     self._forget(token)
@@ -311,16 +383,23 @@ class M3terClient:
                     continue
                 return outcome
 
-        response = self._retrying(method, path, send)
-        if not 200 <= response.status_code < 300:
-            raise self._refusal(method, path, response)
-        return self._json(method, path, response)
+        outcome = self._retrying(method, path, send)
+        if isinstance(outcome, _Found):
+            return outcome.obj
+        if outcome.status_code in AUTH_REFUSED:
+            raise self._forbidden(method, path, outcome)
+        if not 200 <= outcome.status_code < 300:
+            raise self._refusal(method, path, outcome)
+        return self._json(method, path, outcome)
 
     def _send(
         self, method: str, url: str, path: str, **kwargs: Any
     ) -> requests.Response | _Failure:
-        """One HTTP request, paced by the bucket: an answer to act on, or a transient failure."""
+        """One HTTP request, paced by the bucket and the window: an answer to act on, or a
+        transient failure."""
         self._bucket.acquire()
+        if self._window is not None:
+            self._window.acquire()
         try:
             response = self._session.request(
                 method, url, timeout=self.settings.timeout, allow_redirects=False, **kwargs
@@ -340,8 +419,11 @@ class M3terClient:
         return response
 
     def _retrying(
-        self, method: str, path: str, send: Callable[[], requests.Response | _Failure]
-    ) -> requests.Response:
+        self,
+        method: str,
+        path: str,
+        send: Callable[[], requests.Response | _Failure | _Found],
+    ) -> requests.Response | _Found:
         """`send` until it brings an answer to act on or the retry policy's attempts run out.
 
         Uses `RetryPolicy`'s attempts, full-jitter back-off and sleep; a Retry-After adds its wait
@@ -351,7 +433,7 @@ class M3terClient:
         attempt = 1
         while True:
             outcome = send()
-            if isinstance(outcome, requests.Response):
+            if not isinstance(outcome, _Failure):
                 return outcome
             attempts = self.retry.attempts
             if attempt >= attempts:
@@ -378,6 +460,61 @@ class M3terClient:
             )
             self.retry.sleep(wait)
             attempt += 1
+
+    def _forbidden(self, method: str, path: str, response: requests.Response) -> M3terError:
+        """What a fresh token refused means, found out from what the service user can still do.
+
+        m3ter answers an expired token, an unknown organization and a missing permission with
+        the same 403 (its error-code page, "Forbidden or Unauthorized"). The token is fresh, so
+        it is one of the other two: if a read of the same collection (for a write) or of the
+        organization's products (for a read) goes through, the organization is right and one
+        permission is missing, named here; if that is refused too, the organization refuses
+        this service user everything.
+        """
+        collection = path.strip("/").split("/", 1)[0]
+        action = ACTIONS.get(method, "retrieve")
+        entity = collection or "organization"
+        probe = f"/{collection}" if method != "GET" else "/products"
+        answer = self._send(
+            "GET",
+            self._org_url + probe,
+            probe,
+            params={"pageSize": "1"},
+            headers={"Authorization": f"Bearer {self._bearer()}"},
+        )
+        self._tally.add(calls=1, reads=1)
+        status = response.status_code
+        if isinstance(answer, requests.Response) and 200 <= answer.status_code < 300:
+            permission = f"config:{action}"
+            return self._error_forbidden(
+                f"the m3ter service user (access key id {self.settings.access_key_id}) lacks "
+                f"the permission {permission} on {entity}; grant it in m3ter's permission "
+                "policies (m3ter recommends Administrator for integrations)",
+                f"{permission} {entity}",
+                status,
+                method,
+                path,
+            )
+        return self._error_forbidden(
+            f"m3ter refuses the service user (access key id {self.settings.access_key_id}) "
+            f"everything in organization {self.settings.org_id}: the organization id is wrong, "
+            "or the service user has no access to it",
+            None,
+            status,
+            method,
+            path,
+        )
+
+    def _error_forbidden(
+        self, message: str, permission: str | None, status: int, method: str, path: str
+    ) -> M3terForbidden:
+        return M3terForbidden(
+            self._redact(message),
+            permission=permission,
+            status=status,
+            method=method,
+            path=self._redact(path),
+        )
 
     # ---- token --------------------------------------------------------------------------------
 
@@ -412,10 +549,12 @@ class M3terClient:
             )
 
         response = self._retrying("POST", TOKEN_PATH, send)
+        assert isinstance(response, requests.Response)  # a token request has no `find`
         if not 200 <= response.status_code < 300:
             raise self._error(
                 M3terAuthError,
-                f"m3ter refused a token for access key id {settings.access_key_id}: "
+                f"m3ter refused a token for access key id {settings.access_key_id} (the access "
+                "key id or api secret is wrong, or the service user is gone): "
                 f"{answer_message(response)}",
                 response.status_code,
                 "POST",
@@ -451,18 +590,9 @@ class M3terClient:
             ) from None
 
     def _refusal(self, method: str, path: str, response: requests.Response) -> M3terError:
-        status = response.status_code
-        message = answer_message(response)
-        if status in AUTH_REFUSED:
-            return self._error(
-                M3terAuthError, f"refused with a fresh token: {message}", status, method, path
-            )
-        lowered = message.lower()
-        # [assume] m3ter does not document how it refuses a stale version (reference §2); the
-        # sandbox answers 400 with a message naming the version as stale, and 409 is taken too.
-        if method == "PUT" and status in (400, 409) and "version" in lowered and "stale" in lowered:
-            return self._error(M3terStaleVersion, message, status, method, path)
-        return self._error(M3terRejected, message, status, method, path)
+        return self._error(
+            M3terRejected, answer_message(response), response.status_code, method, path
+        )
 
     def _error(
         self,

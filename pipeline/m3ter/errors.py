@@ -8,6 +8,8 @@ redacts its api secret and bearer token from them before they are built.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class M3terError(Exception):
     """Base of every error the m3ter client raises.
@@ -41,13 +43,43 @@ class M3terRejected(M3terError):
 
 
 class M3terStaleVersion(M3terRejected):
-    """A PUT was refused because its `version` is not the object's current one: re-read the
-    object and apply the change to what is there now."""
+    """A PUT was refused and the object, read back, is at another version than the one sent:
+    apply the change to `current`, the object as it is now."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        current: dict[str, Any],
+        status: int | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, method=method, path=path)
+        self.current = current
 
 
 class M3terAuthError(M3terError):
     """The service user's credentials were refused, or a fresh token was refused too (401/403):
     every further call would fail the same way."""
+
+
+class M3terForbidden(M3terAuthError):
+    """A fresh token was refused for one kind of call: the service user lacks `permission`
+    (m3ter's action on an entity, such as `config:create` on `Commitment`), or the organization
+    refuses it everything (`permission` None)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        permission: str | None,
+        status: int | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, method=method, path=path)
+        self.permission = permission
 
 
 class M3terUnavailable(M3terError):

@@ -29,8 +29,10 @@ class M3terSettings:
     """One org's connection settings; `repr` shows whether the secret is set, never its value.
 
     `rate_limit` is this client's own pace in requests/s (0: unlimited), kept well under m3ter's
-    50 requests/s per org so that other callers of the same org keep some room; `concurrency` is
-    how many threads may share the client (and so the size of its connection pool).
+    50 requests/s per org so that other callers of the same org keep some room; `ip_limit` is
+    the most requests it sends in any `ip_window` seconds (0: unlimited), under m3ter's 20,000
+    per rolling 5 minutes per source IP, which every process on the host shares; `concurrency`
+    is how many threads may share the client (and so the size of its connection pool).
     """
 
     base_url: str
@@ -41,6 +43,8 @@ class M3terSettings:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     rate_limit: float = 20.0  # requests/s, well under m3ter's 50
+    ip_limit: int = 18_000  # requests per ip_window, under m3ter's 20,000
+    ip_window: float = 300.0
     concurrency: int = 4
 
     def __post_init__(self) -> None:
@@ -58,6 +62,8 @@ class M3terSettings:
             raise ValueError("m3ter rate_limit must be 0 (unlimited) or a positive requests/s")
         if self.concurrency < 1:
             raise ValueError("m3ter concurrency must be at least 1")
+        if self.ip_limit < 0 or not math.isfinite(self.ip_window) or self.ip_window <= 0:
+            raise ValueError("m3ter ip_limit must be 0 (unlimited) or more, ip_window positive")
 
     @property
     def token_url(self) -> str:
@@ -93,9 +99,14 @@ ENVIRONMENT: dict[str, str] = {
     "api_secret": "M3SYNC_M3TER_API_SECRET",
     "ca_file": "M3SYNC_M3TER_CA_FILE",
     "rate_limit": "M3SYNC_M3TER_RATE_LIMIT",
+    "ip_limit": "M3SYNC_M3TER_IP_LIMIT",
     "concurrency": "M3SYNC_M3TER_CONCURRENCY",
 }
-_NUMBERS: dict[str, type[float] | type[int]] = {"rate_limit": float, "concurrency": int}
+_NUMBERS: dict[str, type[float] | type[int]] = {
+    "rate_limit": float,
+    "ip_limit": int,
+    "concurrency": int,
+}
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> M3terSettings:

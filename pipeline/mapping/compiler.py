@@ -45,10 +45,20 @@ from pipeline.warehouse.sql import identifier, literal
 Describe = Callable[[str], dict[str, Any]]
 
 # Columns every staged row carries besides the m3ter fields.
-META_COLUMNS = ("_source_object", "_source_id", "_mapping", "_version_stamp", "_tombstone")
+META_COLUMNS = (
+    "_source_object",
+    "_source_id",
+    "_mapping",
+    "_version_stamp",
+    "_tombstone",
+    "_fields",
+)
 CUSTOM_FIELDS = "customFields"
 SEGMENT = "segment"
-SEGMENT_OMITTED = "_segment_keys_omitted"
+SEGMENT_WILDCARDS = "_segment_wildcards"
+# The staged columns a row's mapping sets: the fields m3sync decides on its m3ter object (null
+# ones included, to be cleared); the object's other fields are left as m3ter holds them.
+FIELDS = "_fields"
 ERRORS = "_errors"
 CONFLICT = "_conflict"
 # Columns the stage reads to reject rows, and never writes to a staged table.
@@ -83,6 +93,12 @@ class CompiledMapping:
     columns: tuple[str, ...]  # raw column paths read
     warnings: tuple[str, ...] = ()
 
+    @property
+    def sets(self) -> tuple[str, ...]:
+        """The staged columns this mapping fills (its fields, hardcoded values, custom fields
+        and segment), in table order."""
+        return tuple(name for name in self.values if name != SEGMENT_WILDCARDS)
+
 
 @dataclass(frozen=True)
 class CompiledEntity:
@@ -104,7 +120,7 @@ class CompiledEntity:
             columns[CUSTOM_FIELDS] = "VARCHAR"
         if self.entity in SEGMENTED_ENTITIES:
             columns[SEGMENT] = "VARCHAR"
-            columns[SEGMENT_OMITTED] = "INTEGER"
+            columns[SEGMENT_WILDCARDS] = "INTEGER"
         columns.update(
             {
                 "_source_object": "VARCHAR",
@@ -112,6 +128,7 @@ class CompiledEntity:
                 "_mapping": "VARCHAR",
                 "_version_stamp": "TIMESTAMP",
                 "_tombstone": "BOOLEAN",
+                FIELDS: "VARCHAR[]",
                 ERRORS: "VARCHAR[]",
                 CONFLICT: "VARCHAR",
             }
@@ -175,6 +192,7 @@ class CompiledEntity:
                 "_mapping": by_mapping([literal(m.name) for m in mappings]),
                 "_version_stamp": 'src."_version_stamp"',
                 "_tombstone": "_m = -1",
+                FIELDS: by_mapping([_text_list(m.sets) for m in mappings]),
                 ERRORS: by_mapping(
                     [_error_list(m.errors) if m.errors else None for m in mappings],
                     "CAST([] AS VARCHAR[])",
@@ -378,9 +396,9 @@ class _Builder:
         for segment in resolved:
             if segment.field is not None:
                 self.columns.setdefault(segment.field)
-        obj, omitted = segment_sql(resolved, identifier)
+        obj, wildcards = segment_sql(resolved, identifier)
         self.values[SEGMENT] = obj
-        self.values[SEGMENT_OMITTED] = omitted
+        self.values[SEGMENT_WILDCARDS] = wildcards
 
 
 def convert(target: Target, column: str, sf_type: str) -> tuple[str, str | None]:
@@ -510,6 +528,10 @@ def _noun(target: Target) -> str:
         "datetime_end": "a date-time (RFC 3339, with Z)",
     }
     return nouns.get(target.kind, "text")
+
+
+def _text_list(items: Sequence[str]) -> str:
+    return f"CAST([{', '.join(literal(item) for item in items)}] AS VARCHAR[])"
 
 
 def _error_list(errors: tuple[str, ...]) -> str:

@@ -38,6 +38,9 @@ from pipeline.extract.errors import FieldNotFound
 from pipeline.extract.plan import resolve_path
 from pipeline.mapping.errors import SegmentError
 
+# m3ter's wildcard segment value: any value of the field.
+WILDCARD = "*"
+
 Describe = Callable[[str], dict[str, Any]]
 
 _IDENTIFIER = r"[A-Za-z][A-Za-z0-9_]*"
@@ -265,14 +268,16 @@ def sql_string(text: str) -> str:
 def segment_sql(
     segments: Sequence[ResolvedSegment], column: Callable[[str], str]
 ) -> tuple[str, str]:
-    """Two DuckDB expressions over one row: the segment object and the number of omitted keys.
+    """Two DuckDB expressions over one row: the segment object and how many keys are wildcards.
 
-    The first is the segment object as JSON text (VARCHAR), keys in the mapping's order, a key
-    whose field is null omitted (m3ter reads it as a wildcard, rule 8); NULL when there are no
-    segments. The second counts the keys omitted on that row (INTEGER). Field values are sent as
-    text, and an empty string counts as null, as Salesforce stores no empty text. `column(path)`
-    returns the SQL reference of a raw column; keys and literals come from mapping files and are
-    emitted as escaped string literals. Pure SQL, so the whole table is built in one statement.
+    The first is the segment object as JSON text (VARCHAR), keys in the mapping's order; NULL
+    when there are no segments. A key whose field is null gets m3ter's wildcard `*` (rule 8): m3ter
+    documents no meaning for a key left out, so the wildcard is sent explicitly and the pricing
+    prices the aggregation's wildcard segment (which the aggregation must define). The second
+    counts the wildcarded keys on that row (INTEGER). Field values are sent as text, and an empty
+    string counts as null, as Salesforce stores no empty text. `column(path)` returns the SQL
+    reference of a raw column; keys and literals come from mapping files and are emitted as
+    escaped string literals. Pure SQL, so the whole table is built in one statement.
     """
     if not segments:
         return "CAST(NULL AS VARCHAR)", "CAST(0 AS INTEGER)"
@@ -285,10 +290,10 @@ def segment_sql(
         if segment.field is not None:
             value = f"NULLIF(CAST({column(segment.field)} AS VARCHAR), '')"
             nulls.append(f"CAST({value} IS NULL AS INTEGER)")
+            value = f"coalesce({value}, {sql_string(WILDCARD)})"
         else:
             value = sql_string(segment.literal or "")
         entries.append(f"{{'k': {sql_string(segment.key)}, 'v': {value}}}")
-    kept = f"list_filter([{', '.join(entries)}], lambda e: e.v IS NOT NULL)"
-    obj = f"CAST(to_json(map_from_entries({kept})) AS VARCHAR)"
-    omitted = f"CAST({' + '.join(nulls) or '0'} AS INTEGER)"
-    return obj, omitted
+    obj = f"CAST(to_json(map_from_entries([{', '.join(entries)}])) AS VARCHAR)"
+    wildcards = f"CAST({' + '.join(nulls) or '0'} AS INTEGER)"
+    return obj, wildcards

@@ -50,6 +50,8 @@ CATALOG: tuple[CatalogProduct, ...] = (
         "api_calls",
         ("region", "tier"),
     ),
+    # A camel-case aggregation code, as real m3ter organizations hold them (`apiCalls`): m3ter
+    # never published a pattern for them, so m3sync checks only what is certain.
     CatalogProduct(
         "API Gateway Requests",
         "API-GW-REQ",
@@ -58,7 +60,7 @@ CATALOG: tuple[CatalogProduct, ...] = (
         0.0008,
         "api_platform",
         "api_platform_standard",
-        "gateway_requests",
+        "gatewayRequests",
         ("region",),
     ),
     CatalogProduct(

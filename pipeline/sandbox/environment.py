@@ -16,7 +16,7 @@ from pipeline.salesforce.settings import ENVIRONMENT as SALESFORCE_ENVIRONMENT
 from pipeline.salesforce.settings import sandbox_settings as salesforce_sandbox_settings
 
 # Pace is the operator's choice, not the sandbox's: left to the environment or the defaults.
-_PACE = ("rate_limit", "concurrency")
+_PACE = ("rate_limit", "ip_limit", "ip_window", "concurrency")
 
 
 def sandbox_environment(info: Mapping[str, Any]) -> dict[str, str]:

@@ -1,8 +1,10 @@
 """pandera models of the staged m3ter entities: the rules a row must meet before it is loaded.
 
-They mirror m3ter's own validation (reference/m3ter-api.md §3) so that a row m3ter would refuse
-is rejected here, with its reason, before any API call. They see flat columns only: nested
-values (pricing bands, segments, custom fields) are built in DuckDB from columns checked here.
+They take m3ter's published rules only (reference/m3ter-api.md §3), so that a row m3ter would
+refuse is rejected here, with its reason, before any API call; where m3ter publishes no rule
+they check only what is certain and leave the rest to m3ter, whose refusal is journaled. They
+see flat columns only: nested values (pricing bands, segments, custom fields) are built in
+DuckDB from columns checked here.
 Text columns arrive as pyarrow-backed strings, so the regex checks run in Arrow, not per row.
 """
 
@@ -22,8 +24,10 @@ Text = Annotated[pd.StringDtype, "pyarrow", pd.NA]
 CODE: Final = (
     r"^(?:[^\x00-\x1f\x7f\s]|[^\x00-\x1f\x7f\s](?:[^\x00-\x1f\x7f\s]| )*[^\x00-\x1f\x7f\s])$"
 )
-# Aggregation codes are referenced inside calculations, so they are identifiers.
-AGGREGATION_CODE: Final = r"^[a-z][a-z0-9_]{0,79}$"
+# m3ter never published the pattern of aggregation codes: what is certain is that a code holds
+# no control characters and at most 80 characters; m3ter itself decides the rest (`apiCalls` is
+# a real code), and its refusal is journaled.
+AGGREGATION_CODE: Final = r"^[^\x00-\x1f\x7f]+$"
 CURRENCY: Final = r"^[A-Z]{3}$"
 DATE: Final = r"^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])$"
 DATETIME: Final = r"^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T\d{2}:\d{2}:\d{2}Z$"
@@ -43,6 +47,10 @@ MESSAGES: Final[dict[str, str]] = {
 
 def _code(*, nullable: bool = False) -> object:
     return pa.Field(nullable=nullable, str_matches=CODE, str_length={"max_value": 80})
+
+
+def _aggregation_code(*, nullable: bool = False) -> object:
+    return pa.Field(nullable=nullable, str_matches=AGGREGATION_CODE, str_length={"max_value": 80})
 
 
 def _name(*, nullable: bool = False) -> object:
@@ -117,8 +125,8 @@ class PricingSchema(_Staged):
     code: Series[Text] = _code()
     planCode: Series[Text] = _code(nullable=True)
     planTemplateCode: Series[Text] = _code(nullable=True)
-    aggregationCode: Series[Text] = pa.Field(nullable=True, str_matches=AGGREGATION_CODE)
-    compoundAggregationCode: Series[Text] = pa.Field(nullable=True, str_matches=AGGREGATION_CODE)
+    aggregationCode: Series[Text] = _aggregation_code(nullable=True)
+    compoundAggregationCode: Series[Text] = _aggregation_code(nullable=True)
     startDate: Series[Text] = _datetime()
     endDate: Series[Text] = _datetime(nullable=True)
     unitPrice: Series[float] = pa.Field(nullable=True)
@@ -184,7 +192,7 @@ class CommitmentSchema(_Staged):
 
 
 class CompoundAggregationSchema(_Staged):
-    code: Series[Text] = pa.Field(str_matches=AGGREGATION_CODE)
+    code: Series[Text] = _aggregation_code()
     name: Series[Text] = _name()
     calculation: Series[Text] = pa.Field(str_length={"min_value": 1})
     quantityPerUnit: Series[float] = pa.Field(gt=0)

@@ -31,7 +31,7 @@ from pipeline.mapping.compiler import (
     ERRORS,
     INTERNAL,
     SEGMENT,
-    SEGMENT_OMITTED,
+    SEGMENT_WILDCARDS,
     CompiledEntity,
 )
 from pipeline.mapping.spec import Entity
@@ -72,8 +72,8 @@ class StageResult:
     rows_by_partition: dict[str, int]
     tombstones: int
     rejects_by_check: dict[str, int]
-    segment_keys_omitted: int  # null segment values left out (read by m3ter as wildcards)
-    rows_with_omitted_keys: int
+    segment_wildcards: int  # null segment values sent as m3ter's wildcard `*`
+    rows_with_wildcards: int
     preview: list[dict[str, Any]]
     seconds: float
     rejected_rows: int = 0  # rows with at least one reject
@@ -372,10 +372,11 @@ def _summary(
         "SELECT count(*) FROM candidates WHERE _tombstone "
         "AND rowid NOT IN (SELECT _row FROM rejected)"
     ).fetchone() or (0,)
-    omitted, with_omitted = 0, 0
-    if SEGMENT_OMITTED in compiled.columns:
-        omitted, with_omitted = con.execute(
-            f"SELECT coalesce(sum({SEGMENT_OMITTED}), 0), count(*) FILTER ({SEGMENT_OMITTED} > 0) "
+    wildcards, with_wildcards = 0, 0
+    if SEGMENT_WILDCARDS in compiled.columns:
+        wildcards, with_wildcards = con.execute(
+            f"SELECT coalesce(sum({SEGMENT_WILDCARDS}), 0), "
+            f"count(*) FILTER ({SEGMENT_WILDCARDS} > 0) "
             "FROM candidates WHERE NOT _tombstone AND rowid NOT IN (SELECT _row FROM rejected)"
         ).fetchone() or (0, 0)
     shown = [c for c in compiled.columns if c not in (*INTERNAL, CUSTOM_FIELDS, SEGMENT)]
@@ -393,8 +394,8 @@ def _summary(
         rows_by_partition=rows,
         tombstones=int(tombstones),
         rejects_by_check={str(k): int(v) for k, v in by_check.items()},
-        segment_keys_omitted=int(omitted),
-        rows_with_omitted_keys=int(with_omitted),
+        segment_wildcards=int(wildcards),
+        rows_with_wildcards=int(with_wildcards),
         preview=preview,
         seconds=time.monotonic() - started,
         profile=profile,

@@ -66,7 +66,7 @@ def test_a_staged_materialization_reports_rows_rejects_and_a_preview(sandbox, tm
     (event,) = result.asset_materializations_for_node("staged__accounts")
     meta = event.metadata
     assert {"tombstones", "rejects", "rejects_by_check", "reject_share", "preview"} <= set(meta)
-    assert {"profile_seconds", "segment_keys_omitted"} <= set(meta)
+    assert {"profile_seconds", "segment_wildcards"} <= set(meta)
     staged = Warehouse(tmp_path / "warehouse").connect()
     (rows,) = staged.execute("SELECT count(*) FROM staged.accounts WHERE NOT _tombstone").fetchone()
     assert rows == meta["dagster/row_count"].value

@@ -8,7 +8,7 @@ once), and runs the loader's mix: list by codes, retrieve, create, full-replace 
 current version (each create and update is fsynced before it is answered). The goal is at least
 500 requests/s with the limit off, ten times m3ter's real 50/s, so the sandbox never is what limits
 a load that respects m3ter's limit. The second run switches the limit on and shows ~50 accepted
-requests/s, the rest answered 429 with Retry-After.
+requests/s, the rest answered 429 (with no Retry-After, as m3ter documents none).
 """
 
 from __future__ import annotations

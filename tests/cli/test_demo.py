@@ -18,9 +18,10 @@ What the oracle encodes (per-record Python; each rule names where it comes from)
 - fields: `code` is the record's Id, dates are `YYYY-MM-DD` for contracts and commitments and
   `...T00:00:00Z` for pricings and account plans, inclusive Salesforce ends move to the next
   day, a price becomes one band from zero, null values leave their key out (also in
-  `customFields`, `address` and `segment`), hardcoded values (`daysBeforeBillDue: 30`,
-  `cumulative: false`, `commitmentFeeBillInAdvance: true` on orders, segment `tier: Standard`
-  for assets);
+  `customFields` and `address`), a null segment value is the wildcard `*`, hardcoded values
+  (`daysBeforeBillDue: 30`, `commitmentFeeBillInAdvance: true` on orders, segment
+  `tier: Standard` for assets); m3ter's echo of a field never given (`""`, `false`) reads as
+  absent, and its date-times are compared to the second;
 - m3ter's refusals: an account without an e-mail address, a reference to an object m3ter does
   not hold (so nothing referring to a refused account exists), a contract of another account,
   required dates, starts not before ends, a segment the aggregation does not define;
@@ -224,21 +225,31 @@ def actual_objects(state: M3ter) -> Objects:
                     target, renamed = REFERENCES[name]
                     shaped[renamed] = codes[target].get(value, f"(unknown id {value})")
                 elif name == "segment":
-                    shaped[name] = value or {}  # m3ter reads an omitted segment as all wildcards
+                    shaped[name] = value or {}  # m3ter answers an unsegmented pricing's as {}
                 elif name == "pricingBands":
                     shaped[name] = [
                         {k: float(band[k]) for k in ("lowerLimit", "fixedPrice", "unitPrice")}
                         for band in value or []
                     ]
                 elif name == "address" and value is not None:
-                    shaped[name] = compact(value) or None
+                    shaped[name] = compact({k: unechoed(v) for k, v in value.items()}) or None
                 elif name == "amount" and value is not None:
                     shaped[name] = float(value)
                 else:
-                    shaped[name] = value
+                    shaped[name] = unechoed(value)
             code = obj.get("code") if collection != "commitments" else external.get(obj["id"])
             found[(collection, code or f"(no code: id {obj['id']})")] = compact(shaped)
     return found
+
+
+def unechoed(value: Any) -> Any:
+    """What m3ter answers for a field never given (`""`, `false`) read as absent, and its
+    date-times (`...T00:00:00.000Z`) to the second, as the oracle writes them."""
+    if value == "" or value is False:
+        return None
+    if isinstance(value, str) and value.endswith(".000Z") and "T" in value:
+        return value.removesuffix(".000Z") + "Z"
+    return value
 
 
 def compact(values: dict[str, Any]) -> dict[str, Any]:
@@ -249,7 +260,7 @@ def compact(values: dict[str, Any]) -> dict[str, Any]:
 # ---- the oracle ---------------------------------------------------------------------------------
 
 REGION_TIER = frozenset({"api_calls", "compute_hours"})
-REGION = frozenset({"gateway_requests", "storage_gb", "inference_calls"})
+REGION = frozenset({"gatewayRequests", "storage_gb", "inference_calls"})
 TIER = frozenset({"active_users", "support_hours"})
 UNSEGMENTED = frozenset({"transfer_gb", "messages_sent", "support_tickets"})
 
@@ -364,24 +375,24 @@ def segment_of(
     aggregation: str, account: dict[str, Any] | None, tier_literal: bool
 ) -> dict[str, str] | None:
     """pricings.yaml: the segment of the pricing mapping the aggregation code selects."""
-    region = (account or {}).get("Region__c")
-    tier = "Standard" if tier_literal else (account or {}).get("Tier__c")
+    # A blank Salesforce value is m3ter's wildcard, sent as `*`.
+    region = (account or {}).get("Region__c") or "*"
+    tier = "Standard" if tier_literal else (account or {}).get("Tier__c") or "*"
     if aggregation in REGION_TIER:
-        return compact({"region": region, "tier": tier})
+        return {"region": region, "tier": tier}
     if aggregation in REGION:
-        return compact({"region": region})
+        return {"region": region}
     if aggregation in TIER:
-        return compact({"tier": tier})
+        return {"tier": tier}
     return None
 
 
 def segment_defined(aggregation: dict[str, Any], segment: dict[str, str] | None) -> bool:
-    """m3ter prices only segments its aggregation defines; an omitted key is the wildcard."""
+    """m3ter prices only segments its aggregation defines, every segmented field given."""
     fields = aggregation.get("segmentedFields") or []
     if not fields:
         return not segment
-    wanted = tuple((segment or {}).get(f, "*") for f in fields)
-    return any(tuple(s.get(f, "*") for f in fields) == wanted for s in aggregation["segments"])
+    return segment is not None and any(s == segment for s in aggregation["segments"])
 
 
 def build_oracle(org: Org, state: M3ter) -> Oracle:
@@ -480,7 +491,7 @@ def build_oracle(org: Org, state: M3ter) -> Oracle:
                         "unitPrice": float(line[kind.price] or 0),
                     }
                 ],
-                "cumulative": False,
+                # `cumulative: false` (hardcoded) is what m3ter answers for it unset: not compared
             }
             if product["M3ter_Calculation__c"] is not None:
                 pricing.update(compoundAggregationCode=code, segment={})

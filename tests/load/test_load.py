@@ -8,7 +8,9 @@ import subprocess
 import sys
 import time
 
-from pipeline.load.reconcile import Current, apply, plan
+from pipeline.load.current import Current
+from pipeline.load.journal import Knowledge, write_pending
+from pipeline.load.reconcile import apply, plan
 from pipeline.load.run import load, staged_rows
 from pipeline.m3ter.client import M3terClient
 from pipeline.m3ter.settings import sandbox_settings
@@ -78,7 +80,8 @@ def test_a_concurrent_edit_in_m3ter_is_read_again_and_written_once(client, wareh
     write_raw(warehouse, DAY2, [(1, ACCOUNTS[0], 0.11, False)], accounts=[])
     stage(warehouse, compiled["pricings"], [DAY2])
     current = Current(client)
-    actions = plan("pricings", staged_rows(warehouse, "pricings", [DAY2]), current)
+    rows = staged_rows(warehouse, "pricings", [DAY2])
+    actions = plan("pricings", rows, current, Knowledge(warehouse))
     (action,) = actions
     edited = client.get("pricings", action.m3ter_id)
     client.update(
@@ -192,9 +195,11 @@ def test_a_commitment_created_by_a_run_that_died_before_its_mapping_is_adopted(
     for entity in ("accounts", "commitments"):
         stage(warehouse, compiled[entity], [DAY1])
     load(client, warehouse, "accounts", [DAY1])
-    current = Current(client)
-    first = plan("commitments", staged_rows(warehouse, "commitments", [DAY1]), current)[0]
+    rows = staged_rows(warehouse, "commitments", [DAY1])
+    actions = plan("commitments", rows, Current(client), Knowledge(warehouse))
+    first = actions[0]
     assert first.body is not None
+    write_pending(warehouse, "commitments", "dead-run", actions)
     client.create("commitments", first.body)  # the run died before writing its mapping
     result = load(client, warehouse, "commitments", [DAY1])
     assert result.outcomes == {"create:applied": 2, "unchanged:applied": 1}

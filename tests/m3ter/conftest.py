@@ -94,12 +94,14 @@ def start_sandbox(tmp_path: Path) -> StartSandbox:
         fault_seed: int = 0,
         rate_limit_per_second: float | None = None,
         token_ttl_seconds: float = 3600,
+        **settings: Any,
     ) -> Iterator[RunningSandbox]:
         config = M3terConfig(
             state_dir=tmp_path / "m3ter",
             token_ttl_seconds=token_ttl_seconds,
             rate_limit_per_second=rate_limit_per_second,
             faults=FaultConfig(rates=faults or {}, seed=fault_seed, slow_seconds=0.1),
+            **settings,
         )
         with running_sandbox(tmp_path, m3ter=config) as running:
             yield running

@@ -14,11 +14,13 @@ from pipeline.m3ter.client import M3terClient, M3terSpend
 from pipeline.m3ter.errors import (
     M3terAuthError,
     M3terError,
+    M3terForbidden,
     M3terRejected,
     M3terStaleVersion,
     M3terUnavailable,
 )
 from pipeline.retry import RetryPolicy
+from pipeline.sandbox.m3ter.org import OrgSettings
 from pipeline.sandbox.m3ter.seed import seed_id
 from pipeline.sandbox.server import RunningSandbox
 from tests.m3ter.conftest import MakeClient, StartSandbox, m3ter_info, statuses
@@ -84,14 +86,26 @@ def test_an_update_without_a_version_is_refused_before_sending(client: M3terClie
 # ---- m3ter's refusals -------------------------------------------------------------------------
 
 
-def test_a_stale_version_raises_m3ter_stale_version(client: M3terClient):
+def test_a_stale_version_is_told_by_reading_the_object_back(client: M3terClient):
     created = client.create("accounts", account())
     client.update("accounts", created["id"], {**created, "name": "First"})
+    reads = client.reads
     with pytest.raises(M3terStaleVersion) as caught:
         client.update("accounts", created["id"], {**created, "name": "Second"})
     assert caught.value.status == 400
-    assert "stale" in caught.value.message
+    assert (caught.value.current["version"], caught.value.current["name"]) == (2, "First")
+    assert client.reads == reads + 1  # the read back; m3ter's message names no version
     assert client.retries == 0
+
+
+def test_a_refusal_of_an_update_at_the_current_version_is_a_plain_rejection(
+    client: M3terClient,
+):
+    created = client.create("accounts", account())
+    with pytest.raises(M3terRejected) as caught:
+        client.update("accounts", created["id"], {**created, "emailAddress": "not an address"})
+    assert not isinstance(caught.value, M3terStaleVersion)
+    assert caught.value.message == "emailAddress: must be an e-mail address"
 
 
 def test_a_validation_error_raises_m3ter_rejected_with_m3ters_message(client: M3terClient):
@@ -142,8 +156,8 @@ def test_an_expired_token_is_fetched_again_before_the_call(
 def test_a_refused_token_is_fetched_again_and_the_call_retried(
     start_sandbox: StartSandbox, make_client: MakeClient
 ):
-    # Seed 8 ends a token early on several of these calls, never twice in a row.
-    with start_sandbox(faults={"expire": 0.2}, fault_seed=8) as running:
+    # Seed 1 ends a token early on several of these calls, never twice in a row.
+    with start_sandbox(faults={"expire@products": 0.2}, fault_seed=1) as running:
         client = make_client(running)
         for _ in range(20):
             client.get("products", MESSAGING)
@@ -156,33 +170,56 @@ def test_a_refused_token_is_fetched_again_and_the_call_retried(
 def test_the_secret_stays_redacted_after_many_token_renewals(
     start_sandbox: StartSandbox, make_client: MakeClient
 ):
-    with start_sandbox(faults={"expire": 0.2}, fault_seed=8) as running:
+    with start_sandbox(faults={"expire@products": 0.2}, fault_seed=1) as running:
         client = make_client(running)
         for _ in range(20):
             client.get("products", MESSAGING)
-        assert client.tokens > 5  # more than the client keeps to redact
+        assert client.tokens > 4  # more than the client keeps to redact
         secret = m3ter_info(running)["api_secret"]
         with pytest.raises(M3terRejected) as caught:
             client.get("accounts", secret)
         assert secret not in str(caught.value)
 
 
-def test_a_token_refused_again_after_a_fresh_fetch_raises_m3ter_auth_error(
+def test_a_fresh_token_refused_everywhere_is_an_organization_that_refuses_everything(
     start_sandbox: StartSandbox, make_client: MakeClient
 ):
-    with start_sandbox(faults={"expire": 1.0}) as running:
+    with start_sandbox(faults={"expire@products": 1.0}) as running:
         client = make_client(running)
-        with pytest.raises(M3terAuthError) as caught:
+        with pytest.raises(M3terForbidden) as caught:
             client.get("products", MESSAGING)
-        assert caught.value.status == 403
-        assert (client.tokens, client.calls) == (2, 2)
+        assert caught.value.status == 403 and caught.value.permission is None
+        assert "refuses the service user" in caught.value.message
+        assert (client.tokens, client.calls) == (2, 3)  # the call, once more, and one probe
+
+
+def test_a_write_refused_while_reads_work_names_the_missing_permission(
+    start_sandbox: StartSandbox, make_client: MakeClient
+):
+    org = OrgSettings(denied=frozenset({"create:accounts"}))
+    with start_sandbox(org=org) as running:
+        client = make_client(running)
+        with pytest.raises(M3terForbidden) as caught:
+            client.create("accounts", account())
+        assert caught.value.permission == "config:create accounts"
+        assert "lacks the permission config:create on accounts" in str(caught.value)
+        assert client.get("products", MESSAGING)["id"] == MESSAGING
+
+
+def test_an_unknown_organization_is_named(sandbox: RunningSandbox, make_client: MakeClient):
+    client = make_client(sandbox, org_id="00000000-0000-4000-8000-000000000000")
+    with pytest.raises(M3terForbidden) as caught:
+        client.get("products", MESSAGING)
+    assert caught.value.permission is None
+    assert "organization 00000000-0000-4000-8000-000000000000" in caught.value.message
 
 
 def test_wrong_credentials_raise_m3ter_auth_error(sandbox: RunningSandbox, make_client: MakeClient):
     client = make_client(sandbox, api_secret="not-the-secret")
     with pytest.raises(M3terAuthError) as caught:
         client.get("products", MESSAGING)
-    assert caught.value.status == 401
+    assert caught.value.status == 403  # m3ter lists no 401
+    assert "api secret is wrong" in caught.value.message
     assert client.calls == 0
 
 
@@ -218,7 +255,7 @@ def test_a_read_that_times_out_is_sent_again(start_sandbox: StartSandbox, make_c
 def test_failures_that_outlast_the_retries_raise_m3ter_unavailable(
     start_sandbox: StartSandbox, make_client: MakeClient
 ):
-    with start_sandbox(faults={"http503": 1.0}) as running:
+    with start_sandbox(faults={"http503@products": 1.0}) as running:
         retry = RetryPolicy(attempts=3, base_delay=0.01)
         client = make_client(running, retry=retry)
         with pytest.raises(M3terUnavailable) as caught:
@@ -228,7 +265,9 @@ def test_failures_that_outlast_the_retries_raise_m3ter_unavailable(
         assert (client.calls, client.retries) == (3, 2)
 
 
-def test_429s_are_retried_after_retry_after(start_sandbox: StartSandbox, make_client: MakeClient):
+def test_429s_without_retry_after_wait_out_the_second(
+    start_sandbox: StartSandbox, make_client: MakeClient
+):
     waits: list[float] = []
 
     def sleep(seconds: float) -> None:
@@ -243,7 +282,7 @@ def test_429s_are_retried_after_retry_after(start_sandbox: StartSandbox, make_cl
         counts = statuses(running)
         assert counts[200] == 1 + 8  # the token and the eight calls
         assert client.throttled == counts[429] == len(waits) >= 1
-        assert all(wait >= 1.0 for wait in waits)  # the sandbox's Retry-After: 1
+        assert all(wait >= 1.0 for wait in waits)  # the rest of the org limit's second, at least
 
 
 def test_a_bucket_at_48_per_second_meets_no_429_in_a_burst_of_150(
@@ -300,3 +339,79 @@ def test_the_secret_never_appears_in_errors_or_the_clients_repr(
         for text in (str(error), repr(error), error.message, error.path or ""):
             assert secret not in text
     assert "<redacted>" in caught.value.message
+
+
+# ---- answers lost after m3ter applied the write ---------------------------------------------
+
+
+def test_a_create_whose_answer_is_lost_is_found_before_it_is_sent_again(
+    start_sandbox: StartSandbox, make_client: MakeClient
+):
+    with start_sandbox(faults={"lost_answer@accounts": 1.0}) as running:
+        client = make_client(running)
+        body = account()
+        found = client.create(
+            "accounts", body, find=lambda: next(client.list("accounts", codes=[body["code"]]), None)
+        )
+        assert found["code"] == body["code"]
+        assert [a["code"] for a in client.list("accounts")] == [body["code"]]
+        assert client.writes == 1
+
+
+def test_a_create_sent_again_blindly_after_a_lost_answer_may_make_two(
+    start_sandbox: StartSandbox, make_client: MakeClient
+):
+    # Contracts' codes are not unique in m3ter: nothing refuses the second one.
+    # Seed 3 loses the first create's answer and not the second's.
+    with start_sandbox(faults={"lost_answer@contracts": 0.5}, fault_seed=3) as running:
+        client = make_client(running)
+        owner = client.create("accounts", account())
+        body = {
+            "accountId": owner["id"],
+            "name": "C",
+            "code": "C-1",
+            "startDate": "2025-01-01",
+            "endDate": "2026-01-01",
+        }
+        client.create("contracts", body)
+        assert len(list(client.list("contracts", codes=["C-1"]))) == 2
+
+
+def test_an_update_whose_answer_is_lost_reads_back_as_a_version_moved_on(
+    start_sandbox: StartSandbox, make_client: MakeClient
+):
+    with start_sandbox() as running:
+        created = make_client(running).create("accounts", account())
+    # Seed 7 loses the first answer and not the second's.
+    with start_sandbox(faults={"lost_answer@accounts": 0.5}, fault_seed=7) as running:
+        client = make_client(running)
+        with pytest.raises(M3terStaleVersion) as caught:
+            client.update("accounts", created["id"], {**created, "name": "Renamed"})
+        assert caught.value.current["name"] == "Renamed"  # the lost PUT was applied
+
+
+def test_a_delete_whose_answer_is_lost_is_then_not_found(
+    start_sandbox: StartSandbox, make_client: MakeClient
+):
+    with start_sandbox() as running:
+        created = make_client(running).create("accounts", account())
+    with start_sandbox(faults={"lost_answer@accounts": 0.5}, fault_seed=7) as running:
+        with pytest.raises(M3terRejected) as caught:
+            make_client(running).delete("accounts", created["id"])
+        assert caught.value.status == 404
+
+
+# ---- m3ter's per-IP limit -----------------------------------------------------------------------
+
+
+def test_the_client_keeps_under_the_source_ip_limit_without_meeting_it(
+    start_sandbox: StartSandbox, make_client: MakeClient
+):
+    with start_sandbox(ip_limit=12, ip_window_seconds=2) as running:
+        client = make_client(running, ip_limit=10, ip_window=2.0, rate_limit=0.0)
+        started = time.monotonic()
+        for _ in range(20):
+            client.get("products", MESSAGING)
+        assert time.monotonic() - started >= 2.0
+        assert statuses(running) == {200: 21}  # the token and the twenty calls
+        assert client.throttled == 0

@@ -1,4 +1,5 @@
-"""The client's token bucket: even pacing, bursts, no limit at 0, fair across threads."""
+"""The client's pacing: the token bucket (even pacing, bursts, no limit at 0, fair across
+threads) and the rolling window of the per-IP count."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 
 import pytest
 
-from pipeline.m3ter.ratelimit import TokenBucket
+from pipeline.m3ter.ratelimit import RollingWindow, TokenBucket
 
 
 class FakeTime:
@@ -77,3 +78,38 @@ def test_threads_sharing_a_bucket_are_paced_together():
 def test_a_bad_rate_or_burst_is_refused(rate: float, burst: int):
     with pytest.raises(ValueError):
         TokenBucket(rate, burst)
+
+
+def test_a_window_lets_its_limit_through_at_once():
+    fake = FakeTime()
+    window = RollingWindow(3, 60, clock=fake.clock, sleep=fake.sleep)
+    assert [window.acquire() for _ in range(3)] == [0, 0, 0]
+
+
+def test_one_request_too_many_waits_until_the_oldest_leaves_the_window():
+    fake = FakeTime()
+    window = RollingWindow(3, 60, clock=fake.clock, sleep=fake.sleep)
+    window.acquire()
+    fake.now += 10
+    window.acquire()
+    window.acquire()
+    assert window.acquire() == pytest.approx(50)
+    assert window.acquire() == pytest.approx(10)  # the second request, at +10, leaves next
+
+
+def test_no_window_ever_holds_more_than_the_limit():
+    fake = FakeTime()
+    window = RollingWindow(5, 10, clock=fake.clock, sleep=fake.sleep)
+    times = []
+    for _ in range(40):
+        window.acquire()
+        times.append(fake.now)
+        fake.now += 0.7
+    assert all(sum(1 for u in times if t - 10 < u <= t) <= 5 for t in times)
+
+
+def test_a_window_needs_a_limit_and_a_length():
+    with pytest.raises(ValueError):
+        RollingWindow(0, 10)
+    with pytest.raises(ValueError):
+        RollingWindow(5, 0)

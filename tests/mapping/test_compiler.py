@@ -571,20 +571,26 @@ def test_segments_are_resolved_from_fields_and_literals(tmp_path, segments):
         **{"Order.Account.Region__c": "EMEA"},
     )
     assert json.loads(staged["segment"]) == {"region": "EMEA", "tier": "Standard"}
-    assert staged["_segment_keys_omitted"] == 0
+    assert staged["_segment_wildcards"] == 0
 
 
 @pytest.mark.parametrize("region", [None, ""])
-def test_a_segment_key_whose_field_is_null_is_omitted_and_counted(tmp_path, region):
+def test_a_segment_key_whose_field_is_null_is_the_wildcard_and_counted(tmp_path, region):
     compiled = segmented(tmp_path, "region: Order.Account.Region__c, tier: Standard")
     staged = one_row(compiled, **SYNCED, **{"Order.Account.Region__c": region})
-    assert json.loads(staged["segment"]) == {"tier": "Standard"}
-    assert staged["_segment_keys_omitted"] == 1
+    assert json.loads(staged["segment"]) == {"region": "*", "tier": "Standard"}
+    assert staged["_segment_wildcards"] == 1
 
 
 def test_an_unsegmented_pricing_has_no_segment(tmp_path):
     staged = one_row(pricing(tmp_path), **SYNCED)
-    assert (staged["segment"], staged["_segment_keys_omitted"]) == (None, 0)
+    assert (staged["segment"], staged["_segment_wildcards"]) == (None, 0)
+
+
+def test_a_staged_row_names_the_fields_its_mapping_sets(tmp_path):
+    staged = one_row(segmented(tmp_path, "region: Order.Account.Region__c"), **SYNCED)
+    assert set(staged["_fields"]) >= {"code", "planCode", "unitPrice", "segment"}
+    assert "description" not in staged["_fields"]
 
 
 def test_an_unknown_segment_field_reference_is_a_compile_error(tmp_path):

@@ -157,19 +157,19 @@ def test_a_field_hidden_by_field_level_security_does_not_resolve():
         resolve("rating: Order.Account.Credit_Rating__c")
 
 
-def test_a_null_value_omits_the_key_and_counts_it():
+def test_a_null_value_is_sent_as_the_wildcard_and_counted():
     segments = resolve("region: Order.Account.Region__c, status: Order.Status, tier: Gold")
     rows = [(1, "EU", "Activated", True), (2, None, "Draft", True), (3, None, None, False)]
     assert run(segments, rows) == [
         ('{"region":"EU","status":"Activated","tier":"Gold"}', 0),
-        ('{"status":"Draft","tier":"Gold"}', 1),
-        ('{"tier":"Gold"}', 2),
+        ('{"region":"*","status":"Draft","tier":"Gold"}', 1),
+        ('{"region":"*","status":"*","tier":"Gold"}', 2),
     ]
 
 
 def test_an_empty_string_counts_as_null():
     segments = (ResolvedSegment("region", field="Order.Account.Region__c"),)
-    assert run(segments, [(1, "", "Draft", True)]) == [("{}", 1)]
+    assert run(segments, [(1, "", "Draft", True)]) == [('{"region":"*"}', 1)]
 
 
 def test_field_values_are_sent_as_text():

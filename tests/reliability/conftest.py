@@ -7,7 +7,8 @@ the rest run in the default test run. Either way the suite ends with its summary
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import pytest
 
@@ -66,3 +67,17 @@ def assert_converged(world: World, reference: State, case: str, kind: str | None
     assert not lost, f"lost: {lost[:5]}"
     assert not extra and state.duplicates == 0, f"extra: {extra[:5]}"
     assert not state.changed_from(reference), state.changed_from(reference)[:5]
+
+
+def assert_quiet_rerun(
+    world: World, case: str, run_config: Mapping[str, Any] | None = None
+) -> None:
+    """Another backfill, with nothing changed anywhere, writes nothing to m3ter."""
+    with world.sandbox() as sandbox:
+        assert sandbox.m3ter is not None
+        sandbox.m3ter.counters.reset()
+        result = world.backfill(run_config)
+        assert result.returncode == 0, result.stdout + result.stderr
+        writes = sandbox.m3ter.counters.snapshot()["writes"]
+    LEDGER.record("rerun_writes", case, writes)
+    assert writes == 0

@@ -18,10 +18,12 @@ SUMMARY_FILE = (
 )
 LINES = (
     ("faults", "faults survived"),
+    ("lost_answers", "write answers lost after m3ter applied them"),
     ("crashes", "crashes survived"),
     ("bad_inputs", "bad inputs tried"),
     ("lost", "records lost"),
     ("duplicates", "duplicates in m3ter"),
+    ("rerun_writes", "writes by reruns with nothing changed"),
 )
 
 

@@ -1276,10 +1276,11 @@ class Records:
                 "IsDeleted": False,
                 "Order.Sync_To_M3ter__c": True,
                 "Order.AccountId": account,
+                # Region blank: priced as the aggregation's wildcard segment {"region": "*"}
                 "Order.Account.Region__c": None,
-                "Product2.Name": "Data Transfer",
+                "Product2.Name": "Data Storage",
                 "Product2.M3ter_Plan_Template_Code__c": "data_platform_standard",
-                "Product2.M3ter_Aggregation_Code__c": "transfer_gb",
+                "Product2.M3ter_Aggregation_Code__c": "storage_gb",
                 "ServiceDate": "2024-01-01",
                 "EndDate": "2024-12-31",
                 "UnitPrice": 0.05,
@@ -1687,18 +1688,18 @@ LINE_RECORDS = [
         "exactly one of aggregationCode and compoundAggregationCode must be set",
     ),
     bad_record(
-        "aggregation-code-with-spaces",
+        "aggregation-code-with-a-tab",
         "pricings",
-        {"Product2.M3ter_Aggregation_Code__c": "Data Transfer"},
+        {"Product2.M3ter_Aggregation_Code__c": "transfer\tgb"},
         "str_matches",
-        "aggregationCode = 'Data Transfer'",
+        "aggregationCode = 'transfer\\tgb'",
     ),
     bad_record(
-        "aggregation-code-upper-case",
+        "aggregation-code-over-80-characters",
         "pricings",
-        {"Product2.M3ter_Aggregation_Code__c": "TRANSFER_GB"},
-        "str_matches",
-        "aggregationCode = 'TRANSFER_GB'",
+        {"Product2.M3ter_Aggregation_Code__c": "a" * 81},
+        "str_length",
+        "aggregationCode = '" + "a" * 81 + "'",
     ),
     bad_record("plan-name-missing", "plans", {"Product2.Name": None}, REQUIRED, "name is required"),
     bad_record(
@@ -2076,7 +2077,7 @@ REFUSALS = [
     refusal_case(
         "segment-on-an-unsegmented-aggregation",
         "pricings",
-        {"OrderItem": {"Order.Account.Region__c": "EMEA"}},
+        {"OrderItem": {"Product2.M3ter_Aggregation_Code__c": "transfer_gb"}},
         "is not segmented",
     ),
     refusal_case(
@@ -2089,6 +2090,18 @@ REFUSALS = [
             }
         },
         "is not one of the segments defined on Aggregation",
+    ),
+    refusal_case(
+        "aggregation-code-m3ter-does-not-hold-in-upper-case",
+        "pricings",
+        {"OrderItem": {"Product2.M3ter_Aggregation_Code__c": "STORAGE_GB"}},
+        "aggregationCode 'STORAGE_GB': no m3ter aggregations has this code",
+    ),
+    refusal_case(
+        "aggregation-code-with-spaces",
+        "pricings",
+        {"OrderItem": {"Product2.M3ter_Aggregation_Code__c": "Data Storage"}},
+        "aggregationCode 'Data Storage': no m3ter aggregations has this code",
     ),
     refusal_case(
         "email-longer-than-m3ter-takes",
@@ -2109,15 +2122,18 @@ REFUSALS = [
         "startDate: must be a date-time",
     ),
     refusal_case(
+        # ISO 4217's 'no currency': the stage takes any three capitals, m3ter refuses a
+        # currency the org has not set up, and the load journals that
         "currency-xxx-no-currency",
         "accounts",
         {"Account": {"CurrencyIsoCode": "XXX"}},
-        "currency",
-        not_yet(
-            "'XXX' is ISO 4217's 'no currency': the stage takes any three capitals and the "
-            "m3ter sandbox does not emulate an org's currencies ([assume] in entities.py), so it "
-            "loads; real m3ter refuses a currency the org lacks, and the load journals that"
-        ),
+        "currency: XXX is not a currency of this organization",
+    ),
+    refusal_case(
+        "email-a-strict-validator-refuses",
+        "accounts",
+        {"Account": {"Billing_Email__c": "bill@localhost.example."}},
+        "emailAddress: must be an e-mail address",
     ),
 ]
 

@@ -190,15 +190,20 @@ def test_references_to_other_objects_follow_the_code_pattern():
     assert failures("contracts", accountCode="A" * 81) == {("accountCode", "str_length")}
 
 
-@pytest.mark.parametrize(
-    "code", ["Api_calls", "1calls", "api-calls", "api calls", "_api", "a" * 81]
-)
-def test_a_compound_aggregation_code_must_be_an_identifier(code):
+@pytest.mark.parametrize("code", ["apiCalls", "Api_calls", "1calls", "api-calls", "api calls"])
+def test_an_aggregation_code_is_left_to_m3ter_beyond_what_is_certain(code):
+    assert failures("compound_aggregations", code=code) == set()
+    assert failures("pricings", aggregationCode=code) == set()
+
+
+@pytest.mark.parametrize("code", ["api\tcalls", "api\x00calls", "\x7f"])
+def test_an_aggregation_code_holds_no_control_characters(code):
     assert failures("compound_aggregations", code=code) == {("code", "str_matches")}
+    assert failures("pricings", aggregationCode=code) == {("aggregationCode", "str_matches")}
 
 
-def test_a_pricing_aggregation_code_must_be_an_identifier():
-    assert failures("pricings", aggregationCode="API Calls") == {("aggregationCode", "str_matches")}
+def test_an_aggregation_code_holds_at_most_80_characters():
+    assert failures("compound_aggregations", code="a" * 81) == {("code", "str_length")}
 
 
 # --- required fields ------------------------------------------------------------------------------

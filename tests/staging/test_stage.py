@@ -155,13 +155,13 @@ def test_a_unit_price_becomes_one_band_from_zero(warehouse, compiled):
     assert bands == [{"lowerLimit": 0.0, "fixedPrice": 0.0, "unitPrice": 10.0}]
 
 
-def test_segments_omit_null_keys_and_count_them(warehouse, compiled):
+def test_segments_send_null_keys_as_wildcards_and_count_them(warehouse, compiled):
     write_items(warehouse, DAY1, ITEMS[:2])
     result = stage(warehouse, compiled["pricings"], [DAY1])
     segments = dict(query(warehouse, "SELECT _source_id, segment FROM staged.pricings"))
     assert json.loads(segments[item_id("A")]) == {"region": "EMEA", "tier": "Gold"}
-    assert json.loads(segments[item_id("B")]) == {"tier": "Gold"}
-    assert (result.segment_keys_omitted, result.rows_with_omitted_keys) == (1, 1)
+    assert json.loads(segments[item_id("B")]) == {"region": "*", "tier": "Gold"}
+    assert (result.segment_wildcards, result.rows_with_wildcards) == (1, 1)
 
 
 def test_m3ter_conventions_apply_to_codes_and_dates(warehouse, compiled):

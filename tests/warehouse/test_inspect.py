@@ -9,8 +9,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from pipeline.load.journal import write_journal
 from pipeline.load.reconcile import Action, Outcome, Status
-from pipeline.load.run import write_journal
 from pipeline.staging.stage import REJECTS, stage
 from pipeline.warehouse import Table, Warehouse
 from pipeline.warehouse.inspect import (

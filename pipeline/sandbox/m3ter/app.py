@@ -2,14 +2,22 @@
 and admin endpoints for tests and the demo, in m3ter's wire formats.
 
 Every call under `/organizations/{orgId}` passes one gate, in this order: fault injection (as the
-network or a gateway would fail), the per-org rate limit, the bearer token and org check, then the
-handler. The store's work is in-memory and quick, so handlers run on the event loop; the only
-blocking step, making a write durable, happens on the journal's writer thread and is awaited.
+network or a gateway would fail), the per-source-IP and per-org rate limits, the bearer token and
+org check, the service user's permission, then the handler. The token endpoint meets the faults
+and the per-IP limit too. The store's work is in-memory and quick, so handlers run on the event
+loop; the only blocking step, making a write durable, happens on the journal's writer thread and
+is awaited.
+
+Where m3ter documents an answer the sandbox gives it; where it does not, it gives the least
+convenient plausible one (`[assume: pessimistic]`): every refusal of access is the same 403
+whatever its cause, a 429 carries no `Retry-After`, and a write may be applied with its answer
+lost (`lost_answer`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -20,20 +28,26 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from pipeline.sandbox.faults import FaultConfig, FaultPlan
+from pipeline.sandbox.faults import TOKENLESS_FAULTS, FaultConfig, FaultPlan, drop
 from pipeline.sandbox.m3ter.auth import Credentials, TokenIssuer, TokenState
 from pipeline.sandbox.m3ter.counters import DROPPED, UNMATCHED, RequestCounters
 from pipeline.sandbox.m3ter.entities import BY_NAME, ENTITIES
 from pipeline.sandbox.m3ter.errors import ApiError, bad_request
 from pipeline.sandbox.m3ter.listing import page_size
-from pipeline.sandbox.m3ter.ratelimit import RateLimiter
+from pipeline.sandbox.m3ter.org import OrgSettings
+from pipeline.sandbox.m3ter.ratelimit import RateLimiter, RollingLimiter
 from pipeline.sandbox.m3ter.seed import reference_configuration
 from pipeline.sandbox.m3ter.store import Store, check_measurement_batch
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-ORG_PATH = re.compile(r"^/organizations/(?P<org>[^/]+)(?:/|$)")
+ORG_PATH = re.compile(r"^/organizations/(?P<org>[^/]+)(?:/(?P<collection>[^/?]+))?")
 INGEST_LIMIT_BYTES = 512_000
+# [assume: pessimistic] m3ter's error-code page describes 403 as "Forbidden or Unauthorized" for an
+# expired token, an unknown organization and a missing permission alike; the sandbox answers all
+# of them (and a missing token, and bad client credentials) with this one body, so a client can
+# tell them apart only by what it does next.
+FORBIDDEN = "Forbidden or Unauthorized"
 FAULT_ANSWERS = {
     "http500": (500, "Internal server error"),
     "http502": (502, "Bad Gateway"),
@@ -44,12 +58,18 @@ FAULT_ANSWERS = {
 
 @dataclass(frozen=True)
 class M3terConfig:
-    """How one m3ter sandbox starts: where it keeps state, token lifetime, limit, faults."""
+    """How one m3ter sandbox starts: where it keeps state, token lifetime, limits, faults, and
+    the organization's set-up (currencies, external mapping configuration, permissions)."""
 
     state_dir: Path
     token_ttl_seconds: float = 5 * 3600
     rate_limit_per_second: float | None = 50  # None switches the limit off
+    # m3ter's per-source-IP limits: requests per rolling window (None switches them off)
+    ip_limit: int | None = 20_000
+    ingest_ip_limit: int | None = 5_000
+    ip_window_seconds: float = 300.0
     faults: FaultConfig = field(default_factory=FaultConfig)
+    org: OrgSettings = field(default_factory=OrgSettings)
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -85,16 +105,24 @@ class M3terSandbox:
         state = config.state_dir
         state.mkdir(parents=True, exist_ok=True)
         self.creds = Credentials.load_or_create(state / "credentials.json")
-        self.tokens = TokenIssuer(self.creds, config.token_ttl_seconds)
+        self.tokens = TokenIssuer(self.creds, config.token_ttl_seconds, config.org.permissions())
         # createdBy/lastModifiedBy: the service user, named by its access key id
         self.store = Store(
-            state / "state.jsonl", actor=self.creds.access_key_id, seed=reference_configuration
+            state / "state.jsonl",
+            actor=self.creds.access_key_id,
+            seed=reference_configuration,
+            org=config.org,
         )
         self.limiter = (
             RateLimiter(config.rate_limit_per_second)
             if config.rate_limit_per_second is not None
             else None
         )
+        self.ip_limiters = {
+            api: RollingLimiter(limit, config.ip_window_seconds)
+            for api, limit in (("config", config.ip_limit), ("ingest", config.ingest_ip_limit))
+            if limit is not None
+        }
         self.faults = FaultPlan(config.faults)
         self.counters = RequestCounters()
         self.base_url = ""  # set once the server knows its port
@@ -134,6 +162,8 @@ class M3terSandbox:
         r.add_get(
             f"{org}/externalmappings/external/{{entity}}/{{m3terId}}", self.mappings_by_m3ter_id
         )
+        r.add_get(f"{org}/externalmappingconfiguration", self.external_mapping_configuration)
+        r.add_get(f"{org}/picklists/currency", self.currencies)
         r.add_post(f"{org}/measurements", self.measurements)
         r.add_post("/admin/reset", self.admin_reset)
         r.add_get("/admin/export", self.admin_export)
@@ -170,67 +200,87 @@ class M3terSandbox:
 
     @web.middleware
     async def _gate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Faults, rate limit, token and org check for every `/organizations/...` call."""
+        """Faults, rate limits, token, org and permission checks for every org call."""
         # The org id is the first segment as sent, decoded on its own: an encoded '/' in it
         # must not make `<org>%2F..%2F<org>` pass for `<org>`.
         match = ORG_PATH.match(request.raw_path)
         if match is None:
+            if request.path == "/oauth/token":
+                # [assume: pessimistic] the token endpoint fails like any other call, and counts
+                # against the source IP's limit (it is served by the Config API's host)
+                return await self._token_gate(request, handler)
             return await handler(request)
         org_id = unquote(match["org"])
-        # [assume] faults hit org calls only: the token and admin endpoints stay reliable, so a
-        # seeded fault plan counts exactly the API calls a client makes
-        fault = await self.faults.inject(request)
+        collection = unquote(match["collection"] or "")
+        fault = await self.faults.inject(request, scope=collection)
         if fault in FAULT_ANSWERS:
             return _error(*FAULT_ANSWERS[fault])
         known = org_id == self.creds.org_id
-        # [assume] Token requests do not count against the org limit: `/oauth/token` names no
-        # org, and m3ter's SDK asks for a token before every call, which would halve the budget.
-        if known and self.limiter is not None:
-            api = "ingest" if request.path.endswith("/measurements") else "config"
-            if self.limiter.acquire((org_id, api)) is not None:
-                # [assume] m3ter does not document Retry-After; the limit resets with the second.
-                return _error(
-                    429,
-                    "Too Many Requests: the organization's limit of "
-                    f"{self.limiter.limit} requests per second was exceeded",
-                    headers={"Retry-After": "1"},
-                )
+        api = "ingest" if request.path.endswith("/measurements") else "config"
+        throttled = self._throttled(request, api, org_id if known else None)
+        if throttled is not None:
+            return throttled
         token = _bearer(request.headers.get("Authorization"))
         if token is None:
-            # [assume] no token at all is 401; a bad, expired or foreign token is 403 (documented)
-            return _error(
-                401, "Unauthorized: an 'Authorization: Bearer <token>' header is required"
-            )
+            return _error(403, FORBIDDEN)
         if fault == "expire":
             self.tokens.expire(token)
         state, token_org = self.tokens.check(token)
-        if state is TokenState.EXPIRED:
-            return _error(403, "Forbidden: the access token has expired")
-        if state is TokenState.INVALID:
-            return _error(403, "Forbidden: the access token is not valid")
-        if not known or token_org != org_id:
-            return _error(403, f"Forbidden: no access to organization '{org_id}'")
+        if state is not TokenState.VALID or not known or token_org != org_id:
+            return _error(403, FORBIDDEN)
+        if not self.config.org.allows(request.method, collection):
+            return _error(403, FORBIDDEN)
+        if fault == "lost_answer":
+            with contextlib.suppress(ApiError, web.HTTPException):
+                await handler(request)  # a refusal's answer is lost just the same
+            drop(request)
         try:
             return await handler(request)
         except ApiError as exc:
             return _error(exc.status, exc.message)
-        except web.HTTPNotFound:
+        except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
+            # [assume: pessimistic] m3ter lists no 405: a method a path does not take is a 404
             return _error(404, f"Not Found: {request.method} {request.path}")
-        except web.HTTPMethodNotAllowed:
-            return _error(405, f"Method Not Allowed: {request.method} {request.path}")
+
+    async def _token_gate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        fault = await self.faults.inject(request, scope="oauth", kinds=TOKENLESS_FAULTS)
+        if fault in FAULT_ANSWERS:
+            return _error(*FAULT_ANSWERS[fault])
+        throttled = self._throttled(request, "config", None)
+        return throttled if throttled is not None else await handler(request)
+
+    def _throttled(self, request: web.Request, api: str, org_id: str | None) -> web.Response | None:
+        """A 429 if the source IP's rolling window or the org's second is full.
+
+        [assume: pessimistic] m3ter documents no `Retry-After`, so none is sent: the org's limit
+        frees the rest of the current second, the IP's only once its 5-minute count drops below
+        the cap, and a client must back off without being told how long.
+        """
+        limiter = self.ip_limiters.get(api)
+        if limiter is not None and limiter.acquire(request.remote or "") is not None:
+            return _error(
+                429,
+                f"Too Many Requests: this source IP's limit of {limiter.limit:,} requests per "
+                f"{limiter.window:g} seconds was exceeded",
+            )
+        # [assume] kept: token requests do not count against the org's limit (the token path
+        # names no org, and m3ter's SDK asks for a token before every call).
+        second = self.limiter
+        if org_id is not None and second is not None and second.acquire((org_id, api)) is not None:
+            return _error(
+                429,
+                "Too Many Requests: the organization's limit of "
+                f"{second.limit} requests per second was exceeded",
+            )
+        return None
 
     # ---- token ------------------------------------------------------------------------------
 
     async def oauth_token(self, request: web.Request) -> web.Response:
         """Client credentials with HTTP Basic; the body as JSON (the SDK) or a form (curl)."""
         if not self.creds.basic_matches(request.headers.get("Authorization")):
-            # [assume] failed client authentication is 401, as OAuth 2 (RFC 6749 §5.2) has it
-            return _error(
-                401,
-                "Unauthorized: bad client credentials (HTTP Basic with the "
-                "access key id and api secret)",
-                headers={"WWW-Authenticate": 'Basic realm="m3ter"'},
-            )
+            # [assume: pessimistic] m3ter lists no 401: bad client credentials are its 403 too
+            return _error(403, FORBIDDEN)
         raw = await request.read()
         form: dict[str, Any]
         try:
@@ -271,6 +321,12 @@ class M3terSandbox:
 
     async def list(self, collection: str, request: web.Request) -> web.Response:
         return _json(self.store.list(collection, request.query))
+
+    async def external_mapping_configuration(self, request: web.Request) -> web.Response:
+        return _json(self.config.org.external_mapping_configuration())
+
+    async def currencies(self, request: web.Request) -> web.Response:
+        return _json({"data": self.config.org.currency_list()})
 
     async def mappings_by_external_id(self, request: web.Request) -> web.Response:
         info = request.match_info

@@ -80,9 +80,12 @@ class TokenState(Enum):
 class TokenIssuer:
     """Issues and checks the bearer tokens of one org's service user."""
 
-    def __init__(self, creds: Credentials, ttl_seconds: float) -> None:
+    def __init__(
+        self, creds: Credentials, ttl_seconds: float, permissions: list[str] | None = None
+    ) -> None:
         self.creds = creds
         self.ttl_seconds = ttl_seconds
+        self.permissions = permissions or ["ADMINISTRATOR"]
         self._revoked: set[str] = set()
         self._valid_until: dict[str, tuple[float, str]] = {}  # verified token -> (exp, orgId)
         self._lock = threading.Lock()
@@ -93,7 +96,7 @@ class TokenIssuer:
         claims = {
             "sub": self.creds.access_key_id,
             "orgId": self.creds.org_id,
-            "permissions": ["ADMINISTRATOR"],
+            "permissions": self.permissions,
             "iss": ISSUER,
             "iat": int(now),
             "exp": now + self.ttl_seconds,

@@ -17,18 +17,36 @@ from typing import Any
 CODE_PATTERN = re.compile(
     r"^(?:[^\x00-\x1f\x7f\s]|[^\x00-\x1f\x7f\s](?:[^\x00-\x1f\x7f\s]| )*[^\x00-\x1f\x7f\s])\Z"
 )
-# [assume] Simple aggregation codes are referenced by name inside compound calculations, so they
-# must be identifiers: lower case letter first, then lower case letters, digits and `_`. Compound
-# aggregation codes are never referenced by a formula and use the general code pattern, so a code
-# that defaults to a Salesforce record Id (digit first, mixed case) is accepted there.
-AGGREGATION_CODE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,79}\Z")
+# [assume: pessimistic] m3ter never published the pattern of aggregation codes. Codes of simple and
+# compound aggregations alike are named inside calculations, so they must read as identifiers: a
+# letter or `_` first, then letters, digits and `_`, of either case (real orgs hold codes such as
+# `apiCalls`). A code that defaults to a Salesforce record Id (digit first) is refused.
+AGGREGATION_CODE_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,79}\Z")
 # Meter data and derived field codes: letters, digits, `_` and `$`, not starting with a digit.
 FIELD_CODE_PATTERN = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]{0,79}\Z")
-# [assume] Currency codes are three upper-case letters (ISO 4217 form); the list of currencies an
-# org has enabled is not emulated.
+# Currency codes are three upper-case letters (ISO 4217 form), and one of the org's currencies
+# (`org.py`): m3ter refuses a currency the organization has not set up.
 CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}\Z")
-# [assume] A plausible e-mail address is enough; m3ter's exact check is not documented.
-EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\Z")
+# [assume: pessimistic] m3ter's e-mail check is not documented: take a strict validator's, an ASCII
+# local part and a dotted host name, so an address a looser check lets through is refused here.
+EMAIL_PATTERN = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+\Z"
+)
+
+# Marks a field whose unset value follows from its kind (`Field.unset`).
+ECHO_BY_KIND: Any = object()
+_KIND_ECHO: dict[str, Any] = {
+    "string": "",
+    "bool": False,
+    "custom_fields": {},
+    "string_map": {},
+    "string_list": [],
+    "segments": [],
+    "uuid_list": [],
+    "enum_list": [],
+    "object_list": [],
+}
 
 KINDS = frozenset(
     {
@@ -73,10 +91,27 @@ class Field:
     max_items: int | None = None
     default: Any = None  # value stored when the field is omitted (on create and on PUT)
     blocks_delete: bool = True  # a reference that keeps its target from being deleted
+    echo: Any = ECHO_BY_KIND  # what an answer shows for the field when it holds no value
+    org_currency: bool = False  # must be one of the organization's currencies
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown field kind {self.kind!r} for {self.name}")
+
+    @property
+    def unset(self) -> Any:
+        """The value an answer carries for this field when it was never given.
+
+        [assume: pessimistic] m3ter's answers carry every field of its response model, never
+        given ones included, as the Terraform providers and SDK models show: `""` for text, the
+        documented default or `false` for a flag, `{}` for custom fields and maps, `[]` for lists;
+        numbers, ids, dates and enums without a default come back as `null`.
+        """
+        if self.echo is not ECHO_BY_KIND:
+            return self.echo
+        if self.default is not None:
+            return self.default
+        return _KIND_ECHO.get(self.kind)
 
 
 @dataclass(frozen=True)
@@ -89,6 +124,9 @@ class Entity:
     # list filters: query parameter -> field it matches (uuid and code filters take many values)
     filters: dict[str, str] = field(default_factory=dict)
     computed: tuple[str, ...] = ()  # read-only response fields derived from other objects
+    # m3ter documents the code as unique ("a unique short code") for most entities, but not for
+    # every one (a Contract's is only "the short code of the Contract"): only these refuse one.
+    unique_code: bool = True
 
     @cached_property
     def by_name(self) -> dict[str, Field]:
@@ -117,6 +155,13 @@ def _code(
     )
 
 
+def _aggregation_code() -> Field:
+    return _code(
+        pattern=AGGREGATION_CODE_PATTERN,
+        rule="must be letters, digits and '_', not starting with a digit (up to 80 characters)",
+    )
+
+
 def _name() -> Field:
     return Field("name", "string", required=True, min_length=1, max_length=200)
 
@@ -130,9 +175,15 @@ def _ref(name: str, to: str, required: bool = False, blocks_delete: bool = True)
 
 
 def _number(
-    name: str, required: bool = False, minimum: float | None = None, exclusive: bool = False
+    name: str,
+    required: bool = False,
+    minimum: float | None = None,
+    exclusive: bool = False,
+    echo: Any = ECHO_BY_KIND,
 ) -> Field:
-    return Field(name, "number", required=required, minimum=minimum, exclusive_minimum=exclusive)
+    return Field(
+        name, "number", required=required, minimum=minimum, exclusive_minimum=exclusive, echo=echo
+    )
 
 
 def _int(name: str, minimum: int | None = None, maximum: int | None = None) -> Field:
@@ -215,6 +266,7 @@ ACCOUNT = Entity(
             "string",
             pattern=CURRENCY_PATTERN,
             pattern_rule="must be a three-letter currency code",
+            org_currency=True,
         ),
         Field("billEpoch", "date"),
         _int("daysBeforeBillDue", minimum=0),
@@ -253,6 +305,7 @@ CONTRACT = Entity(
         CUSTOM_FIELDS,
     ),
     filters={"ids": "id", "codes": "code", "accountId": "accountId"},
+    unique_code=False,
 )
 
 PRODUCT = Entity(
@@ -320,11 +373,7 @@ AGGREGATION = Entity(
         _enum("rounding", *ROUNDING, required=True),
         _number("quantityPerUnit", required=True, minimum=0, exclusive=True),
         Field("unit", "string", required=True, min_length=1, max_length=50),
-        _code(
-            pattern=AGGREGATION_CODE_PATTERN,
-            rule="must start with a lower-case letter followed by lower-case letters, digits or "
-            "'_' (up to 80 characters)",
-        ),
+        _aggregation_code(),
         _number("defaultValue"),
         Field("segmentedFields", "string_list"),
         Field("segments", "segments"),
@@ -344,13 +393,14 @@ COMPOUND_AGGREGATION = Entity(
         _number("quantityPerUnit", required=True, minimum=0, exclusive=True),
         _enum("rounding", *ROUNDING, required=True),
         Field("unit", "string", required=True, min_length=1, max_length=50),
-        _code(),
+        _aggregation_code(),
         _ref("productId", "products"),
         _bool("evaluateNullAggregations", default=False),
         _ref("accountingProductId", "products"),
         CUSTOM_FIELDS,
     ),
     filters={"ids": "id", "codes": "code", "productId": "productId"},
+    computed=("segments",),
 )
 
 PLAN_TEMPLATE = Entity(
@@ -365,6 +415,7 @@ PLAN_TEMPLATE = Entity(
             required=True,
             pattern=CURRENCY_PATTERN,
             pattern_rule="must be a three-letter currency code",
+            org_currency=True,
         ),
         _number("standingCharge", required=True, minimum=0),
         _enum(
@@ -433,7 +484,8 @@ PRICING = Entity(
         _bool("cumulative", default=False),
         _bool("tiersSpanPlan", default=False),
         Field("overagePricingBands", "object_list", items=_BAND),
-        _number("minimumSpend", minimum=0),
+        # [assume: pessimistic] a pricing's minimum spend not given is answered as 0
+        _number("minimumSpend", minimum=0, echo=0),
         _bool("minimumSpendBillInAdvance"),
         _text("minimumSpendDescription"),
         _code(),
@@ -474,11 +526,12 @@ COMMITMENT = Entity(
     (
         _ref("accountId", "accounts", required=True),
         _number("amount", required=True, minimum=0, exclusive=True),
-        Field("currency", "string", required=True, min_length=1),
+        Field("currency", "string", required=True, min_length=1, org_currency=True),
         Field("startDate", "date", required=True),
         Field("endDate", "date", required=True),
-        _number("amountFirstBill", minimum=0),
-        _number("amountPrePaid", minimum=0),
+        # [assume: pessimistic] amounts not given are answered as 0, not null
+        _number("amountFirstBill", minimum=0, echo=0),
+        _number("amountPrePaid", minimum=0, echo=0),
         _ref("billingPlanId", "plans"),
         Field(
             "feeDates",
@@ -505,7 +558,7 @@ COMMITMENT = Entity(
                 "COUNTER_ADJUSTMENT_DEBIT",
             ),
         ),
-        _number("overageSurchargePercent"),
+        _number("overageSurchargePercent", echo=0),
         _bool("separateOverageUsage"),
         _ref("contractId", "contracts"),
         _enum("childBillingMode", *CHILD_BILLING_MODES),

@@ -22,7 +22,8 @@ from pipeline.sandbox.m3ter.errors import bad_request
 from pipeline.sandbox.m3ter.validation import parse_date, parse_datetime
 
 MAX_PAGE_SIZE = 100
-# [assume] m3ter does not document a default page size; account search defaults to 10.
+# [assume: pessimistic] m3ter does not document a default page size; account search defaults to
+# 10, so a client that sends none gets 10 and must page.
 DEFAULT_PAGE_SIZE = 10
 
 Predicate = Callable[[dict[str, Any]], bool]
@@ -78,7 +79,7 @@ def page_size(params: Mapping[str, str]) -> int:
     except ValueError:
         size = 0
     if not 1 <= size <= MAX_PAGE_SIZE:
-        # [assume] out-of-range page sizes are refused rather than clamped.
+        # [assume: pessimistic] out-of-range page sizes are refused rather than clamped.
         raise bad_request(f"pageSize: must be an integer from 1 to {MAX_PAGE_SIZE}")
     return size
 

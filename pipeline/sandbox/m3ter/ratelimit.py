@@ -36,3 +36,47 @@ class RateLimiter:
                 return second + 1 - now
             self._windows[key] = (second, count + 1)
             return None
+
+
+class RollingLimiter:
+    """At most `limit` requests per key in any rolling `window` seconds: m3ter's per-source-IP
+    limit (20,000 per 5 minutes on the Config API, 5,000 on ingest).
+
+    m3ter refuses "until the 5-minute count drops below the cap". [assume: pessimistic] refused
+    requests count too, as a gateway's rate rule counts every request it sees: a client that
+    keeps knocking keeps the window full. Counts are kept per whole second, so memory stays at
+    `window` buckets per key however fast requests come.
+    """
+
+    def __init__(
+        self, limit: int, window: float = 300.0, clock: Callable[[], float] = time.time
+    ) -> None:
+        if limit < 1 or window <= 0:
+            raise ValueError("a rolling limit needs limit >= 1 and a positive window")
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._buckets: dict[Hashable, dict[int, int]] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, key: Hashable) -> float | None:
+        """Count one request; None if it may pass, else the seconds until the window drains
+        below the cap."""
+        now = self._clock()
+        second = math.floor(now)
+        oldest = math.floor(now - self.window) + 1
+        with self._lock:
+            buckets = self._buckets.setdefault(key, {})
+            for stale in [s for s in buckets if s < oldest]:
+                del buckets[stale]
+            seen = sum(buckets.values())
+            buckets[second] = buckets.get(second, 0) + 1
+            if seen < self.limit:
+                return None
+            # Wait until enough old seconds leave the window for the count to drop below the cap.
+            excess = seen + 1 - self.limit
+            for stamp in sorted(buckets):
+                excess -= buckets[stamp]
+                if excess <= 0:
+                    return max(0.0, stamp + self.window - now)
+            return self.window

@@ -19,10 +19,12 @@ from typing import Any
 
 from multidict import MultiMapping
 
+from pipeline.sandbox.m3ter import echo
 from pipeline.sandbox.m3ter.entities import ENTITIES, Entity
 from pipeline.sandbox.m3ter.errors import ApiError, bad_request, not_found
 from pipeline.sandbox.m3ter.journal import Journal, Record
 from pipeline.sandbox.m3ter.listing import encode_token, parse_query
+from pipeline.sandbox.m3ter.org import OrgSettings
 from pipeline.sandbox.m3ter.validation import (
     check_deletable,
     check_rules,
@@ -52,9 +54,14 @@ class Store:
     """The single org's objects, with code and reference indexes, persisted by a journal."""
 
     def __init__(
-        self, path: Path, actor: str, seed: Callable[[], Iterable[SeedObject]] = lambda: ()
+        self,
+        path: Path,
+        actor: str,
+        seed: Callable[[], Iterable[SeedObject]] = lambda: (),
+        org: OrgSettings | None = None,
     ) -> None:
         self.actor = actor
+        self._org = org or OrgSettings()
         self._seed = seed
         self._lock = threading.RLock()
         self._journal = Journal(path)
@@ -78,7 +85,8 @@ class Store:
         self._objects: dict[str, dict[str, dict[str, Any]]] = {c: {} for c in ENTITIES}
         self._seq: dict[str, int] = {}
         self._next_seq = 1
-        self._codes: dict[str, dict[str, str]] = {c: {} for c in ENTITIES}
+        # code -> ids holding it, in creation order (several only where codes are not unique)
+        self._codes: dict[str, dict[str, list[str]]] = {c: {} for c in ENTITIES}
         # target id -> {(collection, referrer id, field name)}
         self._refs: dict[str, set[tuple[str, str, str]]] = {}
         self.measurements: list[dict[str, Any]] = []
@@ -106,15 +114,20 @@ class Store:
 
     def _index(self, collection: str, obj: dict[str, Any]) -> None:
         if obj.get("code") is not None:
-            self._codes[collection][obj["code"]] = obj["id"]
+            holders = self._codes[collection].setdefault(obj["code"], [])
+            if obj["id"] not in holders:
+                holders.append(obj["id"])
         for spec in ENTITIES[collection].references:
             for target in _as_list(obj.get(spec.name)):
                 self._refs.setdefault(target, set()).add((collection, obj["id"], spec.name))
 
     def _unindex(self, collection: str, obj: dict[str, Any]) -> None:
         code = obj.get("code")
-        if code is not None and self._codes[collection].get(code) == obj["id"]:
-            del self._codes[collection][code]
+        holders = self._codes[collection].get(code) if code is not None else None
+        if holders is not None and obj["id"] in holders:
+            holders.remove(obj["id"])
+            if not holders:
+                del self._codes[collection][code]
         for spec in ENTITIES[collection].references:
             for target in _as_list(obj.get(spec.name)):
                 holders = self._refs.get(target)
@@ -129,7 +142,8 @@ class Store:
         return self._objects.get(collection, {}).get(object_id)
 
     def by_code(self, collection: str, code: str) -> str | None:
-        return self._codes[collection].get(code)
+        holders = self._codes[collection].get(code)
+        return holders[0] if holders else None
 
     def referrers(self, object_id: str, collection: str) -> list[dict[str, Any]]:
         ids = {rid for c, rid, _ in self._refs.get(object_id, ()) if c == collection}
@@ -144,6 +158,10 @@ class Store:
 
     def objects(self, collection: str) -> Iterable[dict[str, Any]]:
         return self._objects[collection].values()
+
+    @property
+    def org(self) -> OrgSettings:
+        return self._org
 
     # ---- computed fields ----------------------------------------------------------------------
 
@@ -175,15 +193,15 @@ class Store:
         return {}
 
     def present(self, collection: str, obj: dict[str, Any]) -> dict[str, Any]:
-        """The object as the API answers it: stored fields plus read-only derived ones."""
-        extra = self._computed(collection, obj)
-        return {**obj, **extra} if extra else obj
+        """The object as the API answers it: every field, unset ones as m3ter shows them, and
+        the read-only derived ones."""
+        return echo.present(ENTITIES[collection], obj, self._computed(collection, obj))
 
     # ---- operations ---------------------------------------------------------------------------
 
     def create(self, collection: str, body: Any) -> tuple[dict[str, Any], Future[None]]:
         entity = ENTITIES[collection]
-        cleaned = clean_body(entity, body)
+        cleaned = _with_band_ids(collection, clean_body(entity, body))
         with self._lock:
             check_rules(entity, cleaned, None, self)
             now = _now()
@@ -213,7 +231,7 @@ class Store:
             current = self._existing(entity, object_id)
             object_id = current["id"]
             check_version(entity, body, current)
-            cleaned = clean_body(entity, body)
+            cleaned = _with_band_ids(collection, clean_body(entity, body))
             check_rules(entity, cleaned, object_id, self)
             obj = {
                 "id": object_id,
@@ -251,7 +269,7 @@ class Store:
                 narrowed.append(set(query.candidates))
             if query.codes is not None:
                 index = self._codes[collection]
-                narrowed.append({index[code] for code in query.codes if code in index})
+                narrowed.append({i for code in query.codes for i in index.get(code, ())})
             if query.index_filter is not None:
                 name, targets = query.index_filter
                 narrowed.append(
@@ -468,6 +486,17 @@ class Store:
             self._next_seq = max(self._next_seq, record["nextSeq"])
         else:
             raise ValueError(f"unknown journal record {op!r}")
+
+
+def _with_band_ids(collection: str, obj: dict[str, Any]) -> dict[str, Any]:
+    """[assume: pessimistic] m3ter gives each pricing band an id of its own, which answers show
+    and which a client that compares bands must look past."""
+    if collection != "pricings":
+        return obj
+    for name in ("pricingBands", "overagePricingBands"):
+        for band in obj.get(name) or []:
+            band.setdefault("id", new_id())
+    return obj
 
 
 def _as_list(value: Any) -> list[str]:

@@ -20,11 +20,11 @@ from pipeline.sandbox.m3ter.entities import (
     ENTITIES,
     NUMERIC_CATEGORIES,
     SEGMENTABLE_CATEGORIES,
-    WILDCARD,
     Entity,
     Field,
 )
 from pipeline.sandbox.m3ter.errors import bad_request
+from pipeline.sandbox.m3ter.org import OrgSettings
 
 UUID_PATTERN = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z"
@@ -32,6 +32,8 @@ UUID_PATTERN = re.compile(
 DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")
 IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$.]*")
 _INVALID = object()
+# Answered on every object, never taken from a body.
+AUDIT_FIELDS = ("id", "version", "dtCreated", "dtLastModified", "createdBy", "lastModifiedBy")
 
 
 class Lookup(Protocol):
@@ -51,27 +53,35 @@ class Lookup(Protocol):
 
     def objects(self, collection: str) -> Iterable[dict[str, Any]]: ...
 
+    @property
+    def org(self) -> OrgSettings:
+        """The organization's set-up: currencies, external mapping configuration."""
+        ...
+
 
 # ---- values -------------------------------------------------------------------------------------
 
 
 def parse_datetime(text: str) -> datetime | None:
-    """An RFC 3339 date-time; [assume] one without an offset (the SDK sends naive ones) is UTC."""
+    """An RFC 3339 date-time with its offset.
+
+    [assume: pessimistic] one without an offset (`2024-01-01T00:00:00`) is refused, as a strict
+    ISO 8601 instant parser refuses it, rather than read as UTC.
+    """
     if "T" not in text and "t" not in text:
         return None
     try:
         value = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return None if value.tzinfo is None else value.astimezone(UTC)
 
 
 def format_datetime(value: datetime) -> str:
-    """[assume] m3ter echoes date-times in UTC with `Z`, milliseconds only when there are any."""
+    """[assume: pessimistic] m3ter answers date-times in UTC with milliseconds, always
+    (`2024-01-01T00:00:00.000Z` for the `2024-01-01T00:00:00Z` it was sent)."""
     value = value.astimezone(UTC)
-    if value.microsecond:
-        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
 def parse_date(text: str) -> date | None:
@@ -87,13 +97,16 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def normalized_segment(segment: dict[str, str], segmented_fields: list[str]) -> tuple[str, ...]:
-    """A segment as a comparable tuple in `segmentedFields` order; an omitted key is a wildcard.
+def normalized_segment(
+    segment: dict[str, str], segmented_fields: list[str]
+) -> tuple[str | None, ...]:
+    """A segment as a comparable tuple in `segmentedFields` order (None for a key left out).
 
-    [assume] m3ter reads a key left out of a segment as `*` (DESIGN §6.8 relies on this), so
-    `{"tier": "Premium"}` and `{"region": "*", "tier": "Premium"}` are the same segment.
+    [assume: pessimistic] A key left out is not a wildcard: m3ter documents that a segment value
+    the aggregation does not define is an error, and the wildcard `*` is a value like any other,
+    to be defined on the aggregation and sent explicitly.
     """
-    return tuple(segment.get(name, WILDCARD) for name in segmented_fields)
+    return tuple(segment.get(name) for name in segmented_fields)
 
 
 def segment_string(segment: dict[str, str] | None) -> str | None:
@@ -109,19 +122,39 @@ def segment_string(segment: dict[str, str] | None) -> str | None:
 def clean_body(entity: Entity, body: Any) -> dict[str, Any]:
     """The body reduced to the entity's fields, type-checked, with defaults for omitted ones.
 
-    Unknown fields are dropped ([assume]: m3ter ignores properties it does not know), audit fields
-    are never taken from a body, and a field that is absent or ([assume]) null counts as not sent,
-    which is what makes a PUT a full replacement. [assume] An omitted field with a documented
-    default (`type: DEBIT`, `cumulative: false`, ...) and `customFields` (`{}`) are answered with
-    that default, on create and after a PUT alike.
+    [assume: pessimistic] A property m3ter does not know is refused (a strict JSON binding), at
+    any depth; only the fields m3ter itself answers with and never takes (`id`, `version`, the
+    audit fields, derived ones such as a plan's `productId`) are ignored, so that an object read
+    can be sent back. Audit fields are never taken from a body, and a field that is absent or
+    ([assume] kept) null counts as not sent, which is what makes a PUT a full replacement. An
+    omitted field with a documented default (`type: DEBIT`, `cumulative: false`, ...) is stored
+    with that default, on create and after a PUT alike.
     """
     if not isinstance(body, dict):
         raise bad_request("request body: must be a JSON object")
     errors: list[str] = []
+    ignored = {*AUDIT_FIELDS, *entity.computed}
+    _check_known(entity.fields, {k: v for k, v in body.items() if k not in ignored}, "", errors)
     cleaned = _clean_members(entity.fields, body, "", errors)
     if errors:
         raise bad_request("; ".join(errors))
     return cleaned
+
+
+def _check_known(
+    fields: Iterable[Field], body: dict[str, Any], prefix: str, errors: list[str]
+) -> None:
+    known = {spec.name: spec for spec in fields}
+    for name, value in body.items():
+        spec = known.get(name)
+        if spec is None:
+            errors.append(f"{prefix}{name}: is not a property m3ter knows here")
+        elif spec.kind == "object" and isinstance(value, dict):
+            _check_known(spec.items, value, f"{prefix}{name}.", errors)
+        elif spec.kind == "object_list" and isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, dict):
+                    _check_known(spec.items, item, f"{prefix}{name}[{i}].", errors)
 
 
 def _clean_members(
@@ -131,7 +164,8 @@ def _clean_members(
     for spec in fields:
         path = f"{prefix}{spec.name}"
         value = body.get(spec.name)
-        if value is None:
+        if value is None or (value == "" and spec.kind == "string" and spec.unset == ""):
+            # What m3ter echoes for text never given can be sent back: it means not given.
             if spec.required:
                 errors.append(f"{path}: is required")
             elif spec.default is not None:
@@ -322,6 +356,7 @@ def check_rules(entity: Entity, obj: dict[str, Any], own_id: str | None, lookup:
     for first, second in EXACTLY_ONE.get(entity.collection, ()):
         _exactly_one(obj, first, second)
     _check_unique_code(entity, obj, own_id, lookup)
+    _check_currencies(entity, obj, lookup)
     _check_references(entity, obj, lookup)
     for rule in RULES.get(entity.collection, ()):
         rule(lookup, obj, own_id)
@@ -331,15 +366,28 @@ def _check_unique_code(
     entity: Entity, obj: dict[str, Any], own_id: str | None, lookup: Lookup
 ) -> None:
     code = obj.get("code")
-    if code is None:
+    if code is None or not entity.unique_code:
         return
     holder = lookup.by_code(entity.collection, code)
     if holder is not None and holder != own_id:
         # [assume] m3ter's status for a duplicate code is undocumented; 400 like other rules.
+        # Only entities whose code m3ter documents as unique refuse one; a second Contract with
+        # the same code is simply a second Contract.
         raise bad_request(
             f"code: '{code}' is already used by another {entity.name} "
             f"(id {holder}); codes must be unique per {entity.name}"
         )
+
+
+def _check_currencies(entity: Entity, obj: dict[str, Any], lookup: Lookup) -> None:
+    currencies = lookup.org.currencies
+    for spec in entity.fields:
+        value = obj.get(spec.name)
+        if spec.org_currency and value is not None and value not in currencies:
+            raise bad_request(
+                f"{spec.name}: {value} is not a currency of this organization "
+                f"({', '.join(currencies)})"
+            )
 
 
 def _check_references(entity: Entity, obj: dict[str, Any], lookup: Lookup) -> None:
@@ -471,13 +519,20 @@ def _aggregation_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None) 
     segments = obj.get("segments") or []
     if segments and not segmented:
         raise bad_request("segments: need segmentedFields to say which fields they segment on")
-    seen: set[tuple[str, ...]] = set()
+    seen: set[tuple[str | None, ...]] = set()
     for i, segment in enumerate(segments):
         unknown = sorted(set(segment) - set(segmented))
         if unknown:
             raise bad_request(
                 f"segments[{i}]: key {unknown[0]} is not one of the segmentedFields "
                 f"({', '.join(segmented)})"
+            )
+        missing = [name for name in segmented if name not in segment]
+        if missing:
+            # [assume: pessimistic] a segment gives a value (or `*`) for every segmented field
+            raise bad_request(
+                f"segments[{i}]: has no value for {missing[0]}; give every segmentedField a "
+                "value or the wildcard *"
             )
         key = normalized_segment(segment, segmented)
         if key in seen:
@@ -561,12 +616,12 @@ def _pricing_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None) -> N
         )
     product = _product_of_plan_side(lookup, obj)
     segment = obj.get("segment")
+    aggregation = None
     if obj.get("aggregationId"):
         aggregation = lookup.get("aggregations", obj["aggregationId"])
         assert aggregation is not None
         meter = lookup.get("meters", aggregation["meterId"])
         owner = meter.get("productId") if meter else None
-        _check_segment(aggregation, segment)
     else:
         compound = lookup.get("compoundaggregations", obj["compoundAggregationId"])
         assert compound is not None
@@ -582,6 +637,8 @@ def _pricing_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None) -> N
             "aggregationId: the aggregation belongs to another Product than the "
             "plan; only its own Product's or global aggregations can price a plan"
         )
+    if aggregation is not None:
+        _check_segment(aggregation, segment)
     _check_pricing_overlap(lookup, obj, own_id)
 
 
@@ -603,11 +660,17 @@ def _check_segment(aggregation: dict[str, Any], segment: dict[str, str] | None) 
             f"segment: key {unknown[0]} is not one of the aggregation's "
             f"segmentedFields ({', '.join(fields)})"
         )
+    missing = [name for name in fields if name not in segment]
+    if missing:
+        raise bad_request(
+            f"segment: has no value for {missing[0]}; Aggregation {aggregation['id']} is "
+            f"segmented on {', '.join(fields)}"
+        )
     wanted = normalized_segment(segment, fields)
-    # [assume] A pricing prices exactly one segment defined on the aggregation. `*` is the
-    # wildcard value: a pricing for `{"region": "*"}` needs that wildcard segment defined, and a
-    # concrete value does not match a wildcard definition (that matching happens to usage at
-    # billing time, not to pricings).
+    # [assume] A pricing prices exactly one segment defined on the aggregation (documented: an
+    # undefined segment value is an error). `*` is the wildcard value: a pricing for
+    # `{"region": "*"}` needs that wildcard segment defined, and a concrete value does not match
+    # a wildcard definition (that matching happens to usage at billing time, not to pricings).
     if all(normalized_segment(s, fields) != wanted for s in segments):
         raise bad_request(
             f"segment: {segment} is not one of the segments defined on Aggregation "
@@ -688,29 +751,33 @@ def _commitment_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None) -
 
 
 def _external_mapping_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None) -> None:
-    # [assume] m3terEntity names an entity this sandbox serves, and m3terId one of its objects
-    target = BY_NAME.get(obj["m3terEntity"])
-    if target is None:
-        raise bad_request(f"m3terEntity: must be one of {', '.join(sorted(BY_NAME))}")
-    if lookup.get(target.collection, obj["m3terId"]) is None:
-        raise bad_request(f"m3terId: no {target.name} with id '{obj['m3terId']}' exists")
-    key = (obj["externalSystem"], obj["externalTable"], obj["externalId"], obj["m3terEntity"])
-    for other in lookup.objects("externalmappings"):
-        if (
-            other["id"] != own_id
-            and (
-                other["externalSystem"],
-                other["externalTable"],
-                other["externalId"],
-                other["m3terEntity"],
-            )
-            == key
-        ):
-            # [assume] one mapping per external record and m3ter entity type.
-            raise bad_request(
-                f"externalId: {key[0]}/{key[1]}/{key[2]} is already mapped to a "
-                f"{key[3]} (ExternalMapping {other['id']})"
-            )
+    """What the org's ExternalMapping configuration permits, and an m3ter object to point at.
+
+    [assume: pessimistic] Nothing keeps two mappings of one external record and entity apart:
+    m3ter documents no uniqueness for them, so a client must not count on a refusal.
+    """
+    org = lookup.org
+    entity_name = obj["m3terEntity"]
+    if entity_name not in org.mapped_entities:
+        raise bad_request(
+            f"m3terEntity: {entity_name} is not an entity this organization's external mapping "
+            f"configuration permits ({', '.join(org.mapped_entities)})"
+        )
+    system = org.system(obj["externalSystem"])
+    if system is None:
+        known = ", ".join(s.name for s in org.external_systems) or "none"
+        raise bad_request(
+            f"externalSystem: {obj['externalSystem']} is not configured for external mappings "
+            f"(configured: {known})"
+        )
+    if obj["externalTable"] not in system.tables and not system.allow_custom_tables:
+        raise bad_request(
+            f"externalTable: {obj['externalTable']} is not a table of external system "
+            f"{system.name}, and custom external tables are not allowed"
+        )
+    target = BY_NAME.get(entity_name)
+    if target is None or lookup.get(target.collection, obj["m3terId"]) is None:
+        raise bad_request(f"m3terId: no {entity_name} with id '{obj['m3terId']}' exists")
 
 
 EXACTLY_ONE: dict[str, tuple[tuple[str, str], ...]] = {
@@ -735,20 +802,13 @@ RULES: dict[str, tuple[Rule, ...]] = {
 def check_version(entity: Entity, body: Any, current: dict[str, Any]) -> None:
     """Optimistic locking: a PUT must carry the stored version.
 
-    [assume] m3ter's status for a stale or missing version is undocumented and its error list has
-    no 409, so both are 400 (the SDK would also retry a 409 pointlessly).
+    [assume: pessimistic] m3ter's status and message for a stale or missing version are
+    undocumented and its error list has no 409: both are a 400 whose message names neither the
+    version nor the conflict, so a client can only tell by reading the object back.
     """
     version = body.get("version") if isinstance(body, dict) else None
-    if version is None:
-        raise bad_request(
-            f"version: is required to update a {entity.name} (the current version "
-            f"is {current['version']})"
-        )
-    if not is_number(version) or version != current["version"]:
-        raise bad_request(
-            f"version: {version} is stale; the current version of {entity.name} "
-            f"{current['id']} is {current['version']}"
-        )
+    if version is None or not is_number(version) or version != current["version"]:
+        raise bad_request(f"Bad request: the {entity.name} could not be updated")
 
 
 def check_deletable(entity: Entity, object_id: str, lookup: Lookup) -> None:

@@ -128,7 +128,7 @@ CASES: dict[str, Case] = {
             "quantity_per_unit": 1,
             "rounding": "NONE",
             "unit": "GB",
-            "code": unique("Bundle-"),
+            "code": unique("bundle_"),
             "product_id": seed_id("products", "data_platform"),
         },
         {"calculation": "storage_gb + transfer_gb"},
@@ -200,7 +200,7 @@ CASES: dict[str, Case] = {
             "m3ter_entity": "Account",
             "m3ter_id": b.account(),
         },
-        {"external_table": "Contact"},
+        {"external_table": "Contract"},
         "external_table",
     ),
 }

@@ -176,14 +176,14 @@ def test_an_unknown_id_is_a_404_naming_the_entity(client: m3ter.M3ter):
 def test_an_http_fault_answers_its_status_with_a_message(
     start_m3ter: StartM3ter, kind: str, status: int
 ):
-    with start_m3ter(**_faults({kind: 1.0})) as sandbox:
+    with start_m3ter(**_faults({f"{kind}@products": 1.0})) as sandbox:
         answer = sandbox.authed().get(sandbox.org_url("products"))
         assert answer.status_code == status
         assert set(answer.json()) == {"message"}
 
 
 def test_a_drop_fault_closes_the_connection_without_an_answer(start_m3ter: StartM3ter):
-    with start_m3ter(**_faults({"drop": 1.0})) as sandbox:
+    with start_m3ter(**_faults({"drop@products": 1.0})) as sandbox:
         with pytest.raises(requests.exceptions.ConnectionError):
             sandbox.authed().get(sandbox.org_url("products"))
         dropped = [c for c in sandbox.counters()["counters"] if c["status"] == 0]
@@ -191,7 +191,7 @@ def test_a_drop_fault_closes_the_connection_without_an_answer(start_m3ter: Start
 
 
 def test_a_slow_fault_delays_the_answer(start_m3ter: StartM3ter):
-    with start_m3ter(**_faults({"slow": 1.0}, slow_seconds=0.3)) as sandbox:
+    with start_m3ter(**_faults({"slow@products": 1.0}, slow_seconds=0.3)) as sandbox:
         session = sandbox.authed()
         started = time.monotonic()
         assert session.get(sandbox.org_url("products")).status_code == 200
@@ -199,16 +199,18 @@ def test_a_slow_fault_delays_the_answer(start_m3ter: StartM3ter):
 
 
 def test_an_expire_fault_ends_the_token_early(start_m3ter: StartM3ter):
-    with start_m3ter(**_faults({"expire": 1.0})) as sandbox:
-        answer = sandbox.authed().get(sandbox.org_url("products"))
+    with start_m3ter(**_faults({"expire@products": 1.0})) as sandbox:
+        session = sandbox.authed()
+        answer = session.get(sandbox.org_url("products"))
         assert answer.status_code == 403
-        assert answer.json() == {"message": "Forbidden: the access token has expired"}
+        assert answer.json() == {"message": "Forbidden or Unauthorized"}
+        assert session.get(sandbox.org_url("meters")).status_code == 403
 
 
 def test_the_sdk_gets_past_an_expired_token_because_it_fetches_one_per_call(
     start_m3ter: StartM3ter,
 ):
-    with start_m3ter(**_faults({"expire": 0.5}, seed=3)) as sandbox:
+    with start_m3ter(**_faults({"expire@products": 0.5}, seed=3)) as sandbox:
         client = sandbox.client()
         outcomes = []
         for _ in range(8):
@@ -233,7 +235,12 @@ def _outcomes(sandbox: RunningM3ter) -> list[str]:
 
 
 def test_the_same_fault_seed_injects_the_same_faults(start_m3ter: StartM3ter):
-    rates = {"http500": 0.15, "http502": 0.15, "http504": 0.15, "drop": 0.1}
+    rates = {
+        "http500@products": 0.15,
+        "http502@products": 0.15,
+        "http504@products": 0.15,
+        "drop@products": 0.1,
+    }
     with start_m3ter(name="a", **_faults(rates, seed=11)) as first:
         a = _outcomes(first)
     with start_m3ter(name="b", **_faults(rates, seed=11)) as second:
@@ -245,9 +252,51 @@ def test_the_same_fault_seed_injects_the_same_faults(start_m3ter: StartM3ter):
     assert {"200", "500", "502", "504", "drop"} <= set(a)
 
 
-def test_faults_spare_the_token_endpoint(start_m3ter: StartM3ter):
-    with start_m3ter(**_faults({"http500": 1.0})) as sandbox:
-        assert sandbox.token()
+def test_faults_strike_the_token_endpoint_too(start_m3ter: StartM3ter):
+    with start_m3ter(**_faults({"http503": 1.0})) as sandbox:
+        grant = {"grant_type": "client_credentials"}
+        url = f"{sandbox.url}/oauth/token"
+        answer = sandbox.session().post(url, auth=sandbox.basic, json=grant)
+        assert answer.status_code == 503
+
+
+def test_a_fault_scoped_to_a_collection_spares_the_token_and_the_others(start_m3ter: StartM3ter):
+    with start_m3ter(**_faults({"http500@plans": 1.0})) as sandbox:
+        session = sandbox.authed()
+        assert session.get(sandbox.org_url("products")).status_code == 200
+        assert session.get(sandbox.org_url("plans")).status_code == 500
+
+
+def test_a_lost_answer_applies_the_write_and_closes_the_connection(start_m3ter: StartM3ter):
+    with start_m3ter(**_faults({"lost_answer@products": 1.0})) as sandbox:
+        session = sandbox.authed()
+        with pytest.raises(requests.exceptions.ConnectionError):
+            session.post(sandbox.org_url("products"), json={"code": "p", "name": "P"})
+        listed = sandbox.authed().get(sandbox.org_url("products"), params={"pageSize": 100})
+        assert [p["code"] for p in listed.json()["data"]].count("p") == 1
+
+
+def test_a_lost_answer_spares_reads(start_m3ter: StartM3ter):
+    with start_m3ter(**_faults({"lost_answer": 1.0})) as sandbox:
+        assert sandbox.authed().get(sandbox.org_url("products")).status_code == 200
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
+def test_a_lost_answer_strikes_every_write_method(start_m3ter: StartM3ter, method: str):
+    with start_m3ter(name="plain") as clean:
+        created = clean.authed().post(clean.org_url("products"), json={"code": "p", "name": "P"})
+        product = created.json()
+    with start_m3ter(name="plain", **_faults({"lost_answer@products": 1.0})) as sandbox:
+        body = {"code": "p", "name": "P2", "version": product["version"]}
+        url = sandbox.org_url(f"products/{product['id']}")
+        with pytest.raises(requests.exceptions.ConnectionError):
+            sandbox.authed().request(method, url, json=body if method == "PUT" else None)
+    with start_m3ter(name="plain") as after:
+        answer = after.authed().get(after.org_url(f"products/{product['id']}"))
+        if method == "PUT":
+            assert answer.json()["name"] == "P2"
+        else:
+            assert answer.status_code == 404
 
 
 def _faults(rates: dict[str, float], seed: int = 0, slow_seconds: float = 2.0) -> dict[str, Any]:

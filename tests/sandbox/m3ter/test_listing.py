@@ -75,7 +75,7 @@ def test_contracts_filter_by_account(client: m3ter.M3ter):
 
 def test_aggregations_filter_by_the_product_of_their_meter(client: m3ter.M3ter):
     codes = {a.code for a in client.aggregations.list(product_id=[API_PLATFORM])}
-    assert codes == {"api_calls", "gateway_requests"}
+    assert codes == {"api_calls", "gatewayRequests"}
 
 
 def test_plans_filter_by_product(client: m3ter.M3ter):

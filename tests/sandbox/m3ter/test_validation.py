@@ -8,6 +8,7 @@ from typing import Any
 import m3ter
 import pytest
 
+from pipeline.sandbox.m3ter.org import ExternalSystem, OrgSettings
 from pipeline.sandbox.m3ter.validation import (
     calculation_references,
     format_datetime,
@@ -27,7 +28,7 @@ from tests.sandbox.m3ter.builders import (
     account_args,
     meter_args,
 )
-from tests.sandbox.m3ter.conftest import RunningM3ter
+from tests.sandbox.m3ter.conftest import RunningM3ter, StartM3ter
 
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
 
@@ -99,7 +100,84 @@ def test_an_aggregation_code_must_be_an_identifier(client: m3ter.M3ter):
             code="Sent-Messages",
         )
     )
-    assert message.startswith("code: must start with a lower-case letter")
+    assert message.startswith("code: must be letters, digits and '_'")
+
+
+def test_an_aggregation_code_may_be_camel_case(client: m3ter.M3ter):
+    created = client.aggregations.create(
+        name="x",
+        meter_id=MESSAGING_METER,
+        target_field="messages_sent",
+        aggregation="SUM",
+        rounding="NONE",
+        quantity_per_unit=1,
+        unit="m",
+        code="messagesSent",
+    )
+    assert created.code == "messagesSent"
+
+
+def test_a_compound_aggregation_code_must_be_an_identifier_too(client: m3ter.M3ter):
+    message = rejected(
+        lambda: client.compound_aggregations.create(
+            name="x",
+            calculation="storage_gb + transfer_gb",
+            quantity_per_unit=1,
+            rounding="NONE",
+            unit="GB",
+            code="01t000000000001AAA",
+        )
+    )
+    assert message.startswith("code: must be letters, digits and '_'")
+
+
+def test_a_property_m3ter_does_not_know_is_refused(sandbox: RunningM3ter):
+    message = raw_post(sandbox, "products", {"code": "p", "name": "P", "colour": "blue"})
+    assert message == "colour: is not a property m3ter knows here"
+
+
+def test_an_unknown_member_of_a_nested_object_is_refused(sandbox: RunningM3ter):
+    body = {
+        "code": "acme",
+        "name": "Acme",
+        "emailAddress": "a@acme.test",
+        "address": {"locality": "Leeds", "planet": "Earth"},
+    }
+    message = raw_post(sandbox, "accounts", body)
+    assert message == "address.planet: is not a property m3ter knows here"
+
+
+def test_an_object_as_answered_can_be_sent_back_whole(sandbox: RunningM3ter, client: m3ter.M3ter):
+    plan_id = Builder(client).plan()
+    session = sandbox.authed()
+    answered = session.get(sandbox.org_url(f"plans/{plan_id}")).json()
+    assert answered["productId"] and answered["dtCreated"]  # read-only fields come back too
+    again = session.put(sandbox.org_url(f"plans/{plan_id}"), json=answered)
+    assert again.status_code == 200 and again.json()["version"] == 2
+
+
+def test_a_currency_the_organization_lacks_is_refused(client: m3ter.M3ter):
+    message = rejected(lambda: client.accounts.create(**{**account_args(), "currency": "JPY"}))
+    assert message == "currency: JPY is not a currency of this organization (USD, EUR, GBP)"
+
+
+def test_a_commitment_in_a_currency_the_organization_lacks_is_refused(client: m3ter.M3ter):
+    account = Builder(client).account()
+    message = rejected(
+        lambda: client.commitments.create(
+            account_id=account,
+            amount=100,
+            currency="XXX",
+            start_date="2025-01-01",
+            end_date="2026-01-01",
+        )
+    )
+    assert message.startswith("currency: XXX is not a currency of this organization")
+
+
+def test_the_organization_lists_its_currencies(sandbox: RunningM3ter):
+    listed = sandbox.authed().get(sandbox.org_url("picklists/currency")).json()["data"]
+    assert [c["code"] for c in listed] == ["USD", "EUR", "GBP"]
 
 
 def test_a_name_over_200_characters_is_refused(client: m3ter.M3ter):
@@ -136,8 +214,11 @@ def test_quantity_per_unit_must_be_greater_than_zero(client: m3ter.M3ter):
 
 
 def test_every_shape_error_of_a_body_is_reported_at_once(sandbox: RunningM3ter):
-    message = raw_post(sandbox, "products", {"code": "", "name": 5})
-    assert message == "name: must be a string; code: must be 1 to 80 characters"
+    message = raw_post(sandbox, "products", {"code": " x", "name": 5})
+    assert message == (
+        "name: must be a string; code: must have no control characters and no leading, "
+        "trailing or inner whitespace other than single spaces"
+    )
 
 
 def test_a_meter_needs_derived_fields_as_a_list_not_null(sandbox: RunningM3ter):
@@ -237,6 +318,15 @@ def test_a_code_already_used_by_another_object_of_the_entity_is_refused(client: 
         lambda: client.accounts.create(code="acme", name="Other", email_address="b@acme.test")
     )
     assert message.startswith("code: 'acme' is already used by another Account")
+
+
+def test_two_contracts_may_share_a_code_as_m3ter_documents_no_uniqueness(client: m3ter.M3ter):
+    account = Builder(client).account()
+    args = {"account_id": account, "name": "C", "start_date": "2025-01-01"}
+    first = client.contracts.create(**args, end_date="2026-01-01", code="C-1")
+    second = client.contracts.create(**args, end_date="2026-01-01", code="C-1")
+    assert first.id != second.id
+    assert len(list(client.contracts.list(codes=["C-1"]))) == 2
 
 
 def test_the_same_code_may_be_used_by_two_entities(client: m3ter.M3ter):
@@ -477,20 +567,56 @@ def test_a_wildcard_segment_defined_on_the_aggregation_can_be_priced(client: m3t
     assert created.segment == {"region": "*", "tier": "Enterprise"}
 
 
-def test_a_key_left_out_of_a_segment_reads_as_the_wildcard(client: m3ter.M3ter):
-    created = pricing(
-        client, plan_template_id=API_TEMPLATE, aggregation_id=API_CALLS, segment={"tier": "Premium"}
-    )
+def test_a_key_left_out_of_a_segment_is_refused_not_read_as_a_wildcard(client: m3ter.M3ter):
     message = rejected(
         lambda: pricing(
             client,
             plan_template_id=API_TEMPLATE,
             aggregation_id=API_CALLS,
-            segment={"region": "*", "tier": "Premium"},
+            segment={"tier": "Premium"},
         )
     )
-    assert created.segment == {"tier": "Premium"}
-    assert message.startswith("startDate/endDate: overlaps Pricing")
+    assert message.startswith("segment: has no value for region")
+
+
+def test_a_concrete_value_does_not_match_a_wildcard_definition(client: m3ter.M3ter):
+    aggregation = client.aggregations.create(
+        name="Sent by region",
+        meter_id=MESSAGING_METER,
+        target_field="messages_sent",
+        aggregation="SUM",
+        rounding="NONE",
+        quantity_per_unit=1,
+        unit="message",
+        segmented_fields=["region"],
+        segments=[{"region": "*"}],
+    )
+    message = rejected(
+        lambda: pricing(
+            client,
+            plan_template_id=MESSAGING_TEMPLATE,
+            aggregation_id=aggregation.id,
+            segment={"region": "EMEA"},
+        )
+    )
+    assert "is not one of the segments defined" in message
+
+
+def test_an_aggregation_segment_must_give_every_segmented_field(client: m3ter.M3ter):
+    message = rejected(
+        lambda: client.aggregations.create(
+            name="Sent",
+            meter_id=MESSAGING_METER,
+            target_field="messages_sent",
+            aggregation="SUM",
+            rounding="NONE",
+            quantity_per_unit=1,
+            unit="message",
+            segmented_fields=["region", "tier"],
+            segments=[{"region": "NA"}],
+        )
+    )
+    assert message.startswith("segments[0]: has no value for tier")
 
 
 # ---- overlaps -----------------------------------------------------------------------------------
@@ -668,17 +794,18 @@ def test_meter_field_codes_must_be_unique(client: m3ter.M3ter):
 # ---- optimistic locking -------------------------------------------------------------------------
 
 
-def test_an_update_with_a_stale_version_is_refused(client: m3ter.M3ter):
+def test_an_update_with_a_stale_version_is_refused_without_saying_why(client: m3ter.M3ter):
     product = client.products.create(code="p", name="P")
     client.products.update(product.id, code="p", name="P2", version=1)
     message = rejected(lambda: client.products.update(product.id, code="p", name="P3", version=1))
-    assert message == f"version: 1 is stale; the current version of Product {product.id} is 2"
+    assert message == "Bad request: the Product could not be updated"
+    assert "version" not in message and "stale" not in message
 
 
 def test_an_update_without_a_version_is_refused(client: m3ter.M3ter):
     product = client.products.create(code="p", name="P")
     message = rejected(lambda: client.products.update(product.id, code="p", name="P2"))
-    assert message == "version: is required to update a Product (the current version is 1)"
+    assert message == "Bad request: the Product could not be updated"
 
 
 def test_a_refused_update_leaves_the_object_as_it_was(client: m3ter.M3ter):
@@ -697,11 +824,83 @@ def test_a_calculation_references_bare_names_only():
     ]
 
 
-def test_a_date_time_without_an_offset_is_read_as_utc_and_echoed_with_z():
-    parsed = parse_datetime("2025-01-01T10:00:00")
-    assert parsed is not None and format_datetime(parsed) == "2025-01-01T10:00:00Z"
+def test_a_date_time_without_an_offset_is_refused():
+    assert parse_datetime("2025-01-01T10:00:00") is None
     assert parse_datetime("2025-01-01") is None
 
 
-def test_an_omitted_segment_key_normalises_to_the_wildcard():
-    assert normalized_segment({"tier": "Premium"}, ["region", "tier"]) == ("*", "Premium")
+def test_a_date_time_is_echoed_in_utc_with_milliseconds():
+    parsed = parse_datetime("2025-01-01T12:00:00+02:00")
+    assert parsed is not None and format_datetime(parsed) == "2025-01-01T10:00:00.000Z"
+
+
+def test_an_omitted_segment_key_stays_missing():
+    assert normalized_segment({"tier": "Premium"}, ["region", "tier"]) == (None, "Premium")
+
+
+# ---- the organization's external mapping configuration ------------------------------------------
+
+
+def _mapping(client: m3ter.M3ter, **changes: Any) -> Any:
+    args = {
+        "external_system": "Salesforce",
+        "external_table": "Opportunity",
+        "external_id": "006000000000001AAA",
+        "m3ter_entity": "Account",
+        "m3ter_id": Builder(client).account(),
+        **changes,
+    }
+    return client.external_mappings.create(**args)
+
+
+def test_the_configuration_names_the_systems_tables_and_entities_it_permits(
+    sandbox: RunningM3ter,
+):
+    answer = sandbox.authed().get(sandbox.org_url("externalmappingconfiguration")).json()
+    (system,) = answer["externalSystems"]
+    assert system["name"] == "Salesforce" and system["allowCustomExternalTables"] is False
+    assert "Opportunity" in system["externalTables"]
+    assert "Commitment" in answer["m3terEntities"]
+
+
+def test_a_mapping_from_a_system_not_configured_is_refused(client: m3ter.M3ter):
+    message = rejected(lambda: _mapping(client, external_system="HubSpot"))
+    assert message.startswith("externalSystem: HubSpot is not configured")
+
+
+def test_a_mapping_from_a_custom_table_is_refused_until_custom_tables_are_allowed(
+    client: m3ter.M3ter,
+):
+    message = rejected(lambda: _mapping(client, external_table="SBQQ__Subscription__c"))
+    assert message.startswith("externalTable: SBQQ__Subscription__c is not a table")
+
+
+def test_a_custom_table_maps_where_the_system_allows_custom_tables(start_m3ter: StartM3ter):
+    system = ExternalSystem("Salesforce", ("Account",), allow_custom_tables=True)
+    with start_m3ter(org=OrgSettings(external_systems=(system,))) as sandbox:
+        client = sandbox.client()
+        made = _mapping(client, external_table="SBQQ__Subscription__c")
+        assert made.external_table == "SBQQ__Subscription__c"
+
+
+def test_a_mapping_to_an_entity_not_permitted_is_refused(start_m3ter: StartM3ter):
+    with start_m3ter(org=OrgSettings(mapped_entities=("Commitment",))) as sandbox:
+        message = rejected(lambda: _mapping(sandbox.client()))
+        assert message.startswith("m3terEntity: Account is not an entity this organization")
+
+
+def test_nothing_keeps_two_mappings_of_one_record_apart(client: m3ter.M3ter):
+    first = _mapping(client)
+    second = _mapping(client, m3ter_id=first.m3ter_id)
+    assert first.id != second.id
+
+
+def test_an_account_as_answered_can_be_sent_back_with_its_echoed_blanks(
+    sandbox: RunningM3ter, client: m3ter.M3ter
+):
+    account_id = Builder(client).account()
+    session = sandbox.authed()
+    answered = session.get(sandbox.org_url(f"accounts/{account_id}")).json()
+    assert answered["currency"] == ""
+    again = session.put(sandbox.org_url(f"accounts/{account_id}"), json=answered)
+    assert again.status_code == 200 and again.json()["currency"] == ""
