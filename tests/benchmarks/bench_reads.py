@@ -12,8 +12,9 @@ reconcile does), in a fresh copy of that state and a fresh warehouse:
 
 1. set-up, not measured: a partition of `--changes` accounts and as many OrderItems, staged and
    loaded (accounts, plans, pricings, account plans);
-2. a partition in which all `--changes` OrderItems changed price;
-3. a partition in which one changed price.
+2. a partition of `--changes` changed records: half the accounts renamed, and the OrderItems of
+   the other half repriced;
+3. a partition of one changed record: an OrderItem repriced.
 
 Reads, writes and wall time of 2 and 3 are read off the client's spend. Targets: the read count
 of a run does not depend on m3ter's size (within 5 reads between the sizes), at most 40 reads for
@@ -143,19 +144,25 @@ def seed_state(path: Path, size: int) -> None:
 # --- the warehouse ---------------------------------------------------------------------------
 
 
-def write_raw(warehouse: Warehouse, day: str, items: range, price: float, accounts: bool) -> None:
+def write_raw(
+    warehouse: Warehouse,
+    day: str,
+    accounts: range,
+    items: range,
+    price: float,
+    name: str = "Account",
+) -> None:
+    """Accounts and OrderItems numbered from 1: OrderItem n belongs to account n."""
     con = duckdb.connect()
     meta = (
         f"TIMESTAMP '{day} 10:00:00' AS _version_stamp, '{day}' AS _partition, "
         "now()::TIMESTAMP AS _extracted_at"
     )
-    first, last = items.start, items.stop
-    account_filter = "" if accounts else "WHERE false"
     con.execute(
         f"""CREATE TABLE a AS SELECT '001' || lpad(i::VARCHAR, 12, '0') || 'AAA' AS "Id",
-            false AS "IsDeleted", 'Account ' || i AS "Name",
+            false AS "IsDeleted", '{name} ' || i AS "Name",
             'billing' || i || '@example.com' AS "Billing_Email__c", {meta}
-            FROM range({first}, {last}) t(i) {account_filter}"""
+            FROM range({accounts.start}, {accounts.stop}) t(i)"""
     )
     con.execute(
         f"""CREATE TABLE i AS SELECT '802' || lpad(i::VARCHAR, 12, '0') || 'AAA' AS "Id",
@@ -165,7 +172,7 @@ def write_raw(warehouse: Warehouse, day: str, items: range, price: float, accoun
             DATE '2024-01-01' AS "ServiceDate", DATE '2024-12-31' AS "EndDate",
             {price}::DOUBLE AS "UnitPrice",
             '001' || lpad(i::VARCHAR, 12, '0') || 'AAA' AS "Order.AccountId", {meta}
-            FROM range({first}, {last}) t(i)"""
+            FROM range({items.start}, {items.stop}) t(i)"""
     )
     warehouse.write_partition(con, raw_table(source_object("Account")), day, "FROM a")
     warehouse.write_partition(con, raw_table(source_object("OrderItem")), day, "FROM i")
@@ -215,9 +222,10 @@ def side(root: Path, state: Path, changes: int, whole: bool) -> tuple[Measured, 
     shutil.copy(state, sandbox_dir / "m3ter" / "state.jsonl")
     warehouse = Warehouse(root / "warehouse")
     mappings = compiled(root)
-    write_raw(warehouse, DAYS[0], range(1, changes + 1), 0.05, accounts=True)
-    write_raw(warehouse, DAYS[1], range(1, changes + 1), 0.06, accounts=False)
-    write_raw(warehouse, DAYS[2], range(1, 2), 0.07, accounts=False)
+    half = changes // 2
+    write_raw(warehouse, DAYS[0], range(1, changes + 1), range(1, changes + 1), 0.05)
+    write_raw(warehouse, DAYS[1], range(1, half + 1), range(half + 1, changes + 1), 0.06, "Renamed")
+    write_raw(warehouse, DAYS[2], range(0), range(changes, changes + 1), 0.07)
     with sandbox_process(
         sandbox_dir, "--only", "m3ter", "--m3ter-rate-limit", "0", timeout=600
     ) as (_, info):
