@@ -10,6 +10,9 @@ import pytest
 import requests
 from simple_salesforce import Salesforce
 
+from pipeline.m3ter.client import M3terClient
+from pipeline.m3ter.errors import M3terForbidden
+from pipeline.m3ter.settings import sandbox_settings
 from pipeline.salesforce.session import salesforce_session
 from tests.processes import M3SYNC, sandbox_process
 
@@ -86,6 +89,25 @@ def test_bad_fault_settings_are_a_usage_error(tmp_path):
     )
     assert result.returncode == 2
     assert "unknown fault kinds" in result.stderr
+
+
+def test_a_permission_to_deny_must_name_an_action_and_a_collection(tmp_path):
+    command = [M3SYNC, "sandbox", "up", "--state-dir", str(tmp_path), "--only", "m3ter"]
+    result = subprocess.run(
+        [*command, "--m3ter-deny", "write:plans"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2
+    assert "<action>:<collection>" in result.stderr
+
+
+def test_a_sandbox_service_user_can_lack_a_permission(tmp_path):
+    with sandbox_process(
+        tmp_path / "sandbox", "--only", "m3ter", "--m3ter-deny", "create:commitments"
+    ) as (_, info):
+        client = M3terClient(sandbox_settings(info["m3ter"]))
+        with pytest.raises(M3terForbidden) as refused:
+            client.create("commitments", {})
+        assert refused.value.permission == "config:create commitments"
 
 
 def test_mappings_export_writes_the_org_s_records_as_the_shipped_files(tmp_path):

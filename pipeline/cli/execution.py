@@ -38,7 +38,7 @@ from assets.load import AFTER
 from assets.partitions import daily_partitions, partitions_per_run
 from pipeline.alerts import one_line
 from pipeline.cli.app import Options, console, fail, warehouse_root
-from pipeline.cli.runs import dagster_home
+from pipeline.cli.home import dagster_home
 
 # `backfill_policy` is a beta parameter the assets rely on knowingly.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)

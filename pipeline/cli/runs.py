@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from pipeline.cli.app import WarehouseRoot, app, console, fail, warehouse_root
+from pipeline.cli.home import dagster_home
 from pipeline.cli.sandbox import (
     DEFAULT_STATE_DIR,
     Accounts,
@@ -37,19 +38,8 @@ if TYPE_CHECKING:
     from pipeline.sandbox.server import RunningSandbox
 
 PROJECT = Path(__file__).resolve().parents[2]
-DEFAULT_HOME = Path(".m3sync/dagster")
-# Telemetry off; one step at a time in the `m3ter_api` pool across every run of this instance,
-# so overlapping runs share m3ter's rate limit instead of each spending it whole.
-INSTANCE_CONFIG = """\
-telemetry:
-  enabled: false
-concurrency:
-  pools:
-    default_limit: 1
-"""
 DEMO_M3TER_RATE = "45"  # the sandbox, like m3ter, allows 50 requests/s
 DEMO_M3TER_CONCURRENCY = "8"
-PLANNED_EVENTS_AS_SUBSET = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
 
 SandboxFile = Annotated[
     Path | None,
@@ -70,22 +60,6 @@ RunConfigFile = Annotated[
         "`resources: {extract_settings: {config: {rest_threshold: 0}}}`.",
     ),
 ]
-
-
-def dagster_home() -> Path:
-    """`DAGSTER_HOME`, made and configured on first use (an operator's own dagster.yaml stays)."""
-    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_HOME).resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(INSTANCE_CONFIG)
-    os.environ["DAGSTER_HOME"] = str(home)
-    # One "materialization planned" event per asset and run instead of one per asset and
-    # partition: Dagster's SQLite storage spends ~15 ms of Python on every event, and a year's
-    # range run of ~22 partitioned assets would otherwise write 8,000 of them before any work.
-    # Dagster's trade-off: partitions of a failed run show as missing rather than failed.
-    os.environ.setdefault(PLANNED_EVENTS_AS_SUBSET, "true")
-    return home
 
 
 def configure(sandbox: Path | None, warehouse: Path | None) -> None:

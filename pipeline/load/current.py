@@ -29,9 +29,10 @@ class Current:
         self.whole = whole
         self._objects: dict[str, dict[str, dict[str, Any]]] = {}
         self._codes: dict[str, dict[str, list[str]]] = {}
-        self._asked: dict[str, set[str]] = {}  # ids and codes already asked for
+        self._asked: dict[tuple[str, str], set[str]] = {}  # (collection, filter) -> values asked
         self._listed: set[str] = set()
         self._configuration: dict[str, Any] | None = None
+        self._configuration_read = False
         self._lock = threading.Lock()
 
     # ---- reads ------------------------------------------------------------------------------
@@ -53,10 +54,11 @@ class Current:
             self.listing(collection)
             return
         with self._lock:
-            asked = self._asked.setdefault(collection, set())
-            new = sorted({f"{by}:{w}" for w in wanted} - asked)
-            asked.update(new)
-        values = [item.split(":", 1)[1] for item in new]
+            if collection in self._listed:
+                return
+            asked = self._asked.setdefault((collection, by), set())
+            values = sorted(set(wanted) - asked)
+            asked.update(values)
         for start in range(0, len(values), BATCH):
             for obj in self.client.list(collection, **{by: values[start : start + BATCH]}):
                 self.remember(collection, obj)
@@ -78,9 +80,9 @@ class Current:
         """The organization's ExternalMapping configuration, read once per run; None when it
         cannot be read (no permission, or an m3ter without the endpoint)."""
         with self._lock:
-            if "configuration" in self._asked:
+            if self._configuration_read:
                 return self._configuration
-            self._asked["configuration"] = set()
+            self._configuration_read = True
         try:
             answer = self.client.read("externalmappingconfiguration")
         except (M3terRejected, M3terForbidden):

@@ -71,12 +71,18 @@ def commitment(
             if exc.status != 404:
                 raise  # a mapping left pointing at a deleted commitment is passed over
     for candidate in client.list("commitments", accountId=body.get("accountId")):
-        if not all(same(name, body.get(name), candidate.get(name)) for name in NATURAL_KEY):
+        if not same_natural_key(body, candidate):
             continue
         mapped = client.pages("externalmappings", "external", "Commitment", candidate["id"])
         if not any(m.get("externalSystem") == EXTERNAL_SYSTEM for m in mapped):
             return candidate, False
     return None, False
+
+
+def same_natural_key(body: dict[str, Any], commitment: dict[str, Any]) -> bool:
+    """Whether m3ter's commitment has the body's account, contract, currency, dates and amount,
+    compared through m3ter's echo."""
+    return all(same(name, body.get(name), commitment.get(name)) for name in NATURAL_KEY)
 
 
 def external_mappings(client: Client, table: str, source_id: str) -> list[dict[str, Any]]:

@@ -80,11 +80,13 @@ def prepare(
     spec: LoadEntity, rows: Sequence[dict[str, Any]], current: Current, knowledge: Knowledge
 ) -> None:
     """Read, in batches, every object the rows and their references name."""
-    mine = knowledge.of(spec.entity)
-    keys = [(row["_source_object"], row["_source_id"]) for row in rows]
-    current.fetch_ids(spec.collection, (mine.ids[k] for k in keys if k in mine.ids))
     if spec.collection in CODE_FILTERED:
+        # by code: the id map's objects hold the rows' codes too
         current.fetch_codes(spec.collection, (_code(row) for row in rows))
+    else:
+        mine = knowledge.of(spec.entity)
+        keys = [(row["_source_object"], row["_source_id"]) for row in rows]
+        current.fetch_ids(spec.collection, (mine.ids[k] for k in keys if k in mine.ids))
     live = [row for row in rows if not row["_tombstone"]]
     for ref in spec.references:
         codes = {row[ref.column] for row in live if row.get(ref.column)}
@@ -143,7 +145,7 @@ def plan(
         if found is None and (row["_source_object"], row["_source_id"]) in mine.uncertain:
             found, adopt = _look_up(spec, row, body, current)
         if found is None and listed is not None:
-            found = listed.orphans.pop(_natural_key(body), None)
+            found = listed.adopt(body)
             adopt = found is not None
         fields = row_fields(spec, row)
         if found is None:
@@ -266,24 +268,14 @@ class _Listed:
             if m.get("m3terEntity") == spec.name and m.get("externalSystem") == EXTERNAL_SYSTEM
         }
         mapped = set(self.external.values())
-        self.orphans = {
-            _natural_key(obj): obj
-            for obj in current.listing(spec.collection)
-            if obj["id"] not in mapped
-        }
+        self.orphans = [obj for obj in current.listing(spec.collection) if obj["id"] not in mapped]
 
-
-def _natural_key(body: dict[str, Any]) -> tuple[Any, ...]:
-    """A commitment's natural key, normalised so that equal values compare equal."""
-    return tuple(_normal(body.get(name)) for name in find.NATURAL_KEY)
-
-
-def _normal(value: Any) -> Any:
-    if value in (None, ""):
+    def adopt(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The first orphan whose natural key is the body's, taken so no other row adopts it."""
+        for index, orphan in enumerate(self.orphans):
+            if find.same_natural_key(body, orphan):
+                return self.orphans.pop(index)
         return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return value
 
 
 def _identity(found: dict[str, Any]) -> dict[str, Any]:

@@ -472,7 +472,8 @@ PRICING = Entity(
     "Pricing",
     (
         Field("startDate", "datetime", required=True),
-        # [assume] at least one band: the list is required, its minimum size is not documented.
+        # [assume: pessimistic] at least one band: the list is required, its minimum size is not
+        # documented.
         Field("pricingBands", "object_list", required=True, min_items=1, items=_BAND),
         _ref("planId", "plans"),
         _ref("planTemplateId", "plantemplates"),
@@ -583,7 +584,8 @@ EXTERNAL_MAPPING = Entity(
         Field("externalId", "string", required=True, min_length=1, max_length=200),
         Field("m3terEntity", "string", required=True, min_length=1),
         # The target collection depends on `m3terEntity`; the rule checks it. A mapping never keeps
-        # its m3ter object from being deleted ([assume]: m3ter leaves such mappings dangling).
+        # its m3ter object from being deleted ([assume: pessimistic]: m3ter leaves such mappings
+        # dangling, and a client must pass over one that points nowhere).
         Field("m3terId", "uuid", required=True),
         _text("integrationConfigId"),
     ),

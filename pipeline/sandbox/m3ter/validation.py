@@ -450,7 +450,8 @@ def _account_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None) -> N
 
 
 def _contract_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None) -> None:
-    # [assume] startDate before endDate (an exclusive end equal to the start is an empty contract)
+    # [assume: pessimistic] startDate before endDate (an exclusive end equal to the start would be
+    # an empty contract)
     _date_order(obj)
 
 
@@ -462,7 +463,8 @@ def _meter_fields(meter: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _meter_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None) -> None:
-    # [assume] field codes are unique within a meter (measurements address fields by code)
+    # [assume: pessimistic] field codes are unique within a meter (measurements address fields by
+    # code)
     codes = [f["code"] for f in [*obj["dataFields"], *obj["derivedFields"]]]
     duplicates = sorted({c for c in codes if codes.count(c) > 1})
     if duplicates:
@@ -539,7 +541,8 @@ def _aggregation_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None) 
             raise bad_request(f"segments[{i}]: the same segment is defined twice")
         seen.add(key)
     if own_id is not None:
-        # [assume] as with meter fields in use, a segment that a pricing prices stays defined
+        # [assume: pessimistic] as with meter fields in use, a segment that a pricing prices stays
+        # defined
         for pricing in lookup.referrers(own_id, "pricings"):
             segment = pricing.get("segment")
             if segment and normalized_segment(segment, segmented) not in seen:
@@ -564,15 +567,16 @@ def calculation_references(calculation: str) -> list[str]:
 
 
 def _compound_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None) -> None:
-    # [assume] every bare name in the formula is a simple aggregation's code (function calls and
-    # dotted names such as custom fields are not checked)
+    # [assume: pessimistic] every bare name in the formula is a simple aggregation's code
+    # (function calls and dotted names such as custom fields are not checked)
     for name in calculation_references(obj["calculation"]):
         if lookup.by_code("aggregations", name) is None:
             raise bad_request(f"calculation: '{name}' is not the code of an Aggregation")
 
 
 def _plan_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None) -> None:
-    # [assume] a bespoke plan needs the account it is bespoke to (the docs pair the two fields)
+    # [assume: pessimistic] a bespoke plan needs the account it is bespoke to (the docs pair the
+    # two fields)
     if obj.get("bespoke") and obj.get("accountId") is None:
         raise bad_request("accountId: is required for a bespoke Plan")
     if own_id is not None:
@@ -604,7 +608,8 @@ def _pricing_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None) -> N
                         )
     for bands in ("pricingBands", "overagePricingBands"):
         limits = [band["lowerLimit"] for band in obj.get(bands) or []]
-        # [assume] bands start at 0 and rise strictly; m3ter only documents lowerLimit >= 0.
+        # [assume: pessimistic] bands start at 0 and rise strictly; m3ter only documents
+        # lowerLimit >= 0.
         if limits and (limits[0] != 0 or any(b <= a for a, b in itertools.pairwise(limits))):
             raise bad_request(
                 f"{bands}: lowerLimit must start at 0 and rise strictly from band to band"
@@ -692,7 +697,8 @@ def _check_pricing_overlap(lookup: Lookup, obj: dict[str, Any], own_id: str | No
         if normalized_segment(other.get("segment") or {}, fields) != wanted:
             continue
         if overlaps(obj["startDate"], obj.get("endDate"), other["startDate"], other.get("endDate")):
-            # [assume] overlapping windows for one plan + aggregation + segment are rejected.
+            # [assume: pessimistic] overlapping windows for one plan + aggregation + segment are
+            # rejected.
             raise bad_request(
                 f"startDate/endDate: overlaps Pricing {other['id']} ({other['startDate']} to "
                 f"{other.get('endDate') or 'open end'}) for the same plan, aggregation and "
@@ -706,7 +712,7 @@ def _account_plan_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None)
     if plan is not None and plan.get("bespoke") and plan.get("accountId") != obj["accountId"]:
         raise bad_request(f"planId: Plan {plan['id']} is bespoke to another Account")
     if obj.get("contractId"):
-        # [assume] a linked contract must be one of the same account's contracts
+        # [assume: pessimistic] a linked contract must be one of the same account's contracts
         contract = lookup.get("contracts", obj["contractId"])
         if contract is not None and contract["accountId"] != obj["accountId"]:
             raise bad_request(f"contractId: Contract {contract['id']} belongs to another Account")
@@ -733,7 +739,8 @@ def _commitment_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None) -
             "separateOverageUsage: cannot be true while overageSurchargePercent is not 0"
         )
     if obj.get("feeDates") and obj.get("billingPlanId"):
-        # [assume] the docs say to omit billingPlanId when using feeDates; both is refused.
+        # [assume: pessimistic] the docs say to omit billingPlanId when using feeDates; both is
+        # refused.
         raise bad_request("feeDates/billingPlanId: give a billing plan or fee dates, not both")
     for i, fee in enumerate(obj.get("feeDates") or []):
         _date_order(
@@ -744,7 +751,7 @@ def _commitment_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None) -
             prefix=f"feeDates[{i}].",
         )
     if obj.get("contractId"):
-        # [assume] a linked contract must be one of the same account's contracts
+        # [assume: pessimistic] a linked contract must be one of the same account's contracts
         contract = lookup.get("contracts", obj["contractId"])
         if contract is not None and contract["accountId"] != obj["accountId"]:
             raise bad_request(f"contractId: Contract {contract['id']} belongs to another Account")
@@ -815,8 +822,9 @@ def check_deletable(entity: Entity, object_id: str, lookup: Lookup) -> None:
     """An object others still point at cannot be deleted.
 
     m3ter documents this for Accounts (AccountPlans) and Contracts (AccountPlans, Commitments);
-    [assume] the same holds for every reference (a pricing's plan, a meter's product, an
-    aggregation named in a compound calculation), except ExternalMappings, which never block.
+    [assume: pessimistic] the same holds for every reference (a pricing's plan, a meter's
+    product, an aggregation named in a compound calculation), except ExternalMappings, which
+    never block.
     """
     holders = dict(lookup.blocking_referrers(object_id))
     if entity.collection == "aggregations":
