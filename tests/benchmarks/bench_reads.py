@@ -48,52 +48,12 @@ from pipeline.sandbox.m3ter.seed import reference_configuration, seed_id
 from pipeline.sandbox.m3ter.store import Store
 from pipeline.staging.stage import stage
 from pipeline.warehouse import Warehouse
+from tests.load.conftest import ENTITIES, MAPPINGS
 from tests.processes import sandbox_process
 from tests.shipped import describe
 
-ENTITIES = ("accounts", "plans", "pricings", "account_plans")
 DAYS = ("2024-03-01", "2024-03-02", "2024-03-03")
 SIZE_SLACK, MANY_READS, ONE_READS = 5, 40, 25
-MAPPINGS = {
-    "accounts": """\
-- name: Accounts
-  object: Account
-  fields:
-    name: Name
-    emailAddress: Billing_Email__c
-""",
-    "plans": """\
-- name: Items
-  object: OrderItem
-  sync_level: line_item
-  fields:
-    name: Product2.Name
-    planTemplateCode: Product2.M3ter_Plan_Template_Code__c
-""",
-    "pricings": """\
-- name: Items
-  object: OrderItem
-  sync_level: line_item
-  fields:
-    planCode: Id
-    aggregationCode: Product2.M3ter_Aggregation_Code__c
-    startDate: ServiceDate
-    endDate: EndDate
-    unitPrice: UnitPrice
-""",
-    "account_plans": """\
-- name: Items
-  object: OrderItem
-  sync_level: line_item
-  fields:
-    accountCode: Order.AccountId
-    planCode: Id
-    startDate: ServiceDate
-    endDate: EndDate
-""",
-}
-
-
 # --- m3ter's state, written directly -------------------------------------------------------
 
 
@@ -166,7 +126,8 @@ def write_raw(
     )
     con.execute(
         f"""CREATE TABLE i AS SELECT '802' || lpad(i::VARCHAR, 12, '0') || 'AAA' AS "Id",
-            false AS "IsDeleted", 'Data Transfer' AS "Product2.Name",
+            false AS "IsDeleted", true AS "Order.Sync_To_M3ter__c",
+            'Data Transfer' AS "Product2.Name",
             'data_platform_standard' AS "Product2.M3ter_Plan_Template_Code__c",
             'transfer_gb' AS "Product2.M3ter_Aggregation_Code__c",
             DATE '2024-01-01' AS "ServiceDate", DATE '2024-12-31' AS "EndDate",

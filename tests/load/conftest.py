@@ -156,3 +156,31 @@ FIRST = [
     (2, ACCOUNTS[1], 0.06, False),
     (3, ACCOUNTS[2], 0.07, False),
 ]
+
+
+COMMITMENTS = """\
+- name: Prepaid
+  object: Account
+  sync_level: agreement
+  fields:
+    accountCode: Id
+  hardcoded:
+    amount: 1000
+    currency: USD
+    startDate: '2024-01-01'
+    endDate: '2024-12-31'
+"""
+
+
+@pytest.fixture
+def prepaid(tmp_path: Path, warehouse: Warehouse) -> CompiledSet:
+    """Accounts, each with a commitment, staged for DAY1."""
+    directory = tmp_path / "with-commitments"
+    directory.mkdir()
+    (directory / "accounts.yaml").write_text(MAPPINGS["accounts"])
+    (directory / "commitments.yaml").write_text(COMMITMENTS)
+    compiled = compile_mappings(load_mappings(directory), describe)
+    write_raw(warehouse, DAY1, FIRST)
+    for entity in ("accounts", "commitments"):
+        stage(warehouse, compiled[entity], [DAY1])
+    return compiled

@@ -9,13 +9,11 @@ import sys
 import time
 
 from pipeline.load.current import Current
-from pipeline.load.journal import Knowledge, write_pending
+from pipeline.load.journal import Knowledge
 from pipeline.load.reconcile import apply, plan
 from pipeline.load.run import load, staged_rows
 from pipeline.m3ter.client import M3terClient
 from pipeline.m3ter.settings import sandbox_settings
-from pipeline.mapping.compiler import compile_mappings
-from pipeline.mapping.files import load_mappings
 from pipeline.sandbox.faults import FaultConfig
 from pipeline.sandbox.m3ter import M3terConfig
 from pipeline.sandbox.server import running_sandbox
@@ -26,12 +24,10 @@ from tests.load.conftest import (
     DAY2,
     ENTITIES,
     FIRST,
-    MAPPINGS,
     item,
     run,
     write_raw,
 )
-from tests.shipped import describe
 
 
 def test_a_first_load_creates_every_object(client, warehouse, compiled):
@@ -167,45 +163,6 @@ def test_with_injected_faults_m3ter_ends_as_without_and_nothing_is_duplicated(
     assert outcomes == {entity: {"create:applied": 3} for entity in ENTITIES}
     assert all(sorted(found) == sorted(set(found)) and len(found) == 3 for found in codes.values())
     assert plans == 3
-
-
-COMMITMENTS = """\
-- name: Prepaid
-  object: Account
-  sync_level: agreement
-  fields:
-    accountCode: Id
-  hardcoded:
-    amount: 100
-    currency: USD
-    startDate: '2024-01-01'
-    endDate: '2024-12-31'
-"""
-
-
-def test_a_commitment_created_by_a_run_that_died_before_its_mapping_is_adopted(
-    client, warehouse, tmp_path
-):
-    directory = tmp_path / "with-commitments"
-    directory.mkdir()
-    (directory / "accounts.yaml").write_text(MAPPINGS["accounts"])
-    (directory / "commitments.yaml").write_text(COMMITMENTS)
-    compiled = compile_mappings(load_mappings(directory), describe)
-    write_raw(warehouse, DAY1, FIRST)
-    for entity in ("accounts", "commitments"):
-        stage(warehouse, compiled[entity], [DAY1])
-    load(client, warehouse, "accounts", [DAY1])
-    rows = staged_rows(warehouse, "commitments", [DAY1])
-    actions = plan("commitments", rows, Current(client), Knowledge(warehouse))
-    first = actions[0]
-    assert first.body is not None
-    write_pending(warehouse, "commitments", "dead-run", actions)
-    client.create("commitments", first.body)  # the run died before writing its mapping
-    result = load(client, warehouse, "commitments", [DAY1])
-    assert result.outcomes == {"create:applied": 2, "unchanged:applied": 1}
-    assert len(list(client.list("commitments"))) == 3
-    again = load(client, warehouse, "commitments", [DAY1])
-    assert again.outcomes == {"unchanged:unchanged": 3} and again.writes == 0
 
 
 KILLED_LOAD = """

@@ -13,29 +13,14 @@ from pipeline.load.reconcile import plan
 from pipeline.load.run import load, staged_rows
 from pipeline.m3ter.client import M3terClient
 from pipeline.m3ter.settings import sandbox_settings
-from pipeline.mapping.compiler import compile_mappings
-from pipeline.mapping.files import load_mappings
 from pipeline.retry import RetryPolicy
 from pipeline.sandbox.faults import FaultConfig
 from pipeline.sandbox.m3ter import M3terConfig
 from pipeline.sandbox.server import running_sandbox
 from pipeline.staging.stage import stage
-from tests.load.conftest import DAY1, DAY2, ENTITIES, FIRST, MAPPINGS, run, write_raw
-from tests.shipped import describe
+from tests.load.conftest import DAY1, DAY2, ENTITIES, FIRST, run, write_raw
 
 QUICK = RetryPolicy(attempts=6, base_delay=0.01, max_delay=0.05)
-COMMITMENTS = """\
-- name: Prepaid
-  object: Account
-  sync_level: agreement
-  fields:
-    accountCode: Id
-  hardcoded:
-    amount: 1000
-    currency: USD
-    startDate: '2024-01-01'
-    endDate: '2024-12-31'
-"""
 
 
 @pytest.fixture
@@ -102,22 +87,10 @@ def test_a_third_run_after_lost_answers_writes_nothing(lossy, warehouse, compile
         assert client.writes == writes
 
 
-def _commitments(tmp_path: Path):
-    directory = tmp_path / "with-commitments"
-    directory.mkdir(exist_ok=True)
-    (directory / "accounts.yaml").write_text(MAPPINGS["accounts"])
-    (directory / "commitments.yaml").write_text(COMMITMENTS)
-    return compile_mappings(load_mappings(directory), describe)
-
-
 @pytest.mark.parametrize("collection", ["commitments", "externalmappings"])
 def test_a_commitment_and_its_mapping_converge_whatever_answer_is_lost(
-    lossy, warehouse, tmp_path, collection
+    lossy, warehouse, prepaid, collection
 ):
-    compiled = _commitments(tmp_path)
-    write_raw(warehouse, DAY1, FIRST)
-    for entity in ("accounts", "commitments"):
-        stage(warehouse, compiled[entity], [DAY1])
     for client in lossy(collection, rate=0.6, seed=2):
         load(client, warehouse, "accounts", [DAY1])
         result = load(client, warehouse, "commitments", [DAY1])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -12,15 +11,10 @@ from pipeline.load.current import Current
 from pipeline.load.run import load
 from pipeline.m3ter.client import M3terClient
 from pipeline.m3ter.settings import sandbox_settings
-from pipeline.mapping.compiler import compile_mappings
-from pipeline.mapping.files import load_mappings
 from pipeline.sandbox.m3ter import M3terConfig
-from pipeline.sandbox.m3ter.org import ExternalSystem, OrgSettings
 from pipeline.sandbox.server import running_sandbox
 from pipeline.staging.stage import stage
-from tests.load.conftest import DAY1, DAY2, ENTITIES, FIRST, MAPPINGS, run, write_raw
-from tests.load.test_lost_answers import COMMITMENTS
-from tests.shipped import describe
+from tests.load.conftest import DAY1, DAY2, ENTITIES, FIRST, run, write_raw
 
 OTHERS = 150  # accounts m3ter holds that no staged row names
 
@@ -68,55 +62,3 @@ def test_a_changed_record_is_read_by_the_id_the_last_run_journaled(client, wareh
     assert outcomes["pricings"] == {"update:applied": 1}
     # by id: each entity's own objects, plus its references and the plan templates
     assert (client.spent() - before).reads <= 10
-
-
-def test_a_commitment_whose_table_the_org_does_not_map_is_refused_before_it_is_made(
-    tmp_path: Path, warehouse
-):
-    directory = tmp_path / "mappings"
-    directory.mkdir()
-    (directory / "accounts.yaml").write_text(MAPPINGS["accounts"])
-    (directory / "commitments.yaml").write_text(COMMITMENTS)
-    compiled = compile_mappings(load_mappings(directory), describe)
-    org = OrgSettings(external_systems=(ExternalSystem("Salesforce", ("Order",)),))
-    config = M3terConfig(state_dir=tmp_path / "m3ter", org=org)
-    write_raw(warehouse, DAY1, FIRST)
-    with running_sandbox(tmp_path / "sandbox", m3ter=config) as running:
-        client = M3terClient(sandbox_settings(running.info()["m3ter"]))
-        for entity in ("accounts", "commitments"):
-            stage(warehouse, compiled[entity], [DAY1])
-            result = load(client, warehouse, entity, [DAY1])
-        assert result.outcomes == {"reject:rejected": 3}
-        assert "has no table Account for Salesforce" in result.rejects[0][1]
-        assert list(client.list("commitments")) == []
-
-
-def test_a_commitment_whose_mapping_m3ter_refuses_is_kept_by_its_id_and_not_made_twice(
-    tmp_path: Path, warehouse
-):
-    directory = tmp_path / "mappings"
-    directory.mkdir()
-    (directory / "accounts.yaml").write_text(MAPPINGS["accounts"])
-    (directory / "commitments.yaml").write_text(COMMITMENTS)
-    compiled = compile_mappings(load_mappings(directory), describe)
-    # The configuration cannot be read, and refuses the mapping when it is written.
-    org = OrgSettings(
-        external_systems=(ExternalSystem("Salesforce", ("Order",)),),
-        denied=frozenset({"retrieve:externalmappingconfiguration"}),
-    )
-    config = M3terConfig(state_dir=tmp_path / "m3ter", org=org)
-    write_raw(warehouse, DAY1, FIRST)
-    with running_sandbox(tmp_path / "sandbox", m3ter=config) as running:
-        client = M3terClient(sandbox_settings(running.info()["m3ter"]))
-        for entity in ("accounts", "commitments"):
-            stage(warehouse, compiled[entity], [DAY1])
-            first = load(client, warehouse, entity, [DAY1])
-        assert first.outcomes == {"create:applied": 3}
-        messages = warehouse.connect().execute(
-            "SELECT DISTINCT message FROM load.journal WHERE entity = 'commitments'"
-        )
-        (message,) = [m for (m,) in messages.fetchall()]
-        assert message.startswith("made, but m3ter refused its ExternalMapping: externalTable")
-        again = load(client, warehouse, "commitments", [DAY1])
-        assert again.outcomes == {"unchanged:unchanged": 3} and again.writes == 0
-        assert len(list(client.list("commitments"))) == 3

@@ -92,7 +92,7 @@ def test_an_integral_number_is_written_without_a_fraction(sandbox: RunningM3ter)
     assert re.search(r'"amount": 1000[,}]', answer.text)
 
 
-def test_date_times_are_answered_with_milliseconds(sandbox: RunningM3ter, client: m3ter.M3ter):
+def _api_pricing(sandbox: RunningM3ter, client: m3ter.M3ter) -> dict[str, Any]:
     created = client.pricings.create(
         plan_template_id=API_TEMPLATE,
         aggregation_id=API_CALLS,
@@ -100,20 +100,17 @@ def test_date_times_are_answered_with_milliseconds(sandbox: RunningM3ter, client
         start_date="2025-01-01T00:00:00Z",
         segment={"region": "EMEA", "tier": "Premium"},
     )
-    pricing = raw(sandbox, "pricings", created.id)
+    return raw(sandbox, "pricings", created.id)
+
+
+def test_date_times_are_answered_with_milliseconds(sandbox: RunningM3ter, client: m3ter.M3ter):
+    pricing = _api_pricing(sandbox, client)
     assert pricing["startDate"] == "2025-01-01T00:00:00.000Z"
     assert pricing["dtCreated"].endswith(".000Z")
 
 
 def test_each_pricing_band_gets_an_id_of_its_own(sandbox: RunningM3ter, client: m3ter.M3ter):
-    created = client.pricings.create(
-        plan_template_id=API_TEMPLATE,
-        aggregation_id=API_CALLS,
-        pricing_bands=[BAND],
-        start_date="2025-01-01T00:00:00Z",
-        segment={"region": "EMEA", "tier": "Premium"},
-    )
-    (band,) = raw(sandbox, "pricings", created.id)["pricingBands"]
+    (band,) = _api_pricing(sandbox, client)["pricingBands"]
     assert len(band["id"]) == 36 and band["creditTypeId"] == ""
 
 

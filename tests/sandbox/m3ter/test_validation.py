@@ -54,6 +54,21 @@ def pricing(client: m3ter.M3ter, **args: Any) -> Any:
     return client.pricings.create(**settings)
 
 
+def sent(client: m3ter.M3ter, **args: Any) -> Any:
+    """An aggregation of the messaging meter's messages_sent."""
+    settings = {
+        "name": "Sent",
+        "meter_id": MESSAGING_METER,
+        "target_field": "messages_sent",
+        "aggregation": "SUM",
+        "rounding": "NONE",
+        "quantity_per_unit": 1,
+        "unit": "message",
+        **args,
+    }
+    return client.aggregations.create(**settings)
+
+
 # ---- shape --------------------------------------------------------------------------------------
 
 
@@ -88,33 +103,12 @@ def test_a_code_longer_than_80_characters_is_refused(client: m3ter.M3ter):
 
 
 def test_an_aggregation_code_must_be_an_identifier(client: m3ter.M3ter):
-    message = rejected(
-        lambda: client.aggregations.create(
-            name="x",
-            meter_id=MESSAGING_METER,
-            target_field="messages_sent",
-            aggregation="SUM",
-            rounding="NONE",
-            quantity_per_unit=1,
-            unit="m",
-            code="Sent-Messages",
-        )
-    )
+    message = rejected(lambda: sent(client, code="Sent-Messages"))
     assert message.startswith("code: must be letters, digits and '_'")
 
 
 def test_an_aggregation_code_may_be_camel_case(client: m3ter.M3ter):
-    created = client.aggregations.create(
-        name="x",
-        meter_id=MESSAGING_METER,
-        target_field="messages_sent",
-        aggregation="SUM",
-        rounding="NONE",
-        quantity_per_unit=1,
-        unit="m",
-        code="messagesSent",
-    )
-    assert created.code == "messagesSent"
+    assert sent(client, code="messagesSent").code == "messagesSent"
 
 
 def test_a_compound_aggregation_code_must_be_an_identifier_too(client: m3ter.M3ter):
@@ -580,17 +574,7 @@ def test_a_key_left_out_of_a_segment_is_refused_not_read_as_a_wildcard(client: m
 
 
 def test_a_concrete_value_does_not_match_a_wildcard_definition(client: m3ter.M3ter):
-    aggregation = client.aggregations.create(
-        name="Sent by region",
-        meter_id=MESSAGING_METER,
-        target_field="messages_sent",
-        aggregation="SUM",
-        rounding="NONE",
-        quantity_per_unit=1,
-        unit="message",
-        segmented_fields=["region"],
-        segments=[{"region": "*"}],
-    )
+    aggregation = sent(client, segmented_fields=["region"], segments=[{"region": "*"}])
     message = rejected(
         lambda: pricing(
             client,
@@ -604,17 +588,7 @@ def test_a_concrete_value_does_not_match_a_wildcard_definition(client: m3ter.M3t
 
 def test_an_aggregation_segment_must_give_every_segmented_field(client: m3ter.M3ter):
     message = rejected(
-        lambda: client.aggregations.create(
-            name="Sent",
-            meter_id=MESSAGING_METER,
-            target_field="messages_sent",
-            aggregation="SUM",
-            rounding="NONE",
-            quantity_per_unit=1,
-            unit="message",
-            segmented_fields=["region", "tier"],
-            segments=[{"region": "NA"}],
-        )
+        lambda: sent(client, segmented_fields=["region", "tier"], segments=[{"region": "NA"}])
     )
     assert message.startswith("segments[0]: has no value for tier")
 
