@@ -49,6 +49,8 @@ def resources() -> dict[str, dg.ConfigurableResource]:
     for name, convert in (("rate_limit", float), ("ip_limit", int), ("concurrency", int)):
         if M3TER_ENVIRONMENT[name] in os.environ:
             m3ter[name] = convert(os.environ[M3TER_ENVIRONMENT[name]])
+    if os.environ.get("M3SYNC_MIN_COVERAGE"):
+        m3ter["min_coverage"] = float(os.environ["M3SYNC_MIN_COVERAGE"])
     return {
         "salesforce": SalesforceResource(**_from_env(ENVIRONMENT)),
         "m3ter": M3terResource(**m3ter),

@@ -8,11 +8,15 @@ import dagster as dg
 from assets.partitions import backfill_policy
 from assets.resources import M3terResource, WarehouseResource
 from assets.staging import ENTITY_SOURCES
+from pipeline.load.coverage import Coverage, coverage, template_products
 from pipeline.load.run import LoadResult, load
 from pipeline.m3ter.errors import M3terError
 from pipeline.mapping.spec import Entity
 
 PROGRESS_SECONDS = 2.0
+COVERAGE_CHECK = "coverage"
+# The load after which every object a line needs to bill is in m3ter: it measures coverage.
+MEASURES_COVERAGE: Entity = "account_plans"
 
 # Which loaded entities each entity's references point at: those load first.
 AFTER: dict[Entity, tuple[Entity, ...]] = {
@@ -21,7 +25,7 @@ AFTER: dict[Entity, tuple[Entity, ...]] = {
     "contracts": ("accounts",),
     "plans": ("accounts",),
     "pricings": ("plans", "compound_aggregations"),
-    "account_plans": ("accounts", "plans", "contracts"),
+    "account_plans": ("accounts", "plans", "pricings", "contracts"),
     "commitments": ("accounts", "contracts"),
 }
 
@@ -63,12 +67,59 @@ def metadata(result: LoadResult) -> dict[str, object]:
     }
 
 
+def coverage_metadata(found: Coverage) -> dict[str, object]:
+    months = "\n".join(
+        ["| month | lines | billable | coverage |", "|---|---|---|---|"]
+        + [
+            f"| {month} | {lines:,} | {good:,} | {good / lines:.1%} |"
+            for month, lines, good in found.by_month
+            if lines
+        ]
+    )
+    return {
+        "coverage": round(found.share, 6),
+        "lines": found.lines,
+        "billable_lines": found.billable,
+        "unbilled_lines": found.lines - found.billable,
+        "coverage_findings": dg.MetadataValue.json([str(f) for f in found.findings]),
+        "coverage_by_month": dg.MetadataValue.md(months),
+    }
+
+
+def coverage_check(found: Coverage, floor: float) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=COVERAGE_CHECK,
+        passed=found.share >= floor,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"coverage": round(found.share, 6), "min_coverage": floor},
+        description=(
+            f"{found.billable:,} of {found.lines:,} priced lines bill in m3ter "
+            f"({found.share:.1%}); the others: "
+            + ("; ".join(str(f) for f in found.findings[:3]) or "none")
+        ),
+    )
+
+
 def load_asset(entity: Entity, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     partitioned = any(source.partitioned for source in ENTITY_SOURCES[entity])
+    key = dg.AssetKey(["m3ter", entity])
+    checks = (
+        [
+            dg.AssetCheckSpec(
+                COVERAGE_CHECK,
+                asset=key,
+                description="Every priced Salesforce line bills in m3ter, or its reason is "
+                "known; fails below M3SYNC_MIN_COVERAGE.",
+            )
+        ]
+        if entity == MEASURES_COVERAGE
+        else []
+    )
 
     @dg.asset(
-        key=["m3ter", entity],
+        key=key,
         group_name="m3ter",
+        check_specs=checks,
         description=f"m3ter {entity.replace('_', ' ')} reconciled with staged.{entity}.",
         deps=[
             dg.AssetKey(["staged", entity]),
@@ -111,7 +162,18 @@ def load_asset(entity: Entity, partitions_def: dg.PartitionsDefinition) -> dg.As
         unfinished = result.unfinished()
         if unfinished:
             raise dg.Failure(description=unfinished, metadata=metadata(result))
-        return dg.MaterializeResult(metadata=metadata(result))
+        if not checks:
+            return dg.MaterializeResult(metadata=metadata(result))
+        if config.dry_run:
+            skipped = dg.AssetCheckResult(
+                check_name=COVERAGE_CHECK, passed=True, description="dry run: nothing measured"
+            )
+            return dg.MaterializeResult(metadata=metadata(result), check_results=[skipped])
+        found = coverage(warehouse.warehouse(), template_products(m3ter.current(False)))
+        return dg.MaterializeResult(
+            metadata={**metadata(result), **coverage_metadata(found)},
+            check_results=[coverage_check(found, m3ter.min_coverage)],
+        )
 
     return _load
 

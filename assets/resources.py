@@ -159,6 +159,8 @@ class M3terResource(_Redacted, dg.ConfigurableResource):
     ip_limit: int = 18_000
     ip_window: float = 300.0
     concurrency: int = 4
+    # The `coverage` check's floor: the share of priced Salesforce lines m3ter must bill.
+    min_coverage: float = 0.75
 
     def settings(self) -> M3terSettings:
         return M3terSettings(**{f.name: getattr(self, f.name) for f in fields(M3terSettings)})

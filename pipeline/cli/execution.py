@@ -38,6 +38,7 @@ from assets.load import AFTER
 from assets.partitions import daily_partitions, partitions_per_run
 from pipeline.alerts import one_line
 from pipeline.cli.app import Options, console, fail, warehouse_root
+from pipeline.cli.coverage import print_coverage
 from pipeline.cli.home import dagster_home
 
 # `backfill_policy` is a beta parameter the assets rely on knowingly.
@@ -314,6 +315,9 @@ def print_summary(ran: Ran) -> None:
     for table in (extracted, staged, loaded):
         if table.row_count:
             console.print(table)
+    billed = ran.assets.get("m3ter/account_plans", {})
+    if "coverage" in billed:
+        print_coverage(billed["lines"], billed["billable_lines"], billed["coverage_findings"])
 
 
 def _where(ran: Ran) -> None:

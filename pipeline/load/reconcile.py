@@ -28,9 +28,9 @@ from pipeline.load.entities import (
     REFERENCE_DATA,
     LoadEntity,
 )
+from pipeline.load.groups import DISAGREEMENT, REFUSED
 from pipeline.load.journal import Key, Knowledge, Known
 from pipeline.load.payloads import UnknownReference, body_of, changes, full_body, row_fields
-from pipeline.load.supersede import OVERLAP
 from pipeline.m3ter.errors import M3terAuthError, M3terError, M3terRejected, M3terStaleVersion
 from pipeline.mapping.spec import Entity
 
@@ -126,15 +126,20 @@ def plan(
             if found is not None:
                 actions.append(_ending(spec, key, row, found))
             continue
-        if row.get(OVERLAP):
-            message = (
-                f"starts when account plan {row[OVERLAP]} of the same account and product does; "
-                "m3ter allows one active account plan per product"
-            )
+        disagreement = row.get(DISAGREEMENT)
+        if disagreement:
             if found is not None:
-                actions.append(_giving_way(key, found, message))
+                message = f"{disagreement}; the object m3ter holds is kept as it is"
+                actions.append(Action("unchanged", message=message, **_identity(found), **key))
             else:
-                actions.append(Action("reject", code=row.get("code"), message=message, **key))
+                actions.append(Action("reject", code=row.get("code"), message=disagreement, **key))
+            continue
+        refusal = row.get(REFUSED)
+        if refusal:
+            if found is not None:
+                actions.append(_giving_way(key, found, refusal))
+            else:
+                actions.append(Action("reject", code=row.get("code"), message=refusal, **key))
             continue
         try:
             body = body_of(spec, row, current.resolve)

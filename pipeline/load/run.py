@@ -18,10 +18,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import duckdb
+
+from pipeline.load import groups
 from pipeline.load.client import Client
+from pipeline.load.coverage import template_products
 from pipeline.load.current import Current
 from pipeline.load.entities import ENTITIES
 from pipeline.load.journal import Knowledge, write_journal, write_pending
+from pipeline.load.pricing_windows import pricing_rows
 from pipeline.load.reconcile import Action, Outcome, apply, counts, plan
 from pipeline.load.supersede import account_plan_rows
 from pipeline.mapping.spec import Entity
@@ -67,30 +72,43 @@ def staged_rows(
     partitions: Sequence[str] | None,
     current: Current | None = None,
 ) -> list[dict[str, Any]]:
-    """The latest staged version of each record staged in `partitions` (all when None); for
-    account plans also those their start dates supersede (`pipeline/load/supersede.py`), with
-    products from `current`'s plan templates."""
+    """The m3ter objects the records staged in `partitions` (all when None) make, from the
+    latest staged version of every record in them (`groups.py`); for account plans also those
+    their start dates supersede (`supersede.py`), with products from `current`'s plan
+    templates, and for pricings those their windows overlap (`pricing_windows.py`)."""
     table = staged_table(entity)
     if not warehouse.partitions(table):
         return []
     con = warehouse.connect()
     try:
+        if not ENTITIES[entity].has_code:
+            # Code-less objects (commitments) are one per record, found by ExternalMapping.
+            where = "WHERE _partition IN (SELECT unnest(?))" if partitions else ""
+            return _rows(
+                con.execute(
+                    f"SELECT * FROM {table.sql} {where} ORDER BY _source_object, _source_id",
+                    [list(partitions)] if partitions else [],
+                )
+            )
+        groups.objects(warehouse, con, entity, partitions)
         if entity == "account_plans":
-            products = {
-                t["code"]: t["productId"]
-                for t in (current.listing("plantemplates") if current else [])
-                if t.get("code") and t.get("productId")
-            }
-            return account_plan_rows(warehouse, con, partitions, products)
-        where = "WHERE _partition IN (SELECT unnest(?))" if partitions else ""
-        cursor = con.execute(
-            f"SELECT * FROM {table.sql} {where} ORDER BY _source_object, _source_id",
-            [list(partitions)] if partitions else [],
+            products = template_products(current) if current else {}
+            return account_plan_rows(warehouse, con, products)
+        if entity == "pricings":
+            return pricing_rows(con)
+        return _rows(
+            con.execute(
+                f"SELECT * EXCLUDE ({groups.TOUCHED}) FROM {groups.OBJECTS} "
+                f"WHERE {groups.TOUCHED} ORDER BY _source_object, _source_id"
+            )
         )
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     finally:
         con.close()
+
+
+def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def load(

@@ -17,27 +17,43 @@ as a whole, in one SQL statement over every staged account plan:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import duckdb
 import pandas as pd
 
+from pipeline.load.groups import OBJECTS, REFUSED, TOUCHED
+from pipeline.mapping.compiler import AGREEMENT
 from pipeline.staging.stage import staged_table
 from pipeline.warehouse import Warehouse
 
-OVERLAP = "_overlaps"  # the code of the account plan that keeps the slot, on a refused row
 SUPERSEDED_BY = "_superseded_by"  # the code of the account plan that ends this one
 
 
+ACCOUNT_PLANS = "_account_plans"  # the temporary table `superseded()` fills
+
+
 def account_plan_rows(
-    warehouse: Warehouse,
-    con: duckdb.DuckDBPyConnection,
-    partitions: Sequence[str] | None,
-    template_products: Mapping[str, str],
+    warehouse: Warehouse, con: duckdb.DuckDBPyConnection, template_products: Mapping[str, str]
 ) -> list[dict[str, Any]]:
-    """The latest staged account plans of `partitions` (all when None) and of the groups they
-    touch, with `endDate` cut at the next start and same-start rivals marked in `_overlaps`.
+    """The account plans of `_objects` (`groups.objects`) the load touches, and those of the
+    account and product groups they touch, as `superseded()` leaves them."""
+    superseded(warehouse, con, template_products)
+    cursor = con.execute(
+        f"SELECT * EXCLUDE ({TOUCHED}, _product) FROM {ACCOUNT_PLANS} WHERE {TOUCHED} "
+        "ORDER BY _source_object, _source_id"
+    )
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def superseded(
+    warehouse: Warehouse, con: duckdb.DuckDBPyConnection, template_products: Mapping[str, str]
+) -> None:
+    """Fill `_account_plans` with every account plan of `_objects`, `endDate` cut at the next
+    start and same-start rivals refused, `_touched` when the load touches it or its account and
+    product group, and `_product` the m3ter product it bills.
 
     `template_products` maps plan template codes to m3ter product ids; a template it lacks
     stands for a product of its own.
@@ -47,30 +63,31 @@ def account_plan_rows(
         dtype="string",
     )
     con.register("_template_products", products)
-    plans = staged_table("plans").sql if warehouse.partitions(staged_table("plans")) else None
-    plan_join = f"LEFT JOIN {plans} p ON p.code = ap.planCode AND NOT p._tombstone" if plans else ""
-    template = "p.planTemplateCode" if plans else "NULL"
-    wanted = "WHERE _partition IN (SELECT unnest($partitions))" if partitions else ""
-    where = (
-        "WHERE g._partition IN (SELECT unnest($partitions)) OR EXISTS (SELECT 1 FROM touched t "
-        "WHERE t.accountCode = g.accountCode AND t._product = g._product)"
-        if partitions
-        else ""
+    plans_table = staged_table("plans")
+    plans = (
+        f"SELECT code, any_value(planTemplateCode) AS planTemplateCode FROM {plans_table.sql} "
+        "WHERE NOT _tombstone GROUP BY code"
+        if warehouse.partitions(plans_table)
+        else None
     )
+    plan_join = f"LEFT JOIN ({plans}) p ON p.code = ap.planCode" if plans else ""
+    template = "p.planTemplateCode" if plans else "NULL"
+    agreement = f"ap.{AGREEMENT}" if _has_column(con, AGREEMENT) else "NULL::VARCHAR"
     query = f"""
-        WITH ap AS (SELECT * FROM {staged_table("account_plans").sql}),
-        grouped AS (
-            SELECT ap.*,
+        WITH grouped AS (
+            SELECT ap.*, {agreement} AS _agreement_of,
                 CASE WHEN NOT ap._tombstone AND {template} IS NOT NULL
                      THEN coalesce(t.product, 'template:' || {template}) END AS _product
-            FROM ap {plan_join}
+            FROM {OBJECTS} ap {plan_join}
             LEFT JOIN _template_products t ON t.template = {template}
         ),
         ranked AS (
-            SELECT _source_object, _source_id, accountCode, _product, startDate, code, _partition,
-                first_value(code) OVER (
-                    PARTITION BY accountCode, _product, startDate ORDER BY code) AS _slot
+            SELECT _source_object, _source_id, accountCode, _product, startDate, code,
+                _agreement_of, {TOUCHED},
+                first_value(code) OVER slot AS _slot,
+                first_value(_agreement_of) OVER slot AS _slot_agreement
             FROM grouped WHERE _product IS NOT NULL
+            WINDOW slot AS (PARTITION BY accountCode, _product, startDate ORDER BY code)
         ),
         successors AS (
             SELECT _source_object, _source_id,
@@ -79,22 +96,34 @@ def account_plan_rows(
             WINDOW w AS (PARTITION BY accountCode, _product ORDER BY startDate)
         ),
         touched AS (
-            SELECT DISTINCT accountCode, _product FROM ranked {wanted}
+            SELECT DISTINCT accountCode, _product FROM ranked WHERE {TOUCHED}
         )
-        SELECT g.* EXCLUDE (_product, endDate),
+        SELECT g.* EXCLUDE (_agreement_of, endDate, {TOUCHED}),
+            g.{TOUCHED} OR EXISTS (SELECT 1 FROM touched t
+                WHERE t.accountCode = g.accountCode AND t._product = g._product) AS {TOUCHED},
             CASE WHEN s._next_start IS NOT NULL
                       AND (g.endDate IS NULL OR g.endDate > s._next_start)
                  THEN s._next_start ELSE g.endDate END AS endDate,
             CASE WHEN s._next_start IS NOT NULL
                       AND (g.endDate IS NULL OR g.endDate > s._next_start)
                  THEN s._next_code END AS {SUPERSEDED_BY},
-            CASE WHEN r.code <> r._slot THEN r._slot END AS {OVERLAP}
+            CASE WHEN r.code <> r._slot THEN
+                'starts when account plan ' || r._slot || ' of the same account and product '
+                || 'does; m3ter allows one active account plan per product'
+                || CASE WHEN r._agreement_of = r._slot_agreement
+                        THEN '; both bill lines of agreement ' || r._agreement_of
+                             || ': sync its lines at sync_level agreement (one plan and '
+                             || 'account plan per agreement and product)'
+                        ELSE '; two agreements of the account (' || r._slot_agreement || ', '
+                             || r._agreement_of || ') start the product on the same day: end '
+                             || 'one, or sell both on one agreement' END
+            END AS {REFUSED}
         FROM grouped g
         LEFT JOIN ranked r USING (_source_object, _source_id)
         LEFT JOIN successors s USING (_source_object, _source_id)
-        {where}
-        ORDER BY g._source_object, g._source_id
     """
-    cursor = con.execute(query, {"partitions": list(partitions)} if partitions else {})
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {ACCOUNT_PLANS} AS {query}")
+
+
+def _has_column(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return any(row[0] == name for row in con.execute(f"DESCRIBE {OBJECTS}").fetchall())

@@ -38,6 +38,7 @@ from pipeline.mapping.targets import (
     has_code,
     targets,
 )
+from pipeline.mapping.templates import is_template, parse_template
 from pipeline.mapping.where import ID_TYPES, NUMBER_TYPES, TEXT_TYPES, WhereError, compile_where
 from pipeline.salesforce.errors import SalesforceExtractError
 from pipeline.warehouse.sql import identifier, literal
@@ -52,6 +53,9 @@ META_COLUMNS = (
     "_version_stamp",
     "_tombstone",
     "_fields",
+    "_grouped",
+    "_combine",
+    "_agreement",
 )
 CUSTOM_FIELDS = "customFields"
 SEGMENT = "segment"
@@ -59,13 +63,41 @@ SEGMENT_WILDCARDS = "_segment_wildcards"
 # The staged columns a row's mapping sets: the fields m3sync decides on its m3ter object (null
 # ones included, to be cleared); the object's other fields are left as m3ter holds them.
 FIELDS = "_fields"
+# Whether the row's mapping computes its code, so that rows sharing it are one object, and how
+# those rows combine the fields they need not agree on (`startDate:earliest`).
+GROUPED = "_grouped"
+COMBINE = "_combine"
+# The agreement a row belongs to: a line's header (its Order, Opportunity or Quote), else the
+# record itself; what sync levels and coverage speak of.
+AGREEMENT = "_agreement"
 ERRORS = "_errors"
 CONFLICT = "_conflict"
 # Columns the stage reads to reject rows, and never writes to a staged table.
 INTERNAL = (ERRORS, CONFLICT)
 
-# Objects that are the lines of an agreement; every other source is a header of its own.
-LINE_OBJECTS = frozenset({"OrderItem", "OpportunityLineItem", "QuoteLineItem"})
+# Objects that are the lines of an agreement, with the field naming their header; every other
+# source is a header of its own.
+LINE_HEADERS = {
+    "OrderItem": "OrderId",
+    "OpportunityLineItem": "OpportunityId",
+    "QuoteLineItem": "QuoteId",
+}
+LINE_OBJECTS = frozenset(LINE_HEADERS)
+# Per entity, the field that groups an agreement's lines: the object's own code, or for a
+# pricing (one per line) the code of the plan it sits on.
+GROUPING_FIELD: dict[Entity, str] = {
+    "plans": "code",
+    "account_plans": "code",
+    "pricings": "planCode",
+}
+# Which target kinds each combine rule can combine.
+RULE_KINDS: dict[str, frozenset[str]] = {
+    "earliest": DATE_KINDS | DATETIME_KINDS,
+    "latest": DATE_KINDS | DATETIME_KINDS,
+    "min": DATE_KINDS | DATETIME_KINDS | NUMBER_KINDS | {"integer"},
+    "max": DATE_KINDS | DATETIME_KINDS | NUMBER_KINDS | {"integer"},
+    "sum": NUMBER_KINDS | {"integer"},
+}
 TEXT = Target("text", "text")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DATETIME_TEXT = "%Y-%m-%dT%H:%M:%SZ"
@@ -92,6 +124,8 @@ class CompiledMapping:
     errors: tuple[str, ...]  # SQL expressions: a conversion problem's message, or NULL
     columns: tuple[str, ...]  # raw column paths read
     warnings: tuple[str, ...] = ()
+    grouped: bool = False  # the code is computed: rows sharing it are one object
+    combine: Mapping[str, str] = field(default_factory=dict)  # field -> combine rule
 
     @property
     def sets(self) -> tuple[str, ...]:
@@ -129,6 +163,9 @@ class CompiledEntity:
                 "_version_stamp": "TIMESTAMP",
                 "_tombstone": "BOOLEAN",
                 FIELDS: "VARCHAR[]",
+                GROUPED: "BOOLEAN",
+                COMBINE: "VARCHAR[]",
+                AGREEMENT: "VARCHAR",
                 ERRORS: "VARCHAR[]",
                 CONFLICT: "VARCHAR",
             }
@@ -193,6 +230,11 @@ class CompiledEntity:
                 "_version_stamp": 'src."_version_stamp"',
                 "_tombstone": "_m = -1",
                 FIELDS: by_mapping([_text_list(m.sets) for m in mappings]),
+                GROUPED: by_mapping(["true" if m.grouped else "false" for m in mappings]),
+                COMBINE: by_mapping(
+                    [_text_list([f"{k}:{r}" for k, r in m.combine.items()]) for m in mappings]
+                ),
+                AGREEMENT: f"src.{identifier(LINE_HEADERS.get(source, 'Id'))}",
                 ERRORS: by_mapping(
                     [_error_list(m.errors) if m.errors else None for m in mappings],
                     "CAST([] AS VARCHAR[])",
@@ -257,9 +299,11 @@ def _compile_record(
         return [f"{label('object')}: object: {record.object!r} cannot be described ({exc})"]
     builder = _Builder(entity, source, describe)
     problems: list[str] = []
-    grain = sync_level_problem(record.sync_level, source)
+    grain = sync_level_problem(entity, record, source)
     if grain:
         problems.append(f"{label('sync_level')}: sync_level: {grain}")
+    if source in LINE_HEADERS:
+        builder.columns.setdefault(LINE_HEADERS[source])
     condition = "true"
     if record.where:
         try:
@@ -303,6 +347,17 @@ def _compile_record(
             builder.segments(record.segments, str(location) if location else entity, record.name)
         except SegmentError as exc:
             problems += str(exc).splitlines()
+    for name, rule in record.combine.items():
+        target = allowed.get(name)
+        if target is not None and target.kind not in RULE_KINDS[rule]:
+            problems.append(
+                f"{label('combine', name)}: combine key {name!r}: {rule!r} cannot combine "
+                f"{_noun(target)}"
+            )
+    if record.grouped and not has_code(entity):
+        problems.append(
+            f"{label('fields', 'code')}: fields key 'code': m3ter {entity} have no code"
+        )
     if has_code(entity) and "code" not in record.fields and "code" not in record.hardcoded:
         # m3ter codes default to the source record's Id: loads stay idempotent (DESIGN §5).
         builder.field(allowed["code"], "Id")
@@ -317,19 +372,37 @@ def _compile_record(
         errors=tuple(builder.errors),
         columns=tuple(builder.columns),
         warnings=tuple(builder.warnings),
+        grouped=record.grouped,
+        combine=dict(record.combine),
     )
 
 
-def sync_level_problem(sync_level: str | None, source: str) -> str | None:
-    """`sync_level` names the grain of the source object: a header, or one of its lines."""
+def sync_level_problem(entity: Entity, record: MappingRecord, source: str) -> str | None:
+    """`sync_level` says the grain m3ter bills at (the connector's two levels).
+
+    `line_item` takes one object per line, so it needs a line object. `agreement` on a header
+    (Order, Opportunity, Quote, Asset) takes the header; on a line object it groups the lines of
+    one agreement, which the mapping says by computing the grouping code from the header's Id
+    and the product (m3ter bills one account plan per account and product).
+    """
+    sync_level = record.sync_level
     if sync_level is None:
         return None
     is_line = source in LINE_OBJECTS
     if sync_level == "line_item" and not is_line:
         lines = ", ".join(sorted(LINE_OBJECTS))
         return f"'line_item' needs a line object ({lines}), not {source}"
-    if sync_level == "agreement" and is_line:
-        return f"'agreement' needs a header object (Order, Opportunity, Quote, Asset), not {source}"
+    grouping = GROUPING_FIELD.get(entity)
+    if sync_level == "agreement" and is_line and grouping is not None:
+        value = record.fields.get(grouping)
+        if not is_template(value):
+            header = LINE_HEADERS[source]
+            now = "the line's Id" if value is None and grouping == "code" else repr(value)
+            return (
+                f"'agreement' on {source} groups an agreement's lines: compute fields key "
+                f"{grouping!r} from the agreement and the product, e.g. "
+                f"'{{{header}}}_{{Product2.ProductCode}}' (it is {now}), or sync at 'line_item'"
+            )
     return None
 
 
@@ -357,6 +430,9 @@ class _Builder:
         return canonical, kind
 
     def field(self, target: Target, path: str) -> None:
+        if is_template(path):
+            self.template(target, path)
+            return
         canonical, sf_type = self.resolve(path)
         expr, check = convert(target, identifier(canonical), sf_type)
         self.values[target.name] = expr
@@ -366,6 +442,21 @@ class _Builder:
                 f"CAST({identifier(canonical)} AS VARCHAR) || "
                 f"{literal(f' (from {canonical}) is not {_noun(target)}')} END"
             )
+
+    def template(self, target: Target, text: str) -> None:
+        """Computed text: null when a field it names is blank, so a required code stays
+        required."""
+        if target.kind not in TEXT_KINDS:
+            raise MappingError(f"computed text cannot become m3ter {_noun(target)}")
+        template = parse_template(text)
+        pieces = []
+        for part, is_path in zip(template.parts, template.is_path, strict=True):
+            if not is_path:
+                pieces.append(literal(part))
+                continue
+            canonical, sf_type = self.resolve(part)
+            pieces.append(f"({convert(TEXT, identifier(canonical), sf_type)[0]})")
+        self.values[target.name] = "(" + " || ".join(pieces) + ")"
 
     def hardcoded(self, target: Target, value: Any) -> None:
         self.values[target.name] = typed_literal(target, value)

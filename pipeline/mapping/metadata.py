@@ -37,11 +37,14 @@ FIELD_KEYS: Final[dict[str, str]] = {
     "Hardcoded__c": "hardcoded",
     "Custom_Fields__c": "custom_fields",
     "Segments__c": "segments",
+    "Combine__c": "combine",
     "Active__c": "active",
 }
 KEY_FIELDS: Final[dict[str, str]] = {key: name for name, key in FIELD_KEYS.items()}
 # Fields holding a JSON object as text; blank means an empty object.
-JSON_FIELDS: Final[frozenset[str]] = frozenset({"Fields__c", "Hardcoded__c", "Custom_Fields__c"})
+JSON_FIELDS: Final[frozenset[str]] = frozenset(
+    {"Fields__c", "Hardcoded__c", "Custom_Fields__c", "Combine__c"}
+)
 
 
 def _select_list(entity: Entity) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ from difflib import get_close_matches
 from typing import Any, Final, Literal, get_args
 
 from pipeline.mapping.errors import MappingError
+from pipeline.mapping.templates import TemplateError, is_template, parse_template
 
 Entity = Literal[
     "accounts",
@@ -57,6 +58,7 @@ KEYS: Final[tuple[str, ...]] = (
     "hardcoded",
     "custom_fields",
     "segments",
+    "combine",
     "active",
 )
 REQUIRED_KEYS: Final[tuple[str, ...]] = ("name", "object")
@@ -70,6 +72,11 @@ _SF_PATH = re.compile(rf"{_SF_NAME}(?:\.{_SF_NAME})*")
 _M3TER_FIELD = re.compile(r"[a-z][A-Za-z0-9]*(?:\.[a-z][A-Za-z0-9]*)*")
 
 _PATH_SECTIONS: Final = ("fields", "custom_fields")
+
+# How the rows of one grouped object combine a field they need not agree on. A blank value is
+# open-ended for `earliest` and `latest` (no start, no end: it wins) and skipped by the others.
+CombineRule = Literal["earliest", "latest", "min", "max", "sum"]
+COMBINE_RULES: Final[tuple[CombineRule, ...]] = get_args(CombineRule)
 
 
 class MappingSpecError(MappingError):
@@ -104,6 +111,7 @@ class MappingRecord:
     custom_fields: dict[str, str] = field(default_factory=dict)
     segments: str | None = None
     sync_level: SyncLevel | None = None
+    combine: dict[str, CombineRule] = field(default_factory=dict)
     active: bool = True
 
     def __post_init__(self) -> None:
@@ -114,8 +122,14 @@ class MappingRecord:
         for key in ("where", "segments"):
             if not (getattr(self, key) or "").strip():
                 object.__setattr__(self, key, None)
-        for key in ("fields", "hardcoded", "custom_fields"):
+        for key in ("fields", "hardcoded", "custom_fields", "combine"):
             object.__setattr__(self, key, dict(getattr(self, key)))
+
+    @property
+    def grouped(self) -> bool:
+        """Whether rows share objects: a computed code makes every row whose code comes out the
+        same one m3ter object; a code read from one field names one record's object."""
+        return is_template(self.fields.get("code"))
 
     def to_dict(self) -> dict[str, Any]:
         """The record's non-default keys in export order: what a YAML file needs to say."""
@@ -158,6 +172,7 @@ def record_problems(entity: Entity | None, data: Mapping[str, Any]) -> list[Prob
     for section in _PATH_SECTIONS:
         problems += _path_map_problems(section, data.get(section))
     problems += _hardcoded_problems(data.get("hardcoded"), data.get("fields"))
+    problems += _combine_problems(data.get("combine"), data.get("fields"))
     if entity is not None:
         problems += _entity_problems(entity, data)
     return problems
@@ -219,6 +234,21 @@ def _path_map_problems(section: str, value: Any) -> list[Problem]:
                     f"path, not {_kind(path)}",
                 )
             )
+        elif section == "fields" and is_template(path):
+            try:
+                template = parse_template(path)
+            except TemplateError as exc:
+                problems.append(Problem(where, f"{section} key {key!r}: {exc}"))
+            else:
+                problems += [
+                    Problem(
+                        where,
+                        f"{section} key {key!r}: {{{part}}} has {part.count('.') + 1} levels; "
+                        f"SOQL allows at most {MAX_PATH_DEPTH}",
+                    )
+                    for part in template.paths
+                    if part.count(".") >= MAX_PATH_DEPTH
+                ]
         elif not _SF_PATH.fullmatch(path):
             problems.append(
                 Problem(
@@ -266,6 +296,46 @@ def _hardcoded_problems(value: Any, fields: Any) -> list[Problem]:
             problems.append(
                 Problem(where, f"hardcoded key {key!r} is also mapped in 'fields'; keep one")
             )
+    return problems
+
+
+def _combine_problems(value: Any, fields: Any) -> list[Problem]:
+    """`combine`: mapped m3ter field -> how a grouped object's rows combine it."""
+    if value is None:
+        return []
+    if not isinstance(value, Mapping):
+        return [
+            Problem(
+                ("combine",),
+                f"'combine' must map m3ter field names to {_choices(COMBINE_RULES)}, "
+                f"not {_kind(value)}",
+            )
+        ]
+    mapped = fields if isinstance(fields, Mapping) else {}
+    problems = []
+    for key, rule in value.items():
+        where = ("combine", str(key))
+        if rule not in COMBINE_RULES:
+            problems.append(
+                Problem(
+                    where,
+                    f"combine key {key!r}: {rule!r} is not a rule ({_choices(COMBINE_RULES)})",
+                )
+            )
+        if key not in mapped:
+            problems.append(
+                Problem(where, f"combine key {key!r} is not mapped in 'fields'; map it there")
+            )
+        elif key == "code":
+            problems.append(Problem(where, "combine key 'code': the code is what rows share"))
+    if value and not is_template(mapped.get("code")):
+        problems.append(
+            Problem(
+                ("combine",),
+                "'combine' needs a computed code (fields key 'code' such as "
+                "'{OrderId}_{Product2.ProductCode}'): only rows sharing a code are combined",
+            )
+        )
     return problems
 
 

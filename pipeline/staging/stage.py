@@ -239,12 +239,14 @@ def _sql_rejects(con: duckdb.DuckDBPyConnection, compiled: CompiledEntity) -> No
         """
     )
     if has_code(compiled.entity):
+        # A code read from a field names one record's object; rows of a mapping that computes
+        # its code share objects, and the load checks that they agree (`load/groups.py`).
         con.execute(
             """
             INSERT INTO rejected
             SELECT rowid, 'unique_code',
                    'code ' || code || ' is staged for several records in partition ' || _partition
-            FROM candidates WHERE NOT _tombstone AND code IS NOT NULL
+            FROM candidates WHERE NOT _tombstone AND code IS NOT NULL AND NOT _grouped
             WINDOW code_key AS (PARTITION BY _partition, code)
             QUALIFY min(_source_id) OVER code_key <> max(_source_id) OVER code_key
                  OR min(_source_object) OVER code_key <> max(_source_object) OVER code_key

@@ -132,7 +132,8 @@ def write_raw(
             'transfer_gb' AS "Product2.M3ter_Aggregation_Code__c",
             DATE '2024-01-01' AS "ServiceDate", DATE '2024-12-31' AS "EndDate",
             {price}::DOUBLE AS "UnitPrice",
-            '001' || lpad(i::VARCHAR, 12, '0') || 'AAA' AS "Order.AccountId", {meta}
+            '001' || lpad(i::VARCHAR, 12, '0') || 'AAA' AS "Order.AccountId",
+            '801' || lpad(i::VARCHAR, 12, '0') || 'AAA' AS "OrderId", {meta}
             FROM range({items.start}, {items.stop}) t(i)"""
     )
     warehouse.write_partition(con, raw_table(source_object("Account")), day, "FROM a")

@@ -96,6 +96,7 @@ def raw_query(rows: int, days: int, codes: list[str]) -> str:
         "Id": "'802Hs' || lpad(CAST(i AS VARCHAR), 10, '0') || 'QAA'",
         "Order.Sync_To_M3ter__c": "hash(o, 'sync') % 10 < 7",
         "Order.OrderNumber": "lpad(CAST(o AS VARCHAR), 8, '0')",
+        "OrderId": "'801Hs' || lpad(CAST(o AS VARCHAR), 10, '0') || 'QAA'",
         "Order.AccountId": "'001Hs' || lpad(CAST(a AS VARCHAR), 10, '0') || 'QAA'",
         "Order.ContractId": (
             "CASE WHEN hash(o, 'contract') % 10 < 6 "

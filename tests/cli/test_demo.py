@@ -62,14 +62,14 @@ SOQL = {
     "BillingState, BillingPostalCode, BillingCountry, Region__c, Tier__c, Industry",
     "Contract": "AccountId, ContractNumber, Status, StartDate, EndDate, Billing_Frequency__c",
     "Product2": "Name, M3ter_Aggregation_Code__c, M3ter_Plan_Template_Code__c, "
-    "M3ter_Calculation__c",
-    "Order": "AccountId, ContractId, OrderNumber, Sync_To_M3ter__c, Prepayment_Amount__c, "
+    "M3ter_Calculation__c, M3ter_Product_Code__c",
+    "Order": "AccountId, ContractId, Name, OrderNumber, Sync_To_M3ter__c, Prepayment_Amount__c, "
     "CurrencyIsoCode, EffectiveDate, EndDate",
     "OrderItem": "OrderId, Product2Id, UnitPrice, ServiceDate, EndDate",
     "Opportunity": "AccountId, ContractId, Name, Sync_To_M3ter__c, Prepayment_Amount__c, "
     "CurrencyIsoCode, Service_Start_Date__c, Service_End_Date__c",
     "OpportunityLineItem": "OpportunityId, Product2Id, UnitPrice, ServiceDate, End_Date__c",
-    "Quote": "AccountId, ContractId, QuoteNumber, Sync_To_M3ter__c, Prepayment_Amount__c, "
+    "Quote": "AccountId, ContractId, Name, QuoteNumber, Sync_To_M3ter__c, Prepayment_Amount__c, "
     "CurrencyIsoCode, Service_Start_Date__c, Service_End_Date__c",
     "QuoteLineItem": "QuoteId, Product2Id, UnitPrice, ServiceDate, End_Date__c",
     "Asset": "AccountId, Product2Id, SerialNumber, Price, InstallDate, UsageEndDate, "
@@ -352,6 +352,11 @@ class Oracle:
     superseded_by: dict[str, str] = field(default_factory=dict)
     # account plan code -> the code that keeps the slot they both start in
     rivals: dict[str, str] = field(default_factory=dict)
+    # line Id -> its pricing, for every line a pricing mapping takes
+    lines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the lines m3ter must bill: an account plan on the line's plan over its service period (or
+    # until a later agreement of the account for the product supersedes it)
+    billable: set[str] = field(default_factory=set)
 
     def get(self, key: Key) -> dict[str, Any] | None:
         return self.objects.get(key)
@@ -363,6 +368,17 @@ def lines_of(org: Org, kind: Agreement) -> Iterator[tuple[dict[str, Any], dict[s
         header = line if kind.parent is None else org[kind.header].get(line[kind.parent])
         if header is not None:
             yield line, header
+
+
+def object_code(
+    kind: Agreement, line: dict[str, Any], header: dict[str, Any], product: dict[str, Any]
+) -> str | None:
+    """The code of the plan and account plan a line bills on: its agreement's and product's
+    (`{OrderId}_{Product2.M3ter_Product_Code__c}`), or an Asset's own Id."""
+    if kind.parent is None:
+        return line["Id"]
+    code = product["M3ter_Product_Code__c"]
+    return None if code is None else f"{header['Id']}_{code}"
 
 
 def taken(record: dict[str, Any], header: dict[str, Any]) -> bool:
@@ -460,28 +476,35 @@ def build_oracle(org: Org, state: M3ter) -> Oracle:
             }
         )
 
-    # plans.yaml and pricings.yaml, per line; account plans are collected for supersession.
-    candidates: list[dict[str, Any]] = []
+    # plans.yaml and pricings.yaml: Orders, Opportunities and Quotes at agreement level (one plan
+    # and one account plan per agreement and m3ter product, a pricing per line on that plan);
+    # an Asset is an agreement of its own. Account plans are collected for supersession.
+    members: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for kind in AGREEMENTS.values():
         for line, header in lines_of(org, kind):
             product = products.get(line["Product2Id"] or "")
             if not taken(line, header) or product is None:
                 continue
-            template = product["M3ter_Plan_Template_Code__c"]
-            if template is None:
+            group = object_code(kind, line, header, product)
+            if group is None:
                 continue
-            out[("plans", line["Id"])] = {
-                "code": line["Id"],
-                "name": product["Name"],
-                "planTemplateCode": template,
-                "customFields": compact({kind.plan_field: header[kind.plan_value]}),
-            }
+            template = product["M3ter_Plan_Template_Code__c"]
+            if template is not None:
+                name = product["Name"]
+                if kind.parent is not None:
+                    name = f"{header['Name']}: {product['M3ter_Product_Code__c']}"
+                out[("plans", group)] = {
+                    "code": group,
+                    "name": name,
+                    "planTemplateCode": template,
+                    "customFields": compact({kind.plan_field: header[kind.plan_value]}),
+                }
             account = org["Account"].get(header["AccountId"] or "")
             start, end = instant(line[kind.start]), instant(next_day(line[kind.end]))
             code = product["M3ter_Aggregation_Code__c"]
             pricing: dict[str, Any] = {
                 "code": line["Id"],
-                "planCode": line["Id"],
+                "planCode": group,
                 "startDate": start,
                 "endDate": end,
                 "pricingBands": [
@@ -502,20 +525,32 @@ def build_oracle(org: Org, state: M3ter) -> Oracle:
                     pricing = {}
             else:
                 pricing = {}
-            if pricing and ordered(start, end):
+            if pricing and ordered(start, end) and template is not None:
                 out[("pricings", line["Id"])] = compact(pricing)
-            if ordered(start, end):
-                candidates.append(
+                oracle.lines[line["Id"]] = pricing
+            if ordered(start, end) and template is not None:
+                members[group].append(
                     {
-                        "code": line["Id"],
+                        "code": group,
                         "accountCode": header["AccountId"],
-                        "planCode": line["Id"],
+                        "planCode": group,
                         "startDate": start,
                         "endDate": end,
                         "contractCode": header.get("ContractId") if kind.parent else None,
                         "_product": template_product.get(template, f"template:{template}"),
                     }
                 )
+    # combine: the first line's start, the last line's end (an open end is the latest)
+    candidates = []
+    for rows in members.values():
+        ends = [row["endDate"] for row in rows]
+        candidates.append(
+            {
+                **rows[0],
+                "startDate": min(row["startDate"] for row in rows),
+                "endDate": None if None in ends else max(ends),
+            }
+        )
 
     # account_plans.yaml, with supersession per account and product over every staged one.
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -539,6 +574,16 @@ def build_oracle(org: Org, state: M3ter) -> Oracle:
             if refers and contract_of(account, contract):
                 shaped = {k: v for k, v in plan.items() if k != "_product"}
                 out[("accountplans", plan["code"])] = compact(shaped)
+
+    for line_id, pricing in oracle.lines.items():
+        group = pricing["planCode"]
+        held = out.get(("accountplans", group))
+        if held is None or ("pricings", line_id) not in out or ("plans", group) not in out:
+            continue
+        end, held_end = pricing.get("endDate"), held.get("endDate")
+        covers = held_end is None or (end is not None and held_end >= end)
+        if held["startDate"] <= pricing["startDate"] and (covers or group in oracle.superseded_by):
+            oracle.billable.add(line_id)
 
     # commitments.yaml: synced agreements with a prepayment; matched by their ExternalMapping.
     for kind in AGREEMENTS.values():
@@ -579,6 +624,7 @@ class Demo:
     org: Org
     oracle: Oracle
     actual: Objects
+    state: M3ter
 
 
 @pytest.fixture(scope="module")
@@ -616,19 +662,27 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         assert info["salesforce"]["history_from"] == demo_org["history_from"], "new day, new org"
         org = read_org(info["salesforce"])
         state = read_m3ter(info["m3ter"])
-        yield Demo(root, result, env, info, org, build_oracle(org, state), actual_objects(state))
+        oracle = build_oracle(org, state)
+        yield Demo(root, result, env, info, org, oracle, actual_objects(state), state)
 
 
 # ---- comparing ----------------------------------------------------------------------------------
 
 
 def objects_of(org: Org, header: str, header_id: str) -> list[Key]:
-    """Every m3ter object one agreement may make: plan, pricing and account plan per line, its
-    commitment, its account and its contract."""
+    """Every m3ter object one agreement may make: a plan and account plan per m3ter product (an
+    Asset's own), a pricing per line, its commitment, its account and its contract."""
     kind = AGREEMENTS[header]
     record = org[header][header_id]
-    lines = [line["Id"] for line, h in lines_of(org, kind) if h["Id"] == header_id]
-    keys = [(c, line) for line in sorted(lines) for c in ("plans", "pricings", "accountplans")]
+    keys: list[Key] = []
+    for line, h in sorted(lines_of(org, kind), key=lambda pair: pair[0]["Id"]):
+        if h["Id"] != header_id:
+            continue
+        keys.append(("pricings", line["Id"]))
+        product = org["Product2"].get(line["Product2Id"] or "")
+        group = object_code(kind, line, h, product) if product else None
+        if group is not None:
+            keys += [("plans", group), ("accountplans", group)]
     if kind.commitment_dates is not None:
         keys.append(("commitments", f"{header}/{header_id}"))
     keys.append(("accounts", record["AccountId"]))
@@ -789,12 +843,22 @@ def test_prospects_and_accounts_without_email_are_not_in_m3ter(demo: Demo):
     compare(demo, [*refused, *referring, *deals])
 
 
+def source_of(org: Org, code: str) -> str:
+    """The kind of line an account plan code comes from: an Asset's Id, or an agreement's Id
+    and a product code."""
+    record = code.split("_", 1)[0]
+    return next(
+        kind.line
+        for kind in AGREEMENTS.values()
+        if record in org[kind.header] or record in org[kind.line]
+    )
+
+
 def first_of_each_source(org: Org, codes: Iterable[str]) -> list[str]:
-    """The first code (by Id) of each kind of line, so every source kind is sampled."""
+    """The first code of each kind of line, so every source kind is sampled."""
     firsts: dict[str, str] = {}
     for code in sorted(codes):
-        source = next(kind.line for kind in AGREEMENTS.values() if code in org[kind.line])
-        firsts.setdefault(source, code)
+        firsts.setdefault(source_of(org, code), code)
     return sorted(firsts.values())
 
 
@@ -820,8 +884,8 @@ def test_account_plans_starting_together_keep_the_smaller_code(demo: Demo):
     assert sample, "the demo org has no account plans of one product starting together"
     assert all(oracle.rivals[code] < code for code in sample)
     keys = [("accountplans", c) for code in sample for c in (code, oracle.rivals[code])]
-    # The loser's plan and pricing are still made: only the account plan competes for the slot.
-    keys += [(c, code) for code in sample for c in ("plans", "pricings")]
+    # The loser's plan is still made: only the account plan competes for the slot.
+    keys += [("plans", code) for code in sample]
     compare(demo, keys)
 
 
@@ -840,7 +904,7 @@ def test_deleted_deal_records_leave_nothing_in_m3ter(demo: Demo):
                 for line, h in lines_of(org, kind)
                 if line["IsDeleted"] and not h["IsDeleted"] and h["Sync_To_M3ter__c"]
             )
-            keys += [(c, i) for i in lines[:2] for c in ("plans", "pricings", "accountplans")]
+            keys += [("pricings", i) for i in lines[:2]]
     records = [k for k in keys if k[0] in ("plans", "pricings", "accountplans", "commitments")]
     assert len(records) >= 6, "the demo org has too few deleted synced deal records"
     assert all(demo.oracle.get(k) is None for k in records)
@@ -858,3 +922,73 @@ def test_agreements_not_flagged_for_sync_are_not_in_m3ter(demo: Demo):
         keys += [k for i in unflagged[:2] for k in objects_of(demo.org, header, i)]
     assert sum(1 for k in keys if k[0] == "plans") >= 4
     compare(demo, keys)
+
+
+# ---- billing -------------------------------------------------------------------------------------
+
+
+def billed_lines(demo: Demo) -> set[str]:
+    """The lines m3ter bills, read from m3ter's objects alone: a pricing whose plan an account
+    plan attaches from the pricing's start to its end, or to where the account's next account
+    plan for the same m3ter product begins."""
+    actual, state = demo.actual, demo.state
+    product_of_template = {t["code"]: t["productId"] for t in state["plantemplates"]}
+    plans = {code: obj for (collection, code), obj in actual.items() if collection == "plans"}
+    held = [obj for (collection, _), obj in actual.items() if collection == "accountplans"]
+
+    def product(account_plan: dict[str, Any]) -> str | None:
+        plan = plans.get(account_plan["planCode"], {})
+        return product_of_template.get(plan.get("planTemplateCode"))
+
+    starts = {(p["accountCode"], product(p), p["startDate"]) for p in held}
+    billed = set()
+    for (collection, code), pricing in actual.items():
+        if collection != "pricings" or pricing.get("planCode") not in plans:
+            continue
+        end = pricing.get("endDate")
+        for p in held:
+            if p["planCode"] != pricing["planCode"] or p["startDate"] > pricing["startDate"]:
+                continue
+            held_end = p.get("endDate")
+            superseded = (p["accountCode"], product(p), held_end) in starts
+            if held_end is None or (end is not None and held_end >= end) or superseded:
+                billed.add(code)
+    return billed
+
+
+def coverage_rows(demo: Demo) -> list[tuple[Any, ...]]:
+    catalog = duckdb.connect(str(demo.root / "warehouse" / "warehouse.duckdb"), read_only=True)
+    try:
+        return catalog.execute(
+            "SELECT source_id, billable, root_entity, reason FROM load.coverage"
+        ).fetchall()
+    finally:
+        catalog.close()
+
+
+def test_m3ter_bills_exactly_the_lines_the_oracle_expects(demo: Demo):
+    billed = billed_lines(demo)
+    assert billed == demo.oracle.billable
+    # Lines of one agreement that bill one m3ter product share its plan, and all bill.
+    shared = defaultdict(list)
+    for line_id, pricing in demo.oracle.lines.items():
+        shared[pricing["planCode"]].append(line_id)
+    together = [ids for ids in shared.values() if len(ids) > 1]
+    assert together, "no agreement of the demo org sells two products of one m3ter product"
+    assert any(set(ids) <= billed for ids in together)
+
+
+def test_coverage_says_which_lines_bill_as_m3ter_does(demo: Demo):
+    rows = coverage_rows(demo)
+    assert {source for source, billable, _, _ in rows if billable} == billed_lines(demo)
+    assert all(reason for _, billable, _, reason in rows if not billable)
+
+
+def test_no_line_is_lost_to_the_way_deals_are_modelled(demo: Demo):
+    """Every line that does not bill is explained by the org's data: a refused account, two
+    agreements of one account starting the same product on the same day; never a line of an
+    agreement that another line of it displaces."""
+    unbilled = [(root, reason) for _, billable, root, reason in coverage_rows(demo) if not billable]
+    assert all("sync_level agreement" not in reason for _, reason in unbilled)
+    assert all("not over the line" not in reason for _, reason in unbilled)
+    assert {root for root, _ in unbilled} <= {"accounts", "account_plans"}

@@ -133,7 +133,8 @@ def write_raw(
             'data_platform_standard' AS "Product2.M3ter_Plan_Template_Code__c",
             'transfer_gb' AS "Product2.M3ter_Aggregation_Code__c",
             DATE '2024-01-01' AS "ServiceDate", DATE '2024-12-31' AS "EndDate",
-            price AS "UnitPrice", account AS "Order.AccountId", {meta}
+            price AS "UnitPrice", account AS "Order.AccountId",
+            '801' || substr(id, 4) AS "OrderId", {meta}
             FROM (VALUES {item_rows}) v(id, account, price, deleted)"""
     )
     warehouse.write_partition(con, raw_table(source_object("Account")), partition, "FROM a")

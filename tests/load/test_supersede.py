@@ -8,8 +8,9 @@ import duckdb
 
 from pipeline.extract.objects import source_object
 from pipeline.extract.run import raw_table
+from pipeline.load.groups import REFUSED, objects
 from pipeline.load.run import load, staged_rows
-from pipeline.load.supersede import OVERLAP, SUPERSEDED_BY, account_plan_rows
+from pipeline.load.supersede import SUPERSEDED_BY, account_plan_rows
 from pipeline.staging.stage import stage
 from pipeline.warehouse import Warehouse
 from tests.load.conftest import ACCOUNTS, DAY1, DAY2, item
@@ -41,7 +42,8 @@ def write_items(
             template AS "Product2.M3ter_Plan_Template_Code__c",
             'transfer_gb' AS "Product2.M3ter_Aggregation_Code__c",
             start AS "ServiceDate", "end" AS "EndDate", 0.05 AS "UnitPrice",
-            '{ACCOUNTS[0]}' AS "Order.AccountId", {meta}
+            '{ACCOUNTS[0]}' AS "Order.AccountId", '801' || substr(id, 4) AS "OrderId",
+            {meta}
             FROM (VALUES {rows}) v(id, start, "end", template)"""
     )
     warehouse.write_partition(con, raw_table(source_object("Account")), partition, "FROM a")
@@ -56,7 +58,8 @@ def staged(warehouse, compiled, *partitions: str) -> None:
 def rows_by_item(warehouse, partitions, products=None) -> dict[str, dict]:
     con = warehouse.connect()
     try:
-        rows = account_plan_rows(warehouse, con, partitions, products or {})
+        objects(warehouse, con, "account_plans", partitions)
+        rows = account_plan_rows(warehouse, con, products or {})
     finally:
         con.close()
     return {row["_source_id"]: row for row in rows}
@@ -109,8 +112,8 @@ def test_of_two_starting_together_the_smaller_code_keeps_the_slot(warehouse, com
     write_items(warehouse, DAY1, [(1, "2024-01-01", None, DATA), (2, "2024-01-01", None, DATA)])
     staged(warehouse, compiled, DAY1)
     rows = rows_by_item(warehouse, [DAY1])
-    assert rows[item(1)][OVERLAP] is None
-    assert rows[item(2)][OVERLAP] == item(1)
+    assert rows[item(1)][REFUSED] is None
+    assert item(1) in rows[item(2)][REFUSED]
 
 
 def test_loading_a_later_partition_brings_the_account_plans_it_supersedes(warehouse, compiled):
@@ -181,4 +184,4 @@ def test_staged_rows_of_other_entities_are_not_touched(warehouse, compiled):
     staged(warehouse, compiled, DAY1)
     rows = staged_rows(warehouse, "plans", [DAY1])
     assert {row["_source_id"] for row in rows} == {item(1), item(2)}
-    assert all(OVERLAP not in row for row in rows)
+    assert all(REFUSED not in row for row in rows)

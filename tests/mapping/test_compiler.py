@@ -767,7 +767,9 @@ def test_sync_level_agreement_on_a_line_object_is_an_error(tmp_path):
     )
     assert problem == (
         f"{tmp_path / 'account_plans.yaml'}:3: mapping 'OrderItem_Account_Plans': sync_level: "
-        "'agreement' needs a header object (Order, Opportunity, Quote, Asset), not OrderItem"
+        "'agreement' on OrderItem groups an agreement's lines: compute fields key 'code' from "
+        "the agreement and the product, e.g. '{OrderId}_{Product2.ProductCode}' (it is the "
+        "line's Id), or sync at 'line_item'"
     )
 
 

@@ -71,7 +71,7 @@ def test_selected_fields_exist_on_the_orgs_metadata_type(entity: Entity) -> None
 def test_the_query_selects_the_fields_of_the_type_in_a_stable_order() -> None:
     assert metadata_query("accounts") == (
         "SELECT DeveloperName, Source_Object__c, Where__c, Fields__c, Hardcoded__c, "
-        "Custom_Fields__c, Active__c FROM AccountMapping__mdt ORDER BY DeveloperName"
+        "Custom_Fields__c, Combine__c, Active__c FROM AccountMapping__mdt ORDER BY DeveloperName"
     )
 
 

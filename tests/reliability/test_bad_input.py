@@ -1276,6 +1276,7 @@ class Records:
                 "IsDeleted": False,
                 "Order.Sync_To_M3ter__c": True,
                 "Order.AccountId": account,
+                "OrderId": self.id("Order", n),
                 # Region blank: priced as the aggregation's wildcard segment {"region": "*"}
                 "Order.Account.Region__c": None,
                 "Product2.Name": "Data Storage",

@@ -87,6 +87,7 @@ def write_items(
             'standard' AS "Product2.M3ter_Plan_Template_Code__c",
             DATE '2024-01-01' AS "ServiceDate", v.end_date AS "EndDate",
             v.price AS "UnitPrice", v.region AS "Order.Account.Region__c",
+            '801' || substr(v.id, 4) AS "OrderId",
             TIMESTAMP '{partition} {stamp}' AS _version_stamp, '{partition}' AS _partition,
             now()::TIMESTAMP AS _extracted_at
         FROM (VALUES {values}) v(id, synced, deleted, price, end_date, region)

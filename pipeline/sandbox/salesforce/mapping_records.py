@@ -28,6 +28,7 @@ class MappingRecord:
     custom_fields: Mapping[str, str] = field(default_factory=dict)  # m3ter custom field -> path
     sync_level: str | None = None  # "agreement" | "line_item"
     segments: str | None = None  # PricingMapping__mdt only: `k: v, ...` or a JSON object
+    combine: Mapping[str, str] = field(default_factory=dict)  # m3ter field -> combine rule
 
     @property
     def label(self) -> str:
@@ -48,6 +49,7 @@ class MappingRecord:
             "Fields__c": _json(self.fields),
             "Hardcoded__c": _json(self.hardcoded),
             "Custom_Fields__c": _json(self.custom_fields),
+            "Combine__c": _json(self.combine),
             "Active__c": True,
             "Sync_Level__c": self.sync_level,
             "Segments__c": self.segments,
@@ -76,6 +78,28 @@ class _Source:
         return f"{self.header}.{field_name}" if self.header else field_name
 
     @property
+    def object_code(self) -> str:
+        """The code of the plan (and account plan) a row bills on: at agreement level the lines
+        of one agreement that bill one m3ter product share it (m3ter bills one account plan per
+        account and product); an Asset is an agreement of its own."""
+        if self.header is None:
+            return "Id"
+        return f"{{{self.header}Id}}_{{Product2.M3ter_Product_Code__c}}"
+
+    @property
+    def plan_name(self) -> str:
+        if self.header is None:
+            return "Product2.Name"
+        return f"{{{self.header}.Name}}: {{Product2.M3ter_Product_Code__c}}"
+
+    @property
+    def combine(self) -> dict[str, str]:
+        """Account plans of grouped lines run from the first line's start to the last's end."""
+        if self.header is None:
+            return {}
+        return {"startDate": "earliest", "endDate": "latest"}
+
+    @property
     def synced(self) -> str:
         return f"{self.path('Sync_To_M3ter__c')} = true"
 
@@ -100,7 +124,7 @@ _BILLED_SOURCES = (
         "ServiceDate",
         "EndDate",
         "UnitPrice",
-        "line_item",
+        "agreement",
         {"salesforceOrderNumber": "Order.OrderNumber"},
         segments_as_json=False,
     ),
@@ -110,7 +134,7 @@ _BILLED_SOURCES = (
         "ServiceDate",
         "End_Date__c",
         "UnitPrice",
-        "line_item",
+        "agreement",
         {"salesforceOpportunity": "Opportunity.Name"},
         segments_as_json=True,
     ),
@@ -120,7 +144,7 @@ _BILLED_SOURCES = (
         "ServiceDate",
         "End_Date__c",
         "UnitPrice",
-        "line_item",
+        "agreement",
         {"salesforceQuoteNumber": "Quote.QuoteNumber"},
         segments_as_json=False,
     ),
@@ -189,8 +213,8 @@ def _plan_records() -> list[MappingRecord]:
             s.name,
             where=s.synced,
             fields={
-                "code": "Id",
-                "name": "Product2.Name",
+                "code": s.object_code,
+                "name": s.plan_name,
                 "planTemplateCode": "Product2.M3ter_Plan_Template_Code__c",
             },
             custom_fields=s.extra,
@@ -224,7 +248,7 @@ def _pricing_record(
         source.name,
         where=f"{source.synced} AND {where}",
         fields={
-            "planCode": "Id",
+            "planCode": source.object_code,
             aggregation_key: "Product2.M3ter_Aggregation_Code__c",
             "startDate": source.start,
             "endDate": source.end,
@@ -266,9 +290,9 @@ def _account_plan_records() -> list[MappingRecord]:
     records = []
     for s in _BILLED_SOURCES:
         fields = {
-            "code": "Id",
+            "code": s.object_code,
             "accountCode": s.path("AccountId"),
-            "planCode": "Id",
+            "planCode": s.object_code,
             "startDate": s.start,
             "endDate": s.end,
         }
@@ -282,6 +306,7 @@ def _account_plan_records() -> list[MappingRecord]:
                 where=s.synced,
                 fields=fields,
                 sync_level=s.sync_level,
+                combine=s.combine,
             )
         )
     return records

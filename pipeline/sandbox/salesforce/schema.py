@@ -209,6 +209,7 @@ def _metadata_type(name: str, *extra: Field) -> SObject:
         Field("Fields__c", "textarea", length=32768),
         Field("Hardcoded__c", "textarea", length=32768),
         Field("Custom_Fields__c", "textarea", length=32768),
+        Field("Combine__c", "textarea", length=32768),
         Field("Active__c", "boolean", nillable=False),
         *extra,
     )

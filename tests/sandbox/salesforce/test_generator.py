@@ -547,11 +547,19 @@ def test_pricing_segments_use_both_text_forms_and_a_literal(org: duckdb.DuckDBPy
     as_json = [json.loads(s) for s in segments if s.startswith("{")]
     assert as_json
     assert any("." not in value for s in as_json for value in s.values())
-    assert (
-        _scalar(
-            org,
-            """SELECT count(DISTINCT "Sync_Level__c")
-                           FROM org."AccountPlanMapping__mdt" """,
-        )
-        == 2
-    )
+
+
+def test_account_plans_of_lines_are_synced_per_agreement_and_product(
+    org: duckdb.DuckDBPyConnection,
+) -> None:
+    rows = org.execute("""
+        SELECT "Source_Object__c", "Sync_Level__c", "Fields__c", "Combine__c"
+        FROM org."AccountPlanMapping__mdt" """).fetchall()
+    assert {level for _, level, _, _ in rows} == {"agreement"}
+    for source, _, fields, combine in rows:
+        code = json.loads(fields)["code"]
+        if source == "Asset":
+            assert code == "Id" and combine is None
+        else:
+            assert code.startswith("{") and "M3ter_Product_Code__c" in code
+            assert json.loads(combine) == {"startDate": "earliest", "endDate": "latest"}

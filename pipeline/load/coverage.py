@@ -1,0 +1,294 @@
+"""Billing coverage: is every Salesforce line the mappings price billable in m3ter, and if not, why.
+
+A line (a record a pricing mapping takes) is billable when m3ter holds its pricing, the plan the
+pricing sits on, and an account plan on that plan, for an account m3ter holds, active over the
+line's service period; an account plan cut short by a later agreement of the account for the
+same product (a renewal, an upsell) still bills the line until then. What m3ter holds is what
+the load journal says it applied, with account plans as the load computes them
+(`supersede.py`); the end-to-end tests check that against m3ter itself.
+
+A line that is not billable carries the reason at its root: the first object on its way to
+billing that failed, walking from the account down (an account refused because it has no e-mail
+address explains every line of that account, once), with the reason the stage or m3ter gave.
+Findings count the roots and the lines that depend on them.
+
+Everything is one SQL statement over the warehouse, written to `load.coverage` (one row per
+line) for the data team.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import duckdb
+
+from pipeline.load import groups
+from pipeline.load.current import Current
+from pipeline.load.journal import JOURNAL
+from pipeline.load.supersede import ACCOUNT_PLANS, SUPERSEDED_BY, superseded
+from pipeline.mapping.compiler import AGREEMENT
+from pipeline.mapping.spec import Entity
+from pipeline.staging.stage import REJECTS, staged_table
+from pipeline.warehouse import Table, Warehouse
+
+COVERAGE = Table("load", "coverage")
+WHOLE = "_all"
+# Outcomes after which m3ter holds the object as the journal says.
+_HELD = "status IN ('applied', 'unchanged') AND action IN ('create', 'update', 'unchanged')"
+_PRICED = (
+    "planCode, planTemplateCode, aggregationCode, compoundAggregationCode, segment, startDate, "
+    "endDate"
+)
+_UNLOADED = "'not in m3ter yet (not loaded)'"
+# Ids, and codes made from them, vary from one root to the next: findings name the rule.
+_ID_PATTERN = r"[A-Za-z0-9]{15,18}(_[A-Za-z0-9_]+)?"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One reason lines do not bill, at its root: how many roots, and how many lines."""
+
+    entity: str  # the m3ter entity at the root (accounts, plans, pricings, account_plans)
+    reason: str  # an example of the reason, as the stage or m3ter gave it
+    roots: int
+    lines: int
+
+    def __str__(self) -> str:
+        noun = self.entity.replace("_", " ")
+        if self.roots == 1 and noun.endswith("s"):
+            noun = noun[:-1]
+        depend = "line depends" if self.lines == 1 else "lines depend"
+        them = "it" if self.roots == 1 else "them"
+        return f"{self.roots:,} {noun}: {self.reason}; {self.lines:,} {depend} on {them}"
+
+
+@dataclass(frozen=True)
+class Coverage:
+    lines: int
+    billable: int
+    findings: list[Finding] = field(default_factory=list)
+    by_month: list[tuple[str, int, int]] = field(default_factory=list)  # (YYYY-MM, lines, billable)
+
+    @property
+    def share(self) -> float:
+        """Billable lines over lines; 1.0 when there is nothing to bill."""
+        return self.billable / self.lines if self.lines else 1.0
+
+    @property
+    def explained(self) -> int:
+        return sum(f.lines for f in self.findings)
+
+
+def template_products(current: Current) -> dict[str, str]:
+    """Plan template code -> m3ter product id, from m3ter's plan templates (listed once a run)."""
+    return {
+        t["code"]: t["productId"]
+        for t in current.listing("plantemplates")
+        if t.get("code") and t.get("productId")
+    }
+
+
+def coverage(warehouse: Warehouse, template_products: Mapping[str, str]) -> Coverage:
+    """Compute coverage over everything staged and journaled, write `load.coverage`, and sum it.
+
+    `template_products` maps plan template codes to m3ter product ids (m3ter's plan templates),
+    which decide which account plans supersede which.
+    """
+    con = warehouse.connect()
+    try:
+        if not _lines_sql(warehouse, con, template_products):
+            return Coverage(0, 0)
+        warehouse.write_partition(con, COVERAGE, WHOLE, "SELECT * FROM _coverage")
+        return _summary(con)
+    finally:
+        con.close()
+
+
+def _latest_journal(warehouse: Warehouse) -> str:
+    if not warehouse.partitions(JOURNAL):
+        return (
+            "SELECT NULL::VARCHAR AS entity, NULL::VARCHAR AS source_object, "
+            "NULL::VARCHAR AS source_id, NULL::VARCHAR AS code, NULL::VARCHAR AS action, "
+            "NULL::VARCHAR AS status, NULL::VARCHAR AS message WHERE false"
+        )
+    return f"""SELECT entity, source_object, source_id, code, action, status, message
+        FROM {JOURNAL.sql} WHERE status <> 'planned'
+        QUALIFY row_number() OVER (
+            PARTITION BY entity, source_object, source_id ORDER BY "at" DESC) = 1"""
+
+
+def _staged(warehouse: Warehouse, entity: Entity, columns: str) -> str:
+    table = staged_table(entity)
+    if not warehouse.partitions(table):
+        return f"SELECT {columns} FROM (SELECT NULL AS _x) WHERE false"
+    return f"SELECT {columns} FROM {table.sql}"
+
+
+def _lines_sql(
+    warehouse: Warehouse, con: duckdb.DuckDBPyConnection, template_products: Mapping[str, str]
+) -> bool:
+    """Fill `_coverage` with one row per line; False if no pricing is staged."""
+    if not warehouse.partitions(staged_table("pricings")):
+        return False
+    if groups.objects(warehouse, con, "account_plans", None):
+        superseded(warehouse, con, template_products)
+    else:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {ACCOUNT_PLANS} AS SELECT NULL::VARCHAR AS "
+            "_source_object, NULL::VARCHAR AS _source_id, NULL::VARCHAR AS code, "
+            "NULL::VARCHAR AS accountCode, NULL::VARCHAR AS planCode, NULL::VARCHAR AS "
+            f"startDate, NULL::VARCHAR AS endDate, NULL::VARCHAR AS {SUPERSEDED_BY}, "
+            f"NULL::VARCHAR AS {AGREEMENT}, false AS _tombstone WHERE false"
+        )
+    rejects = (
+        f"""SELECT entity, _source_object, _source_id, _partition, message,
+                coalesce(json_extract_string("row", '$.code'), _source_id) AS code
+            FROM {REJECTS.sql}
+            QUALIFY row_number() OVER (PARTITION BY entity, _source_object, _source_id
+                                       ORDER BY _partition DESC, message) = 1"""
+        if warehouse.partitions(REJECTS)
+        else "SELECT NULL::VARCHAR AS entity, NULL::VARCHAR AS _source_object, "
+        "NULL::VARCHAR AS _source_id, NULL::VARCHAR AS _partition, NULL::VARCHAR AS message, "
+        "NULL::VARCHAR AS code WHERE false"
+    )
+    meta = "_source_object, _source_id, _partition, _tombstone"
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _coverage AS
+        WITH journal AS ({_latest_journal(warehouse)}),
+        held AS (SELECT *, {_HELD} AS ok FROM journal),
+        rejected AS ({rejects}),
+        pricing AS ({_staged(warehouse, "pricings", f"{meta}, {AGREEMENT}, {_PRICED}")}),
+        plan_rows AS ({_staged(warehouse, "plans", meta)}),
+        ap_rows AS ({_staged(warehouse, "account_plans", f"{meta}, accountCode, code")}),
+        account_rows AS ({_staged(warehouse, "accounts", f"{meta}, code")}),
+        -- a record's latest reject counts while no later version of it was staged
+        current_rejects AS (
+            SELECT r.* FROM rejected r
+            LEFT JOIN (SELECT 'pricings' AS entity, {meta} FROM pricing
+                       UNION ALL SELECT 'plans', {meta} FROM plan_rows
+                       UNION ALL SELECT 'account_plans', {meta} FROM ap_rows
+                       UNION ALL SELECT 'accounts', {meta} FROM account_rows) s
+              USING (entity, _source_object, _source_id)
+            WHERE s._partition IS NULL OR r._partition > s._partition
+        ),
+        lines AS (
+            SELECT _source_object, _source_id, {AGREEMENT} AS agreement, planCode,
+                coalesce(aggregationCode, compoundAggregationCode) AS aggregation, segment,
+                startDate, endDate, NULL::VARCHAR AS rejected
+            FROM pricing WHERE NOT _tombstone
+            UNION ALL
+            SELECT r._source_object, r._source_id, NULL, NULL, NULL, NULL, NULL, NULL, r.message
+            FROM current_rejects r
+            WHERE r.entity = 'pricings' AND NOT EXISTS (
+                SELECT 1 FROM pricing p WHERE p._source_object = r._source_object
+                AND p._source_id = r._source_id AND NOT p._tombstone)
+        ),
+        placed AS (
+            SELECT l.*, ap.accountCode AS account, ap.code AS ap_code
+            FROM lines l LEFT JOIN ap_rows ap
+              ON ap._source_object = l._source_object AND ap._source_id = l._source_id
+             AND NOT ap._tombstone
+        ),
+        accounts AS (
+            SELECT code, bool_or(ok) AS ok, any_value(message) AS message
+            FROM held WHERE entity = 'accounts' GROUP BY code
+        ),
+        plans AS (
+            SELECT code, bool_or(ok) AS ok, any_value(message) FILTER (NOT ok) AS message
+            FROM held WHERE entity = 'plans' GROUP BY code
+        ),
+        account_plans AS (
+            SELECT a.*, j.ok, j.message, s.{AGREEMENT} AS superseder_agreement
+            FROM {ACCOUNT_PLANS} a
+            LEFT JOIN held j ON j.entity = 'account_plans'
+             AND j.source_object = a._source_object AND j.source_id = a._source_id
+            LEFT JOIN {ACCOUNT_PLANS} s ON s.code = a.{SUPERSEDED_BY}
+            WHERE NOT a._tombstone
+        ),
+        judged AS (
+            SELECT p.*,
+                acc.ok AS account_ok,
+                coalesce(acc_reject.message, acc.message) AS account_reason,
+                pl.ok AS plan_ok,
+                coalesce(plan_reject.message, pl.message) AS plan_reason,
+                pj.ok AS pricing_ok, pj.message AS pricing_reason,
+                ap_reject.message AS ap_reject,
+                own.ok AS ap_ok, own.message AS ap_reason, own.startDate AS ap_start,
+                own.endDate AS ap_end,
+                EXISTS (
+                    SELECT 1 FROM account_plans c
+                    WHERE c.planCode = p.planCode AND c.ok AND c.startDate <= p.startDate
+                      AND (c.endDate IS NULL OR (p.endDate IS NOT NULL AND c.endDate >= p.endDate)
+                           OR (c.{SUPERSEDED_BY} IS NOT NULL
+                               AND c.superseder_agreement IS DISTINCT FROM p.agreement))
+                ) AS covered
+            FROM placed p
+            LEFT JOIN accounts acc ON acc.code = p.account
+            LEFT JOIN current_rejects acc_reject
+              ON acc_reject.entity = 'accounts' AND acc_reject.code = p.account
+            LEFT JOIN plans pl ON pl.code = p.planCode
+            LEFT JOIN current_rejects plan_reject ON plan_reject.entity = 'plans'
+             AND plan_reject._source_object = p._source_object
+             AND plan_reject._source_id = p._source_id
+            LEFT JOIN held pj ON pj.entity = 'pricings'
+             AND pj.source_object = p._source_object AND pj.source_id = p._source_id
+            LEFT JOIN current_rejects ap_reject ON ap_reject.entity = 'account_plans'
+             AND ap_reject._source_object = p._source_object
+             AND ap_reject._source_id = p._source_id
+            LEFT JOIN account_plans own ON own.code = p.ap_code
+        ),
+        rooted AS (
+            SELECT *,
+                CASE
+                    WHEN rejected IS NOT NULL THEN struct_pack(e := 'pricings', k := _source_id,
+                        r := rejected)
+                    WHEN account IS NOT NULL AND NOT coalesce(account_ok, false)
+                        THEN struct_pack(e := 'accounts', k := account, r := coalesce(
+                            account_reason, 'not in m3ter: no account mapping takes it'))
+                    WHEN NOT coalesce(plan_ok, false) THEN struct_pack(e := 'plans', k := planCode,
+                        r := coalesce(plan_reason, {_UNLOADED}))
+                    WHEN NOT coalesce(pricing_ok, false) THEN struct_pack(e := 'pricings',
+                        k := _source_id, r := coalesce(pricing_reason, {_UNLOADED}))
+                    WHEN covered THEN NULL
+                    WHEN ap_code IS NULL THEN struct_pack(e := 'account_plans', k := _source_id,
+                        r := coalesce(ap_reject, 'no account plan mapping takes the line'))
+                    WHEN NOT coalesce(ap_ok, false) THEN struct_pack(e := 'account_plans',
+                        k := ap_code, r := coalesce(ap_reason, {_UNLOADED}))
+                    ELSE struct_pack(e := 'account_plans', k := ap_code,
+                        r := 'runs ' || coalesce(ap_start, '?') || ' to '
+                             || coalesce(ap_end, 'open') || ', not over the line''s '
+                             || startDate || ' to ' || coalesce(endDate, 'open'))
+                END AS root
+            FROM judged
+        )
+        SELECT _source_object AS source_object, _source_id AS source_id, agreement,
+            account AS account_code, planCode AS plan_code, aggregation, segment,
+            startDate AS start_date, endDate AS end_date, substr(startDate, 1, 7) AS month,
+            root IS NULL AS billable, root.e AS root_entity, root.k AS root_key,
+            root.r AS reason,
+            regexp_replace(root.r, '{_ID_PATTERN}', '…', 'g') AS finding
+        FROM rooted
+    """)
+    return True
+
+
+def _summary(con: duckdb.DuckDBPyConnection) -> Coverage:
+    (lines, billable) = con.execute(
+        "SELECT count(*), count(*) FILTER (billable) FROM _coverage"
+    ).fetchone() or (0, 0)
+    findings = [
+        Finding(entity, reason, roots, count)
+        for entity, reason, roots, count in con.execute("""
+            SELECT root_entity, min(reason), count(DISTINCT root_key), count(*)
+            FROM _coverage WHERE NOT billable
+            GROUP BY root_entity, finding ORDER BY count(*) DESC, root_entity, finding
+            """).fetchall()
+    ]
+    by_month = [
+        (str(month), int(total), int(good))
+        for month, total, good in con.execute("""
+            SELECT coalesce(month, '(rejected)'), count(*), count(*) FILTER (billable)
+            FROM _coverage GROUP BY 1 ORDER BY 1""").fetchall()
+    ]
+    return Coverage(int(lines), int(billable), findings, by_month)
