@@ -1,7 +1,12 @@
-"""Fixtures shared by every suite: real sandbox servers on real loopback sockets."""
+"""Fixtures shared by every suite: real sandbox servers on real loopback sockets.
+
+Tests marked `operator` (slow end-to-end runs of the `m3sync` commands) run only with
+`M3SYNC_OPERATOR=1`, the README's operator suite command, so the default run stays short.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -16,6 +21,16 @@ from pipeline.sandbox.server import RunningSandbox, running_sandbox
 SANDBOX_ACCOUNTS = 150  # 3,000 OrderItems: more than one 2,000-record REST page
 
 StartSandbox = Callable[..., AbstractContextManager[RunningSandbox]]
+OPERATOR = os.environ.get("M3SYNC_OPERATOR", "") == "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if OPERATOR:
+        return
+    deselected = [item for item in items if item.get_closest_marker("operator")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("operator")]
 
 
 @pytest.fixture(scope="session")

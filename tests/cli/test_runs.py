@@ -104,6 +104,7 @@ def test_a_backfill_prints_rows_rejects_and_actions(operator):
     assert "Runs:" in out and "warehouse.duckdb" in out
 
 
+@pytest.mark.operator
 def test_a_run_again_writes_nothing_to_m3ter(operator):
     result = operator("run", "--partition", LAST)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -111,6 +112,7 @@ def test_a_run_again_writes_nothing_to_m3ter(operator):
     assert "create:applied" not in load and "update:applied" not in load
 
 
+@pytest.mark.operator
 def test_a_run_configuration_file_reaches_the_run(operator, tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text("resources:\n  extract_settings:\n    config:\n      rest_threshold: 0\n")
@@ -119,6 +121,7 @@ def test_a_run_configuration_file_reaches_the_run(operator, tmp_path):
     assert "│   bulk │" in result.stdout
 
 
+@pytest.mark.operator
 def test_a_run_configuration_that_is_not_a_mapping_fails_in_one_line(operator, tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text("- rest_threshold: 0\n")
@@ -127,6 +130,7 @@ def test_a_run_configuration_that_is_not_a_mapping_fails_in_one_line(operator, t
     assert result.stdout.strip().splitlines()[-1].endswith("is not a mapping")
 
 
+@pytest.mark.operator
 def test_reconcile_after_a_backfill_finds_no_drift(operator):
     result = operator("reconcile")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -159,6 +163,7 @@ def test_an_unknown_table_fails_with_the_tables_it_knows(operator):
     assert result.returncode == 1 and "no table 'nope'" in result.stdout
 
 
+@pytest.mark.operator
 def test_a_bad_partition_exits_non_zero_with_one_line(operator):
     result = operator("run", "--partition", "1999-01-01")
     assert result.returncode == 1
@@ -166,6 +171,7 @@ def test_a_bad_partition_exits_non_zero_with_one_line(operator):
     assert "Traceback" not in result.stdout + result.stderr
 
 
+@pytest.mark.operator
 def test_verbose_shows_the_traceback_of_a_failed_run(operator, tmp_path):
     mappings = tmp_path / "mappings"
     mappings.mkdir()

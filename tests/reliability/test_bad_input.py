@@ -614,8 +614,8 @@ REFERENCES = [
         PLANS.replace("sync_level: line_item", "sync_level: agreement"),
         3,
         P,
-        "sync_level: 'agreement' needs a header object",
-        "not OrderItem",
+        "sync_level: 'agreement' on OrderItem groups an agreement's lines",
+        "compute fields key 'code'",
     ),
     bad_mapping(
         "required-field-left-out-email",
