@@ -25,6 +25,7 @@ from typing import Any
 from pipeline.extract.errors import FieldNotFound
 from pipeline.extract.plan import resolve_path
 from pipeline.mapping.errors import MappingError, SegmentError
+from pipeline.mapping.products import ProductMapping, resolution_sql
 from pipeline.mapping.segments import parse_segments, resolve_segments, segment_sql
 from pipeline.mapping.spec import ENTITIES, SEGMENTED_ENTITIES, Entity, MappingRecord, MappingSet
 from pipeline.mapping.targets import (
@@ -330,6 +331,11 @@ def _compile_record(
                     builder.hardcoded(target, value)
             except MappingError as exc:
                 problems.append(f"{label(section, name)}: {section} key {name!r}: {exc}")
+    if record.product_mapping:
+        try:
+            builder.product_mapping(record.product_mapping, mappings.products)
+        except MappingError as exc:
+            problems.append(f"{label('product_mapping')}: {exc}")
     if record.custom_fields and entity not in CUSTOM_FIELD_ENTITIES:
         keys = ", ".join(repr(key) for key in record.custom_fields)
         problems.append(
@@ -457,6 +463,18 @@ class _Builder:
             canonical, sf_type = self.resolve(part)
             pieces.append(f"({convert(TEXT, identifier(canonical), sf_type)[0]})")
         self.values[target.name] = "(" + " || ".join(pieces) + ")"
+
+    def product_mapping(self, lookup: Mapping[str, str], table: Sequence[ProductMapping]) -> None:
+        """`planTemplateCode` from the product mapping table, the mapped field as fallback."""
+        columns = {}
+        for key, path in lookup.items():
+            try:
+                canonical, sf_type = self.resolve(path)
+            except MappingError as exc:
+                raise MappingError(f"product_mapping key {key!r}: {exc}") from None
+            columns[key] = convert(TEXT, identifier(canonical), sf_type)[0]
+        fallback = self.values.get("planTemplateCode", "NULL")
+        self.values["planTemplateCode"] = resolution_sql(table, columns, fallback)
 
     def hardcoded(self, target: Target, value: Any) -> None:
         self.values[target.name] = typed_literal(target, value)

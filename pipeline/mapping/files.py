@@ -16,6 +16,12 @@ from typing import Any, Final
 
 import yaml
 
+from pipeline.mapping.products import (
+    PRODUCT_MAPPING_TYPE,
+    PRODUCT_MAPPINGS_FILE,
+    ProductMapping,
+    parse_rows,
+)
 from pipeline.mapping.spec import (
     ENTITIES,
     METADATA_TYPE,
@@ -32,7 +38,9 @@ ENTITY_FILES: Final[dict[Entity, str]] = {entity: f"{entity}.yaml" for entity in
 _ENTITY_OF_FILE: Final[dict[str, Entity]] = {name: e for e, name in ENTITY_FILES.items()}
 _YAML_SUFFIXES: Final = (".yaml", ".yml")
 # Keys whose value is itself a mapping of m3ter field -> something: their keys get lines too.
-_SECTIONS: Final = frozenset({"fields", "hardcoded", "custom_fields"})
+_SECTIONS: Final = frozenset(
+    {"fields", "hardcoded", "custom_fields", "product_mapping", "combine"}
+)
 
 _TIMESTAMP_TAG: Final = "tag:yaml.org,2002:timestamp"
 _BOOL_TAG: Final = "tag:yaml.org,2002:bool"
@@ -308,8 +316,13 @@ def load_mappings(directory: str | os.PathLike[str]) -> MappingSet:
     mappings: dict[Entity, list[MappingRecord]] = {}
     origins: dict[tuple[Entity, str], RecordOrigin] = {}
     problems: list[str] = []
+    products: tuple[ProductMapping, ...] = ()
     for path in sorted(directory.iterdir()):
         if path.suffix not in _YAML_SUFFIXES or not path.is_file():
+            continue
+        if path.name == PRODUCT_MAPPINGS_FILE:
+            products, found = _read_products(path)
+            problems += found
             continue
         entity = _entity_of(path)
         if entity is None:
@@ -321,7 +334,40 @@ def load_mappings(directory: str | os.PathLike[str]) -> MappingSet:
         origins.update(((entity, record.name), origin) for record, origin in parsed)
     if problems:
         raise MappingSpecError(problems)
-    return MappingSet(mappings, origins)
+    return MappingSet(mappings, origins, products)
+
+
+def _read_products(path: Path) -> tuple[tuple[ProductMapping, ...], list[str]]:
+    """The product mapping table of `path`, each row's problems at its line."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 (_Loader is a SafeLoader)
+    except yaml.YAMLError as exc:
+        return (), [f"{path}: not valid YAML ({exc})"]
+    if data is None:
+        return (), []
+    if not isinstance(node, yaml.SequenceNode) or not isinstance(data, list):
+        return (), [f"{path}:1: expected a list of product mappings"]
+    rows = []
+    problems = []
+    for item, row in zip(node.value, data, strict=True):
+        if not isinstance(row, dict):
+            problems.append(
+                f"{path}:{_line(item)}: expected a product mapping, not {_node_kind(item)}"
+            )
+            continue
+        rows.append((f"{path}:{_line(item)}", row))
+    parsed, found = parse_rows(rows)
+    return parsed, problems + found
+
+
+def products_yaml(rows: Iterable[ProductMapping]) -> str:
+    documents = [
+        yaml.dump([row.to_dict()], Dumper=_Dumper, sort_keys=False, default_flow_style=False)
+        for row in rows
+    ]
+    return "\n".join(documents) if documents else "[]\n"
 
 
 def to_yaml(records: Iterable[MappingRecord]) -> str:
@@ -341,7 +387,8 @@ def to_yaml(records: Iterable[MappingRecord]) -> str:
 
 
 def dump_mappings(mapping_set: MappingSet, directory: str | os.PathLike[str]) -> list[Path]:
-    """Writes all seven entity files (empty ones as `[]`) so that loading gives the set back.
+    """Writes all seven entity files and the product mapping table (empty ones as `[]`), so that
+    loading gives the set back.
 
     Each file is replaced atomically, so a reader never sees half an export.
     """
@@ -356,6 +403,13 @@ def dump_mappings(mapping_set: MappingSet, directory: str | os.PathLike[str]) ->
         )
         _write_atomically(path, header + to_yaml(mapping_set[entity]))
         written.append(path)
+    path = directory / PRODUCT_MAPPINGS_FILE
+    header = (
+        "# Product mapping resolution: the YAML form of "
+        f"{PRODUCT_MAPPING_TYPE} records (one list item per record).\n"
+    )
+    _write_atomically(path, header + products_yaml(mapping_set.products))
+    written.append(path)
     return written
 
 

@@ -12,6 +12,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from pipeline.mapping.products import from_metadata as products_from_metadata
+from pipeline.mapping.products import metadata_query as products_query
 from pipeline.mapping.spec import (
     AGREEMENT_ENTITIES,
     ENTITIES,
@@ -37,13 +39,14 @@ FIELD_KEYS: Final[dict[str, str]] = {
     "Hardcoded__c": "hardcoded",
     "Custom_Fields__c": "custom_fields",
     "Segments__c": "segments",
+    "Product_Mapping__c": "product_mapping",
     "Combine__c": "combine",
     "Active__c": "active",
 }
 KEY_FIELDS: Final[dict[str, str]] = {key: name for name, key in FIELD_KEYS.items()}
 # Fields holding a JSON object as text; blank means an empty object.
 JSON_FIELDS: Final[frozenset[str]] = frozenset(
-    {"Fields__c", "Hardcoded__c", "Custom_Fields__c", "Combine__c"}
+    {"Fields__c", "Hardcoded__c", "Custom_Fields__c", "Combine__c", "Product_Mapping__c"}
 )
 
 
@@ -54,6 +57,7 @@ def _select_list(entity: Entity) -> tuple[str, ...]:
         for name in FIELD_KEYS
         if not (name == "Sync_Level__c" and entity not in AGREEMENT_ENTITIES)
         and not (name == "Segments__c" and entity not in SEGMENTED_ENTITIES)
+        and not (name == "Product_Mapping__c" and entity != "plans")
     )
 
 
@@ -79,9 +83,13 @@ def from_metadata_records(
     return [record for record, _ in converted]
 
 
-def metadata_mapping_set(records: Mapping[Entity, Iterable[Mapping[str, Any]]]) -> MappingSet:
-    """A `MappingSet` from each entity's metadata records, remembering which record and field
-    each mapping key came from (`PricingMapping__mdt.OrderItem_Pricing.Fields__c`)."""
+def metadata_mapping_set(
+    records: Mapping[Entity, Iterable[Mapping[str, Any]]],
+    products: Iterable[Mapping[str, Any]] = (),
+) -> MappingSet:
+    """A `MappingSet` from each entity's metadata records and the `ProductMapping__mdt`
+    records, remembering which record and field each mapping key came from
+    (`PricingMapping__mdt.OrderItem_Pricing.Fields__c`)."""
     mappings: dict[Entity, list[MappingRecord]] = {}
     origins: dict[tuple[Entity, str], RecordOrigin] = {}
     problems: list[str] = []
@@ -92,9 +100,11 @@ def metadata_mapping_set(records: Mapping[Entity, Iterable[Mapping[str, Any]]]) 
         problems += found
         mappings[entity] = [record for record, _ in converted]
         origins.update(((entity, record.name), origin) for record, origin in converted)
+    table, found = products_from_metadata(products)
+    problems += found
     if problems:
         raise MappingSpecError(problems)
-    return MappingSet(mappings, origins)
+    return MappingSet(mappings, origins, table)
 
 
 def _convert(
@@ -176,5 +186,6 @@ def read_org_mappings(client: SalesforceClient) -> MappingSet:
     """The org's mapping set, from every `*Mapping__mdt` type (REST: custom metadata is not
     bulk-queryable)."""
     return metadata_mapping_set(
-        {entity: client.query_records(metadata_query(entity)) for entity in ENTITIES}
+        {entity: client.query_records(metadata_query(entity)) for entity in ENTITIES},
+        client.query_records(products_query()),
     )

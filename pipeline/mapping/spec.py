@@ -16,6 +16,7 @@ from difflib import get_close_matches
 from typing import Any, Final, Literal, get_args
 
 from pipeline.mapping.errors import MappingError
+from pipeline.mapping.products import ProductMapping, lookup_problems
 from pipeline.mapping.templates import TemplateError, is_template, parse_template
 
 Entity = Literal[
@@ -58,6 +59,7 @@ KEYS: Final[tuple[str, ...]] = (
     "hardcoded",
     "custom_fields",
     "segments",
+    "product_mapping",
     "combine",
     "active",
 )
@@ -111,6 +113,7 @@ class MappingRecord:
     custom_fields: dict[str, str] = field(default_factory=dict)
     segments: str | None = None
     sync_level: SyncLevel | None = None
+    product_mapping: dict[str, str] = field(default_factory=dict)
     combine: dict[str, CombineRule] = field(default_factory=dict)
     active: bool = True
 
@@ -122,7 +125,7 @@ class MappingRecord:
         for key in ("where", "segments"):
             if not (getattr(self, key) or "").strip():
                 object.__setattr__(self, key, None)
-        for key in ("fields", "hardcoded", "custom_fields", "combine"):
+        for key in ("fields", "hardcoded", "custom_fields", "product_mapping", "combine"):
             object.__setattr__(self, key, dict(getattr(self, key)))
 
     @property
@@ -173,6 +176,20 @@ def record_problems(entity: Entity | None, data: Mapping[str, Any]) -> list[Prob
         problems += _path_map_problems(section, data.get(section))
     problems += _hardcoded_problems(data.get("hardcoded"), data.get("fields"))
     problems += _combine_problems(data.get("combine"), data.get("fields"))
+    problems += [
+        Problem(("product_mapping",), p) for p in lookup_problems(data.get("product_mapping"))
+    ]
+    lookup = data.get("product_mapping")
+    if isinstance(lookup, Mapping):
+        problems += [
+            Problem(
+                ("product_mapping", str(key)),
+                f"product_mapping key {key!r}: {path!r} is not a Salesforce field or "
+                "relationship path (Field__c, Order.Account.Name)",
+            )
+            for key, path in lookup.items()
+            if isinstance(path, str) and not _SF_PATH.fullmatch(path)
+        ]
     if entity is not None:
         problems += _entity_problems(entity, data)
     return problems
@@ -353,6 +370,13 @@ def _m3ter_key_problems(section: str, key: Any) -> list[Problem]:
 
 def _entity_problems(entity: Entity, data: Mapping[str, Any]) -> list[Problem]:
     problems = []
+    if data.get("product_mapping") is not None and entity != "plans":
+        problems.append(
+            Problem(
+                ("product_mapping",),
+                "'product_mapping' is only allowed in plans mappings (it picks a plan template)",
+            )
+        )
     if data.get("segments") is not None and entity not in SEGMENTED_ENTITIES:
         problems.append(Problem(("segments",), "'segments' is only allowed in pricings mappings"))
     if entity in AGREEMENT_ENTITIES:
@@ -437,6 +461,8 @@ class MappingSet:
     origins: Mapping[tuple[Entity, str], RecordOrigin] = field(
         default_factory=dict, compare=False, repr=False
     )
+    # the product mapping table (`products.py`) the plan mappings' `product_mapping` looks up
+    products: Sequence[ProductMapping] = ()
 
     def __post_init__(self) -> None:
         unknown = [entity for entity in self.mappings if entity not in ENTITIES]
@@ -446,6 +472,7 @@ class MappingSet:
             )
         mappings = {entity: tuple(self.mappings.get(entity, ())) for entity in ENTITIES}
         object.__setattr__(self, "mappings", mappings)
+        object.__setattr__(self, "products", tuple(self.products))
         problems = []
         for entity, records in mappings.items():
             seen: set[str] = set()

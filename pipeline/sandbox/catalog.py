@@ -172,5 +172,41 @@ CATALOG: tuple[CatalogProduct, ...] = (
     ),
 )
 
+# Product mapping resolution (`ProductMapping__mdt`): the m3ter products some products are also
+# sold under annually and in euros, each with plan templates of its own; every other product,
+# and these sold monthly or quarterly in dollars, keep Product2's `M3ter_Plan_Template_Code__c`.
+RESOLVED_PRODUCTS = ("api_platform", "compute")
+RESOLUTIONS: tuple[tuple[str | None, str | None, str], ...] = (
+    # (billing frequency, currency, plan template suffix)
+    ("Annual", None, "annual"),
+    (None, "EUR", "eur"),
+    ("Annual", "EUR", "annual_eur"),
+)
+TEMPLATE_TERMS = {
+    "annual": ("ANNUALLY", "USD"),
+    "eur": ("MONTHLY", "EUR"),
+    "annual_eur": ("ANNUALLY", "EUR"),
+}
+
+
+def resolved_templates() -> list[tuple[str, str, str, str]]:
+    """(template code, m3ter product, bill frequency, currency) of the resolution templates."""
+    return [
+        (f"{product}_{suffix}", product, *TEMPLATE_TERMS[suffix])
+        for product in RESOLVED_PRODUCTS
+        for _, _, suffix in RESOLUTIONS
+    ]
+
+
+def product_resolutions() -> list[tuple[str, str | None, str | None, str]]:
+    """(ProductCode, billing frequency, currency, plan template) rows of the demo org's table."""
+    return [
+        (p.product_code, frequency, currency, f"{p.m3ter_product}_{suffix}")
+        for p in CATALOG
+        if p.m3ter_product in RESOLVED_PRODUCTS
+        for frequency, currency, suffix in RESOLUTIONS
+    ]
+
+
 # Exchange rates the demo pricebooks use for non-USD entries.
 CURRENCY_RATES = {"USD": 1.0, "EUR": 0.92, "GBP": 0.79}

@@ -25,6 +25,8 @@ What the oracle encodes (per-record Python; each rule names where it comes from)
 - m3ter's refusals: an account without an e-mail address, a reference to an object m3ter does
   not hold (so nothing referring to a refused account exists), a contract of another account,
   required dates, starts not before ends, a segment the aggregation does not define;
+- product mapping resolution (`mappings/product_mappings.yaml`, the org's `ProductMapping__mdt`):
+  a product's plan template by the agreement's billing frequency and currency;
 - supersession (`pipeline/load/supersede.py`, README "Account plans of one product"): per
   account and m3ter product (the plan template's), an account plan ends where the next one
   starts; of two starting together the smaller code keeps the slot and the other is not loaded.
@@ -61,19 +63,24 @@ SOQL = {
     "Account": "Name, Type, Billing_Email__c, CurrencyIsoCode, BillingStreet, BillingCity, "
     "BillingState, BillingPostalCode, BillingCountry, Region__c, Tier__c, Industry",
     "Contract": "AccountId, ContractNumber, Status, StartDate, EndDate, Billing_Frequency__c",
-    "Product2": "Name, M3ter_Aggregation_Code__c, M3ter_Plan_Template_Code__c, "
+    "Product2": "Name, ProductCode, M3ter_Aggregation_Code__c, M3ter_Plan_Template_Code__c, "
     "M3ter_Calculation__c, M3ter_Product_Code__c",
     "Order": "AccountId, ContractId, Name, OrderNumber, Sync_To_M3ter__c, Prepayment_Amount__c, "
-    "CurrencyIsoCode, EffectiveDate, EndDate",
+    "CurrencyIsoCode, EffectiveDate, EndDate, Billing_Frequency__c",
     "OrderItem": "OrderId, Product2Id, UnitPrice, ServiceDate, EndDate",
     "Opportunity": "AccountId, ContractId, Name, Sync_To_M3ter__c, Prepayment_Amount__c, "
-    "CurrencyIsoCode, Service_Start_Date__c, Service_End_Date__c",
+    "CurrencyIsoCode, Service_Start_Date__c, Service_End_Date__c, Billing_Frequency__c",
     "OpportunityLineItem": "OpportunityId, Product2Id, UnitPrice, ServiceDate, End_Date__c",
     "Quote": "AccountId, ContractId, Name, QuoteNumber, Sync_To_M3ter__c, Prepayment_Amount__c, "
-    "CurrencyIsoCode, Service_Start_Date__c, Service_End_Date__c",
+    "CurrencyIsoCode, Service_Start_Date__c, Service_End_Date__c, Billing_Frequency__c",
     "QuoteLineItem": "QuoteId, Product2Id, UnitPrice, ServiceDate, End_Date__c",
     "Asset": "AccountId, Product2Id, SerialNumber, Price, InstallDate, UsageEndDate, "
-    "Sync_To_M3ter__c",
+    "Sync_To_M3ter__c, CurrencyIsoCode",
+}
+# Custom metadata has no IsDeleted and is read with query, not queryAll.
+METADATA_SOQL = {
+    "ProductMapping__mdt": "DeveloperName, Product_Code__c, Billing_Frequency__c, Currency__c, "
+    "Plan_Template_Code__c, Active__c",
 }
 Org = dict[str, dict[str, dict[str, Any]]]  # object -> Id -> record
 
@@ -91,6 +98,11 @@ def read_org(info: dict[str, Any]) -> Org:
         answer = sf.query_all(
             f"SELECT Id, IsDeleted, {fields} FROM {sobject}", include_deleted=True
         )
+        org[sobject] = {
+            r["Id"]: {k: v for k, v in r.items() if k != "attributes"} for r in answer["records"]
+        }
+    for sobject, fields in METADATA_SOQL.items():
+        answer = sf.query_all(f"SELECT Id, {fields} FROM {sobject}")
         org[sobject] = {
             r["Id"]: {k: v for k, v in r.items() if k != "attributes"} for r in answer["records"]
         }
@@ -381,6 +393,28 @@ def object_code(
     return None if code is None else f"{header['Id']}_{code}"
 
 
+def plan_template(
+    org: Org, product: dict[str, Any], header: dict[str, Any], kind: Agreement
+) -> str | None:
+    """product_mappings.yaml: the template of the most specific active row for the product,
+    the agreement's billing frequency (a frequency outranks a currency) and its currency, else
+    the product's own (plans.yaml)."""
+    frequency = (header.get("Billing_Frequency__c") or "").lower() if kind.parent else ""
+    currency = header.get("CurrencyIsoCode") or ""
+    best: tuple[int, str] | None = None
+    for row in org["ProductMapping__mdt"].values():
+        if not row["Active__c"] or row["Product_Code__c"] != product["ProductCode"]:
+            continue
+        if row["Billing_Frequency__c"] and row["Billing_Frequency__c"].lower() != frequency:
+            continue
+        if row["Currency__c"] and row["Currency__c"] != currency:
+            continue
+        rank = 2 * bool(row["Billing_Frequency__c"]) + bool(row["Currency__c"])
+        if best is None or rank > best[0]:
+            best = (rank, row["Plan_Template_Code__c"])
+    return best[1] if best else product["M3ter_Plan_Template_Code__c"]
+
+
 def taken(record: dict[str, Any], header: dict[str, Any]) -> bool:
     """The mappings take a line when neither it nor its agreement is deleted and the agreement
     says Sync_To_M3ter__c (a deleted record is a tombstone, and m3ter never held it)."""
@@ -488,7 +522,7 @@ def build_oracle(org: Org, state: M3ter) -> Oracle:
             group = object_code(kind, line, header, product)
             if group is None:
                 continue
-            template = product["M3ter_Plan_Template_Code__c"]
+            template = plan_template(org, product, header, kind)
             if template is not None:
                 name = product["Name"]
                 if kind.parent is not None:
@@ -992,3 +1026,15 @@ def test_no_line_is_lost_to_the_way_deals_are_modelled(demo: Demo):
     assert all("sync_level agreement" not in reason for _, reason in unbilled)
     assert all("not over the line" not in reason for _, reason in unbilled)
     assert {root for root, _ in unbilled} <= {"accounts", "account_plans"}
+
+
+def test_products_sold_annually_or_in_euros_bill_on_their_own_plan_templates(demo: Demo):
+    templates = {obj["planTemplateCode"] for (c, _), obj in demo.actual.items() if c == "plans"}
+    assert {"api_platform_annual", "api_platform_eur"} & templates
+    assert "api_platform_standard" in templates
+    plans = [k for k in demo.oracle.objects if k[0] == "plans"]
+    resolved = [
+        k for k in plans if demo.oracle.objects[k]["planTemplateCode"].endswith(("_annual", "_eur"))
+    ]
+    assert resolved, "the demo org sells no resolved product annually or in euros"
+    compare(demo, resolved[:10])

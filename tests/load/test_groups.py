@@ -247,9 +247,8 @@ def test_coverage_counts_every_line_of_a_loaded_agreement_as_billable(client, wa
     assert (found.lines, found.billable, found.findings) == (2, 2, [])
     con = duckdb.connect()
     try:
-        rows = con.execute(
-            f"SELECT source_id, billable FROM read_parquet('{warehouse.root}/data/load/coverage/*.parquet')"
-        ).fetchall()
+        files = warehouse.root / "data" / "load" / "coverage" / "*.parquet"
+        rows = con.execute(f"SELECT source_id, billable FROM read_parquet('{files}')").fetchall()
     finally:
         con.close()
     assert sorted(rows) == [(item(1), True), (item(2), True)]

@@ -15,6 +15,7 @@ from pipeline.mapping.files import (
     load_mappings,
     to_yaml,
 )
+from pipeline.mapping.products import PRODUCT_MAPPINGS_FILE
 from pipeline.mapping.spec import ENTITIES, Location, MappingRecord, MappingSet, MappingSpecError
 
 PRICINGS = """\
@@ -359,12 +360,14 @@ def test_multi_line_text_is_exported_as_a_block() -> None:
     assert "  where: |-\n    Type = 'Customer'\n    AND IsDeleted = false\n" in to_yaml([record])
 
 
-def test_dump_writes_all_seven_files_with_empty_entities_as_empty_lists(tmp_path: Path) -> None:
+def test_dump_writes_every_file_with_empty_ones_as_empty_lists(tmp_path: Path) -> None:
     written = dump_mappings(MappingSet({"accounts": [MappingRecord("A", "Account")]}), tmp_path)
 
-    assert sorted(p.name for p in written) == sorted(ENTITY_FILES.values())
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(ENTITY_FILES.values())
+    files = sorted([*ENTITY_FILES.values(), PRODUCT_MAPPINGS_FILE])
+    assert sorted(p.name for p in written) == files
+    assert sorted(p.name for p in tmp_path.iterdir()) == files
     assert (tmp_path / "plans.yaml").read_text().splitlines()[-1] == "[]"
+    assert (tmp_path / PRODUCT_MAPPINGS_FILE).read_text().splitlines()[-1] == "[]"
 
 
 def test_dump_replaces_files_so_stale_mappings_do_not_survive(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import itertools
 import uuid
 from collections.abc import Iterator
 
-from pipeline.sandbox.catalog import CATALOG, SEGMENT_FIELDS, CatalogProduct
+from pipeline.sandbox.catalog import CATALOG, SEGMENT_FIELDS, CatalogProduct, resolved_templates
 from pipeline.sandbox.m3ter.entities import WILDCARD
 from pipeline.sandbox.m3ter.store import SeedObject
 
@@ -102,6 +102,21 @@ def reference_configuration() -> Iterator[SeedObject]:
                 "currency": "USD",
                 "standingCharge": 0,
                 "billFrequency": "MONTHLY",
+                "billFrequencyInterval": 1,
+            },
+        )
+    for template, product, frequency, currency in resolved_templates():
+        terms = "Annual" if frequency == "ANNUALLY" else "Monthly"
+        yield SeedObject(
+            "plantemplates",
+            seed_id("plantemplates", template),
+            {
+                "code": template,
+                "name": f"{product_name(product)} {terms} {currency}",
+                "productId": seed_id("products", product),
+                "currency": currency,
+                "standingCharge": 0,
+                "billFrequency": frequency,
                 "billFrequencyInterval": 1,
             },
         )

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.sandbox.catalog import CATALOG
+from pipeline.sandbox.catalog import CATALOG, product_resolutions
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class MappingRecord:
     sync_level: str | None = None  # "agreement" | "line_item"
     segments: str | None = None  # PricingMapping__mdt only: `k: v, ...` or a JSON object
     combine: Mapping[str, str] = field(default_factory=dict)  # m3ter field -> combine rule
+    product_mapping: Mapping[str, str] = field(default_factory=dict)  # PlanMapping__mdt only
 
     @property
     def label(self) -> str:
@@ -50,9 +51,39 @@ class MappingRecord:
             "Hardcoded__c": _json(self.hardcoded),
             "Custom_Fields__c": _json(self.custom_fields),
             "Combine__c": _json(self.combine),
+            "Product_Mapping__c": _json(self.product_mapping),
             "Active__c": True,
             "Sync_Level__c": self.sync_level,
             "Segments__c": self.segments,
+        }
+
+
+@dataclass(frozen=True)
+class ProductMappingRecord:
+    """One `ProductMapping__mdt` record: a row of the product mapping table."""
+
+    developer_name: str
+    product_code: str
+    billing_frequency: str | None
+    currency: str | None
+    plan_template: str
+    type: str = "ProductMapping__mdt"
+
+    def columns(self) -> dict[str, Any]:
+        label = self.developer_name.replace("_", " ")
+        return {
+            "DeveloperName": self.developer_name,
+            "MasterLabel": label,
+            "Label": label,
+            "Language": "en_US",
+            "NamespacePrefix": None,
+            "QualifiedApiName": self.developer_name,
+            "IsProtected": False,
+            "Product_Code__c": self.product_code,
+            "Billing_Frequency__c": self.billing_frequency,
+            "Currency__c": self.currency,
+            "Plan_Template_Code__c": self.plan_template,
+            "Active__c": True,
         }
 
 
@@ -91,6 +122,15 @@ class _Source:
         if self.header is None:
             return "Product2.Name"
         return f"{{{self.header}.Name}}: {{Product2.M3ter_Product_Code__c}}"
+
+    @property
+    def product_mapping(self) -> dict[str, str]:
+        """The fields the product mapping table is looked up by: the agreement's billing
+        frequency and currency (an Asset has a currency and no billing frequency)."""
+        looked_up = {"product": "Product2.ProductCode"}
+        if self.header is not None:
+            looked_up["billing_frequency"] = self.path("Billing_Frequency__c")
+        return {**looked_up, "currency": self.path("CurrencyIsoCode")}
 
     @property
     def combine(self) -> dict[str, str]:
@@ -219,9 +259,18 @@ def _plan_records() -> list[MappingRecord]:
             },
             custom_fields=s.extra,
             sync_level=s.sync_level,
+            product_mapping=s.product_mapping,
         )
         for s in _BILLED_SOURCES
     ]
+
+
+def _product_mapping_records() -> list[ProductMappingRecord]:
+    records = []
+    for code, frequency, currency, template in product_resolutions():
+        name = "_".join(part for part in (code.replace("-", "_"), frequency, currency) if part)
+        records.append(ProductMappingRecord(name, code, frequency, currency, template))
+    return records
 
 
 def _segment_groups() -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
@@ -357,7 +406,7 @@ def _compound_aggregation_records() -> list[MappingRecord]:
     ]
 
 
-MAPPING_RECORDS: tuple[MappingRecord, ...] = (
+MAPPING_RECORDS: tuple[MappingRecord | ProductMappingRecord, ...] = (
     *_account_records(),
     *_contract_records(),
     *_plan_records(),
@@ -365,9 +414,10 @@ MAPPING_RECORDS: tuple[MappingRecord, ...] = (
     *_account_plan_records(),
     *_commitment_records(),
     *_compound_aggregation_records(),
+    *_product_mapping_records(),
 )
 
 
-def records_of(type_name: str) -> list[MappingRecord]:
+def records_of(type_name: str) -> list[MappingRecord | ProductMappingRecord]:
     """The records of one custom metadata type, e.g. "PricingMapping__mdt"."""
     return [r for r in MAPPING_RECORDS if r.type == type_name]

@@ -218,19 +218,52 @@ def _metadata_type(name: str, *extra: Field) -> SObject:
 
 _SYNC_LEVEL = _pick("Sync_Level__c", ("agreement", "line_item"))
 
+
+def _product_mapping_type() -> SObject:
+    """The product mapping table (`pipeline/mapping/products.py`): one record per row."""
+    fields = (
+        Field("Id", "id", nillable=False, length=18),
+        _str("DeveloperName", 40, nillable=False),
+        _str("MasterLabel", 40, nillable=False),
+        _str("Label", 40, nillable=False),
+        _pick("Language", ("en_US",), nillable=False),
+        _str("NamespacePrefix", 15),
+        _str("QualifiedApiName", 70, nillable=False),
+        Field("IsProtected", "boolean", nillable=False),
+        Field("SystemModstamp", "datetime", nillable=False),
+        _str("Product_Code__c", 255, nillable=False),
+        _str("Billing_Frequency__c", 255),
+        _str("Currency__c", 3),
+        _str("Plan_Template_Code__c", 80, nillable=False),
+        Field("Active__c", "boolean", nillable=False),
+    )
+    return SObject(
+        name="ProductMapping__mdt",
+        key_prefix="",
+        fields=fields,
+        bulk_queryable=False,
+        soft_delete=False,
+    )
+
+
 METADATA_TYPES: tuple[SObject, ...] = tuple(
     replace(obj, key_prefix=f"m0{i}")
     for i, obj in enumerate(
         (
             _metadata_type("AccountMapping__mdt"),
             _metadata_type("ContractMapping__mdt"),
-            _metadata_type("PlanMapping__mdt", _SYNC_LEVEL),
+            _metadata_type(
+                "PlanMapping__mdt",
+                _SYNC_LEVEL,
+                Field("Product_Mapping__c", "textarea", length=32768),
+            ),
             _metadata_type(
                 "PricingMapping__mdt", _SYNC_LEVEL, Field("Segments__c", "textarea", length=32768)
             ),
             _metadata_type("AccountPlanMapping__mdt", _SYNC_LEVEL),
             _metadata_type("CommitmentMapping__mdt", _SYNC_LEVEL),
             _metadata_type("CompoundAggregationMapping__mdt"),
+            _product_mapping_type(),
         ),
         start=1,
     )

@@ -8,6 +8,7 @@ import json
 import duckdb
 import pytest
 
+from pipeline.mapping.products import PRODUCT_MAPPING_TYPE
 from pipeline.salesforce.ids import is_valid_id
 from pipeline.sandbox.catalog import CATALOG, CURRENCY_RATES
 from pipeline.sandbox.salesforce.generator import (
@@ -521,7 +522,7 @@ def test_every_mapping_type_has_active_records_with_json_fields(
     org: duckdb.DuckDBPyConnection,
 ) -> None:
     for obj in SCHEMA.objects:
-        if not obj.custom_metadata:
+        if not obj.custom_metadata or obj.name == PRODUCT_MAPPING_TYPE:
             continue
         rows = org.execute(f"""
             SELECT "Fields__c", "Hardcoded__c", "Custom_Fields__c", "Source_Object__c",
@@ -534,6 +535,17 @@ def test_every_mapping_type_has_active_records_with_json_fields(
                 assert text is None or isinstance(json.loads(text), dict)
             assert SCHEMA.sobject(source) is not None
             assert active and language == "en_US" and qualified
+
+
+def test_products_are_resolved_to_annual_and_euro_plan_templates(
+    org: duckdb.DuckDBPyConnection,
+) -> None:
+    rows = org.execute(f"""
+        SELECT "Product_Code__c", "Billing_Frequency__c", "Currency__c", "Plan_Template_Code__c"
+        FROM org."{PRODUCT_MAPPING_TYPE}" WHERE "Active__c" """).fetchall()
+    assert ("API-CALLS", "Annual", "EUR", "api_platform_annual_eur") in rows
+    assert {currency for _, _, currency, _ in rows} == {None, "EUR"}
+    assert {frequency for _, frequency, _, _ in rows} == {None, "Annual"}
 
 
 def test_pricing_segments_use_both_text_forms_and_a_literal(org: duckdb.DuckDBPyConnection) -> None:
