@@ -38,9 +38,7 @@ ENTITY_FILES: Final[dict[Entity, str]] = {entity: f"{entity}.yaml" for entity in
 _ENTITY_OF_FILE: Final[dict[str, Entity]] = {name: e for e, name in ENTITY_FILES.items()}
 _YAML_SUFFIXES: Final = (".yaml", ".yml")
 # Keys whose value is itself a mapping of m3ter field -> something: their keys get lines too.
-_SECTIONS: Final = frozenset(
-    {"fields", "hardcoded", "custom_fields", "product_mapping", "combine"}
-)
+_SECTIONS: Final = frozenset({"fields", "hardcoded", "custom_fields", "product_mapping", "combine"})
 
 _TIMESTAMP_TAG: Final = "tag:yaml.org,2002:timestamp"
 _BOOL_TAG: Final = "tag:yaml.org,2002:bool"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from pipeline.sandbox.catalog import CATALOG
+from pipeline.sandbox.catalog import CATALOG, resolved_templates
 from pipeline.sandbox.m3ter.seed import reference_configuration, seed_id, segments
 from pipeline.sandbox.m3ter.store import Store
 from pipeline.sandbox.m3ter.validation import calculation_references
@@ -24,8 +24,18 @@ def test_every_catalogue_code_is_seeded(tmp_path: Path):
     seeded = _seeded(tmp_path)
     codes = {c: {o.get("code") for o in objs} for c, objs in seeded.items()}
     assert {p.m3ter_product for p in CATALOG} == codes["products"]
-    assert {p.plan_template for p in CATALOG} == codes["plantemplates"]
+    resolved = {template for template, *_ in resolved_templates()}
+    assert {p.plan_template for p in CATALOG} | resolved == codes["plantemplates"]
     assert {p.aggregation for p in CATALOG if p.aggregation} == codes["aggregations"]
+
+
+def test_resolved_plan_templates_bill_annually_or_in_euros(tmp_path: Path):
+    templates = {o["code"]: o for o in _seeded(tmp_path)["plantemplates"]}
+    assert templates["api_platform_annual"]["billFrequency"] == "ANNUALLY"
+    assert templates["api_platform_eur"]["currency"] == "EUR"
+    annual_eur = templates["compute_annual_eur"]
+    assert (annual_eur["billFrequency"], annual_eur["currency"]) == ("ANNUALLY", "EUR")
+    assert annual_eur["productId"] == templates["compute_standard"]["productId"]
 
 
 def test_compound_formulas_of_the_catalogue_name_seeded_aggregations(tmp_path: Path):
