@@ -75,10 +75,6 @@ class Coverage:
         """Billable lines over lines; 1.0 when there is nothing to bill."""
         return self.billable / self.lines if self.lines else 1.0
 
-    @property
-    def explained(self) -> int:
-        return sum(f.lines for f in self.findings)
-
 
 def template_products(current: Current) -> dict[str, str]:
     """Plan template code -> m3ter product id, from m3ter's plan templates (listed once a run)."""

@@ -399,6 +399,11 @@ def sync_level_problem(entity: Entity, record: MappingRecord, source: str) -> st
         lines = ", ".join(sorted(LINE_OBJECTS))
         return f"'line_item' needs a line object ({lines}), not {source}"
     grouping = GROUPING_FIELD.get(entity)
+    if sync_level == "agreement" and is_line and grouping is None:
+        return (
+            f"'agreement' needs a header object (Order, Opportunity, Quote, Asset) for "
+            f"{entity}, which lines cannot share, not {source}"
+        )
     if sync_level == "agreement" and is_line and grouping is not None:
         value = record.fields.get(grouping)
         if not is_template(value):

@@ -124,3 +124,19 @@ def test_computed_text_cannot_become_a_number(tmp_path):
 """
     (problem,) = problems_of(tmp_path, pricings=bad)
     assert "computed text cannot become m3ter a number" in problem
+
+
+def test_commitments_of_lines_cannot_be_synced_at_agreement_level(tmp_path):
+    lines = """\
+- name: Lines
+  object: OrderItem
+  sync_level: agreement
+  fields:
+    accountCode: Order.AccountId
+    amount: UnitPrice
+    currency: Order.CurrencyIsoCode
+    startDate: ServiceDate
+    endDate: EndDate
+"""
+    (problem,) = problems_of(tmp_path, commitments=lines)
+    assert "'agreement' needs a header object" in problem and "not OrderItem" in problem
