@@ -56,10 +56,12 @@ STEP_DONE = {
 
 @dataclass
 class Ran:
-    """What the runs of one command did: each asset's metadata (summed over runs)."""
+    """What the runs of one command did: each asset's metadata summed over runs (`assets`),
+    and as the last run left it (`last`: measures of the whole state, such as coverage)."""
 
     run_ids: list[str] = field(default_factory=list)
     assets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    last: dict[str, dict[str, Any]] = field(default_factory=dict)
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def add(self, result: dg.ExecuteInProcessResult) -> None:
@@ -72,6 +74,7 @@ class Ran:
             seen.add(name)
             meta = {k: v.value for k, v in event.materialization.metadata.items()}
             self.assets[name] = _summed(self.assets.get(name), meta)
+            self.last[name] = meta
         for event in result.all_node_events:
             if event.event_type == dg.DagsterEventType.STEP_OUTPUT:
                 data = event.step_output_data
@@ -315,7 +318,7 @@ def print_summary(ran: Ran) -> None:
     for table in (extracted, staged, loaded):
         if table.row_count:
             console.print(table)
-    billed = ran.assets.get("m3ter/account_plans", {})
+    billed = ran.last.get("m3ter/account_plans", {})
     if "coverage" in billed:
         print_coverage(billed["lines"], billed["billable_lines"], billed["coverage_findings"])
 

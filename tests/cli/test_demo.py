@@ -1038,3 +1038,34 @@ def test_products_sold_annually_or_in_euros_bill_on_their_own_plan_templates(dem
     ]
     assert resolved, "the demo org sells no resolved product annually or in euros"
     compare(demo, resolved[:10])
+
+
+def test_the_coverage_command_reports_what_the_demo_summary_does(demo: Demo):
+    summary = next(
+        line for line in demo.result.stdout.splitlines() if line.startswith("Billing coverage")
+    )
+    result = subprocess.run(
+        [
+            M3SYNC,
+            "coverage",
+            "--by",
+            "month",
+            "--sandbox",
+            str(demo.root / "sandbox" / "sandbox.json"),
+            "--warehouse",
+            str(demo.root / "warehouse"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=demo.env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert summary in result.stdout
+    assert "Billing coverage by month" in result.stdout
+    catalog = duckdb.connect(str(demo.root / "warehouse" / "warehouse.duckdb"), read_only=True)
+    try:
+        months = [m for (m,) in catalog.execute("SELECT DISTINCT month FROM load.coverage")]
+    finally:
+        catalog.close()
+    assert months and all(month in result.stdout for month in months if month)

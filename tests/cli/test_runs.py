@@ -104,6 +104,17 @@ def test_a_backfill_prints_rows_rejects_and_actions(operator):
     assert "Runs:" in out and "warehouse.duckdb" in out
 
 
+def test_a_backfill_of_several_runs_reports_the_coverage_the_last_one_measured(operator):
+    summary = next(
+        line
+        for line in operator.backfill.stdout.splitlines()
+        if line.startswith("Billing coverage")
+    )
+    measured = operator("coverage")
+    assert measured.returncode == 0, measured.stdout + measured.stderr
+    assert summary in measured.stdout  # the whole state's, not a sum over the runs
+
+
 @pytest.mark.operator
 def test_a_run_again_writes_nothing_to_m3ter(operator):
     result = operator("run", "--partition", LAST)
