@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import duckdb
 
+from pipeline.load.journal import refused_sql
 from pipeline.mapping.compiler import COMBINE, GROUPED
 from pipeline.mapping.spec import Entity
 from pipeline.staging.stage import staged_table
@@ -44,8 +45,8 @@ def objects(
     partitions: Sequence[str] | None,
 ) -> bool:
     """Fill the temporary table `_objects` with every m3ter object the staged rows of `entity`
-    make, each marked `_touched` when `partitions` (all when None) name it; False if nothing is
-    staged."""
+    make, each marked `_touched` when `partitions` (all when None) name it or the last load of
+    it refused it (`journal.refused_sql`); False if nothing is staged."""
     table = staged_table(entity)
     if not warehouse.partitions(table):
         return False
@@ -56,9 +57,17 @@ def objects(
     has_groups = GROUPED in names
 
     def in_partitions(alias: str = "") -> str:
-        return f"{alias}_partition IN (SELECT unnest($partitions))" if partitions else "true"
+        if not partitions:
+            return "true"
+        return (
+            f"({alias}_partition IN (SELECT unnest($partitions)) OR "
+            f"({alias}_source_object, {alias}_source_id) IN (SELECT * FROM _retried))"
+        )
 
     params = {"partitions": list(partitions)} if partitions else {}
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _retried AS {refused_sql(warehouse)}", {"entity": entity}
+    )
     grouped = f"coalesce({identifier(GROUPED)}, false)" if has_groups else "false"
     con.execute(f"CREATE OR REPLACE TEMP TABLE _latest AS SELECT * FROM {table.sql}")
     con.execute(
@@ -75,7 +84,9 @@ def objects(
             WHERE {in_partitions()} AND {grouped} AND NOT _tombstone
             UNION
             SELECT m._source_object, m.code FROM _memberships m
-            JOIN _latest l USING (_source_object, _source_id) WHERE {in_partitions("l.")}""",
+            JOIN _latest l USING (_source_object, _source_id) WHERE {in_partitions("l.")}
+            UNION
+            SELECT _source_object, _source_id FROM _retried""",
         params,
     )
     data = [(name, str(kind)) for name, kind, *_ in columns if not name.startswith("_")]

@@ -79,6 +79,23 @@ class Knowledge:
         return self._known[entity]
 
 
+def refused_sql(warehouse: Warehouse) -> str:
+    """SQL (parameter `$entity`): the records whose latest outcome is a refusal the load made
+    itself (a reference m3ter does not hold yet, a rival, rows that disagree). Each load plans
+    them again whatever partitions it loads: what they wait for (an account staged in a later
+    partition, say) may be in m3ter now, and planning them again writes nothing otherwise."""
+    if not warehouse.partitions(JOURNAL):
+        return (
+            "SELECT NULL::VARCHAR AS _source_object, NULL::VARCHAR AS _source_id "
+            "WHERE $entity IS NULL AND false"
+        )
+    return f"""SELECT source_object AS _source_object, source_id AS _source_id
+        FROM {JOURNAL.sql} WHERE entity = $entity
+        QUALIFY row_number() OVER (
+            PARTITION BY source_object, source_id ORDER BY "at" DESC) = 1
+            AND "action" = 'reject'"""
+
+
 def _uncertain(warehouse: Warehouse, con: duckdb.DuckDBPyConnection, entity: Entity) -> list[Key]:
     """Records whose latest create was pending with nothing settled since, or failed."""
     settled = (

@@ -25,7 +25,7 @@ from pipeline.load.client import Client
 from pipeline.load.coverage import template_products
 from pipeline.load.current import Current
 from pipeline.load.entities import ENTITIES
-from pipeline.load.journal import Knowledge, write_journal, write_pending
+from pipeline.load.journal import Knowledge, refused_sql, write_journal, write_pending
 from pipeline.load.pricing_windows import pricing_rows
 from pipeline.load.reconcile import Action, Outcome, apply, counts, plan
 from pipeline.load.supersede import account_plan_rows
@@ -83,11 +83,17 @@ def staged_rows(
     try:
         if not ENTITIES[entity].has_code:
             # Code-less objects (commitments) are one per record, found by ExternalMapping.
-            where = "WHERE _partition IN (SELECT unnest(?))" if partitions else ""
+            where = (
+                "WHERE _partition IN (SELECT unnest($partitions)) OR (_source_object, _source_id) "
+                f"IN ({refused_sql(warehouse)})"
+                if partitions
+                else ""
+            )
+            params = {"partitions": list(partitions), "entity": entity} if partitions else {}
             return _rows(
                 con.execute(
                     f"SELECT * FROM {table.sql} {where} ORDER BY _source_object, _source_id",
-                    [list(partitions)] if partitions else [],
+                    params,
                 )
             )
         groups.objects(warehouse, con, entity, partitions)

@@ -212,3 +212,20 @@ def test_a_dry_run_of_several_entities_sees_what_earlier_ones_would_create(
     results = [load(client, warehouse, e, [DAY1], dry_run=True, current=current) for e in ENTITIES]
     assert [r.actions for r in results] == [{"create": 3}] * 4
     assert list(client.list("accounts")) == []
+
+
+def test_a_record_refused_for_a_reference_staged_later_is_made_when_it_loads(
+    client, warehouse, compiled
+):
+    write_raw(warehouse, DAY1, [(1, ACCOUNTS[0], 0.05, False)], accounts=[])
+    first = run(client, warehouse, compiled, DAY1)
+    assert first["account_plans"] == {"reject:rejected": 1}
+    # The account comes in a later partition; the refused account plan is planned again then.
+    write_raw(warehouse, DAY2, [(2, ACCOUNTS[1], 0.06, False)], accounts=ACCOUNTS[:2])
+    second = run(client, warehouse, compiled, DAY2)
+    assert second["accounts"] == {"create:applied": 2}
+    assert second["account_plans"] == {"create:applied": 2}  # item 2's, and item 1's from DAY1
+    assert {p["code"] for p in client.list("accountplans")} == {item(1), item(2)}
+    writes = client.writes
+    run(client, warehouse, compiled, DAY2)
+    assert client.writes == writes
