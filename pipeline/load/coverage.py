@@ -93,6 +93,7 @@ def coverage(warehouse: Warehouse, template_products: Mapping[str, str]) -> Cove
     """
     con = warehouse.connect()
     try:
+        con.execute("SET enable_progress_bar = false")  # a check's log, not a terminal
         if not _lines_sql(warehouse, con, template_products):
             return Coverage(0, 0)
         warehouse.write_partition(con, COVERAGE, WHOLE, "SELECT * FROM _coverage")
@@ -195,11 +196,14 @@ def _lines_sql(
             FROM held WHERE entity = 'plans' GROUP BY code
         ),
         account_plans AS (
-            SELECT a.*, j.ok, j.message, s.{AGREEMENT} AS superseder_agreement
+            SELECT a.*, j.ok, j.message, s.{AGREEMENT} AS superseder_agreement,
+                coalesce(sj.ok, false) AS superseder_held
             FROM {ACCOUNT_PLANS} a
             LEFT JOIN held j ON j.entity = 'account_plans'
              AND j.source_object = a._source_object AND j.source_id = a._source_id
-            LEFT JOIN {ACCOUNT_PLANS} s ON s.code = a.{SUPERSEDED_BY}
+            LEFT JOIN {ACCOUNT_PLANS} s ON s.code = a.{SUPERSEDED_BY} AND NOT s._tombstone
+            LEFT JOIN held sj ON sj.entity = 'account_plans'
+             AND sj.source_object = s._source_object AND sj.source_id = s._source_id
             WHERE NOT a._tombstone
         ),
         judged AS (
@@ -211,12 +215,12 @@ def _lines_sql(
                 pj.ok AS pricing_ok, pj.message AS pricing_reason,
                 ap_reject.message AS ap_reject,
                 own.ok AS ap_ok, own.message AS ap_reason, own.startDate AS ap_start,
-                own.endDate AS ap_end,
+                own.endDate AS ap_end, own.{SUPERSEDED_BY} AS ap_superseded_by,
                 EXISTS (
                     SELECT 1 FROM account_plans c
                     WHERE c.planCode = p.planCode AND c.ok AND c.startDate <= p.startDate
                       AND (c.endDate IS NULL OR (p.endDate IS NOT NULL AND c.endDate >= p.endDate)
-                           OR (c.{SUPERSEDED_BY} IS NOT NULL
+                           OR (c.{SUPERSEDED_BY} IS NOT NULL AND c.superseder_held
                                AND c.superseder_agreement IS DISTINCT FROM p.agreement))
                 ) AS covered
             FROM placed p
@@ -251,6 +255,10 @@ def _lines_sql(
                         r := coalesce(ap_reject, 'no account plan mapping takes the line'))
                     WHEN NOT coalesce(ap_ok, false) THEN struct_pack(e := 'account_plans',
                         k := ap_code, r := coalesce(ap_reason, {_UNLOADED}))
+                    WHEN ap_superseded_by IS NOT NULL THEN struct_pack(e := 'account_plans',
+                        k := ap_superseded_by, r := 'ends where account plan ' || ap_superseded_by
+                            || ' of the same account and product starts, which m3ter does not '
+                            || 'hold')
                     ELSE struct_pack(e := 'account_plans', k := ap_code,
                         r := 'runs ' || coalesce(ap_start, '?') || ' to '
                              || coalesce(ap_end, 'open') || ', not over the line''s '
