@@ -1065,7 +1065,9 @@ def test_the_coverage_command_reports_what_the_demo_summary_does(demo: Demo):
     assert "Billing coverage by month" in result.stdout
     catalog = duckdb.connect(str(demo.root / "warehouse" / "warehouse.duckdb"), read_only=True)
     try:
-        months = [m for (m,) in catalog.execute("SELECT DISTINCT month FROM load.coverage")]
+        months = [
+            m for (m,) in catalog.execute("SELECT DISTINCT month FROM load.coverage").fetchall()
+        ]
     finally:
         catalog.close()
     assert months and all(month in result.stdout for month in months if month)
