@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -9,6 +10,9 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
+from pipeline.m3ter.settings import M3terSettings
+from pipeline.m3ter.settings import sandbox_settings as m3ter_sandbox_settings
+from pipeline.m3ter.settings import settings_from_env as m3ter_settings_from_env
 from pipeline.warehouse import DEFAULT_ROOT
 
 app = typer.Typer(
@@ -60,3 +64,11 @@ def warehouse_root(given: Path | None = None) -> Path:
     """The warehouse a command reads or writes: the option, else $M3SYNC_WAREHOUSE, as the
     code location's resources see it."""
     return given or Path(os.environ.get("M3SYNC_WAREHOUSE") or DEFAULT_ROOT)
+
+
+def m3ter_settings(sandbox: Path | None) -> M3terSettings:
+    """The m3ter organization a command talks to: the sandbox `sandbox.json` describes, else the
+    one the M3SYNC_M3TER_* variables configure."""
+    if sandbox:
+        return m3ter_sandbox_settings(json.loads(sandbox.read_text())["m3ter"])
+    return m3ter_settings_from_env()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
@@ -10,11 +9,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pipeline.cli.app import WarehouseRoot, app, console, fail, warehouse_root
+from pipeline.cli.app import WarehouseRoot, app, console, fail, m3ter_settings, warehouse_root
 from pipeline.m3ter.client import M3terClient
 from pipeline.m3ter.errors import M3terError
-from pipeline.m3ter.settings import sandbox_settings as m3ter_sandbox_settings
-from pipeline.m3ter.settings import settings_from_env as m3ter_settings_from_env
 from pipeline.warehouse import Warehouse
 
 
@@ -40,11 +37,7 @@ def coverage_command(
     from pipeline.load.current import Current
 
     try:
-        settings = (
-            m3ter_sandbox_settings(json.loads(sandbox.read_text())["m3ter"])
-            if sandbox
-            else m3ter_settings_from_env()
-        )
+        settings = m3ter_settings(sandbox)
         products = template_products(Current(M3terClient(settings)))
         found = coverage(Warehouse(warehouse_root(warehouse)), products)
     except (M3terError, ValueError, OSError) as exc:

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from pipeline.cli.app import WarehouseRoot, app, console, fail, warehouse_root
+from pipeline.cli.app import WarehouseRoot, app, console, fail, m3ter_settings, warehouse_root
 from pipeline.load.entities import ORDER
 from pipeline.m3ter.client import M3terClient
 from pipeline.m3ter.errors import M3terError
-from pipeline.m3ter.settings import sandbox_settings as m3ter_sandbox_settings
-from pipeline.m3ter.settings import settings_from_env as m3ter_settings_from_env
 from pipeline.warehouse import Warehouse
 
 PLAN_KINDS = ("create", "update", "end_date", "delete", "unchanged", "reject")
@@ -48,11 +45,7 @@ def plan_command(
     from pipeline.load.run import load
 
     try:
-        settings = (
-            m3ter_sandbox_settings(json.loads(sandbox.read_text())["m3ter"])
-            if sandbox
-            else m3ter_settings_from_env()
-        )
+        settings = m3ter_settings(sandbox)
         client = M3terClient(settings)
         current = Current(client)
         results = [

@@ -192,18 +192,24 @@ def _sobject(name: str, prefix: str, *fields: Field, owned: bool = True, **kw: o
     )  # type: ignore[arg-type]
 
 
+# The fields every custom metadata record has.
+_METADATA_SYSTEM_FIELDS: tuple[Field, ...] = (
+    Field("Id", "id", nillable=False, length=18),
+    _str("DeveloperName", 40, nillable=False),
+    _str("MasterLabel", 40, nillable=False),
+    _str("Label", 40, nillable=False),
+    _pick("Language", ("en_US",), nillable=False),
+    _str("NamespacePrefix", 15),
+    _str("QualifiedApiName", 70, nillable=False),
+    Field("IsProtected", "boolean", nillable=False),
+    Field("SystemModstamp", "datetime", nillable=False),
+)
+
+
 def _metadata_type(name: str, *extra: Field) -> SObject:
     """A custom metadata type holding one kind of m3sync mapping (DESIGN §5)."""
     fields = (
-        Field("Id", "id", nillable=False, length=18),
-        _str("DeveloperName", 40, nillable=False),
-        _str("MasterLabel", 40, nillable=False),
-        _str("Label", 40, nillable=False),
-        _pick("Language", ("en_US",), nillable=False),
-        _str("NamespacePrefix", 15),
-        _str("QualifiedApiName", 70, nillable=False),
-        Field("IsProtected", "boolean", nillable=False),
-        Field("SystemModstamp", "datetime", nillable=False),
+        *_METADATA_SYSTEM_FIELDS,
         _str("Source_Object__c", 80, nillable=False),
         Field("Where__c", "textarea", length=1000),
         Field("Fields__c", "textarea", length=32768),
@@ -222,15 +228,7 @@ _SYNC_LEVEL = _pick("Sync_Level__c", ("agreement", "line_item"))
 def _product_mapping_type() -> SObject:
     """The product mapping table (`pipeline/mapping/products.py`): one record per row."""
     fields = (
-        Field("Id", "id", nillable=False, length=18),
-        _str("DeveloperName", 40, nillable=False),
-        _str("MasterLabel", 40, nillable=False),
-        _str("Label", 40, nillable=False),
-        _pick("Language", ("en_US",), nillable=False),
-        _str("NamespacePrefix", 15),
-        _str("QualifiedApiName", 70, nillable=False),
-        Field("IsProtected", "boolean", nillable=False),
-        Field("SystemModstamp", "datetime", nillable=False),
+        *_METADATA_SYSTEM_FIELDS,
         _str("Product_Code__c", 255, nillable=False),
         _str("Billing_Frequency__c", 255),
         _str("Currency__c", 3),
