@@ -25,7 +25,16 @@ AFTER: dict[Entity, tuple[Entity, ...]] = {
     "contracts": ("accounts",),
     "plans": ("accounts",),
     "pricings": ("plans", "compound_aggregations"),
-    "account_plans": ("accounts", "plans", "pricings", "contracts"),
+    "plan_groups": ("accounts",),
+    "plan_group_links": ("plan_groups", "plans"),
+    "account_plans": (
+        "accounts",
+        "plans",
+        "pricings",
+        "plan_groups",
+        "plan_group_links",
+        "contracts",
+    ),
     "commitments": ("accounts", "contracts"),
 }
 

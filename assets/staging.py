@@ -23,6 +23,8 @@ ENTITY_SOURCES: dict[Entity, tuple[SourceObject, ...]] = {
     "contracts": (source_object("Contract"),),
     "plans": PARTITIONED,
     "pricings": PARTITIONED,
+    "plan_groups": PARTITIONED,
+    "plan_group_links": PARTITIONED,
     "account_plans": PARTITIONED,
     "commitments": PARTITIONED,
     "compound_aggregations": (source_object("Product2"),),

@@ -26,7 +26,13 @@ import duckdb
 from pipeline.load import groups
 from pipeline.load.current import Current
 from pipeline.load.journal import JOURNAL
-from pipeline.load.supersede import ACCOUNT_PLANS, SUPERSEDED_BY, superseded
+from pipeline.load.supersede import (
+    ACCOUNT_PLANS,
+    PLAN_PRODUCTS,
+    PRODUCTS,
+    SUPERSEDED_BY,
+    superseded,
+)
 from pipeline.mapping.compiler import AGREEMENT
 from pipeline.mapping.spec import Entity
 from pipeline.staging.stage import REJECTS, staged_table
@@ -40,9 +46,12 @@ _PRICED = (
     "planCode, planTemplateCode, aggregationCode, compoundAggregationCode, segment, startDate, "
     "endDate"
 )
+_LINKED = "code, planGroupCode, planCode"
 _UNLOADED = "'not in m3ter yet (not loaded)'"
-# Ids, and codes made from them, vary from one root to the next: findings name the rule.
-_ID_PATTERN = r"[A-Za-z0-9]{15,18}(_[A-Za-z0-9_]+)?"
+# Ids (Salesforce's, codes made from them, m3ter's UUIDs) vary from one root to the next:
+# findings name the rule.
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_ID_PATTERN = rf"{_UUID}|[A-Za-z0-9]{{15,18}}(_[A-Za-z0-9_]+)?"
 
 
 @dataclass(frozen=True)
@@ -118,7 +127,8 @@ def _latest_journal(warehouse: Warehouse) -> str:
 def _staged(warehouse: Warehouse, entity: Entity, columns: str) -> str:
     table = staged_table(entity)
     if not warehouse.partitions(table):
-        return f"SELECT {columns} FROM (SELECT NULL AS _x) WHERE false"
+        names = (name.strip() for name in columns.split(","))
+        return f"SELECT {', '.join(f'NULL::VARCHAR AS {n}' for n in names)} WHERE false"
     return f"SELECT {columns} FROM {table.sql}"
 
 
@@ -135,8 +145,14 @@ def _lines_sql(
             f"CREATE OR REPLACE TEMP TABLE {ACCOUNT_PLANS} AS SELECT NULL::VARCHAR AS "
             "_source_object, NULL::VARCHAR AS _source_id, NULL::VARCHAR AS code, "
             "NULL::VARCHAR AS accountCode, NULL::VARCHAR AS planCode, NULL::VARCHAR AS "
+            "planGroupCode, NULL::VARCHAR AS "
             f"startDate, NULL::VARCHAR AS endDate, NULL::VARCHAR AS {SUPERSEDED_BY}, "
-            f"NULL::VARCHAR AS {AGREEMENT}, false AS _tombstone WHERE false"
+            f"NULL::VARCHAR AS {AGREEMENT}, NULL::VARCHAR[] AS {PRODUCTS}, false AS _tombstone "
+            "WHERE false"
+        )
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {PLAN_PRODUCTS} AS SELECT NULL::VARCHAR AS plan, "
+            "NULL::VARCHAR AS product WHERE false"
         )
     rejects = (
         f"""SELECT entity, _source_object, _source_id, _partition, message,
@@ -158,6 +174,7 @@ def _lines_sql(
         pricing AS ({_staged(warehouse, "pricings", f"{meta}, {AGREEMENT}, {_PRICED}")}),
         plan_rows AS ({_staged(warehouse, "plans", meta)}),
         ap_rows AS ({_staged(warehouse, "account_plans", f"{meta}, accountCode, code")}),
+        link_rows AS ({_staged(warehouse, "plan_group_links", f"{meta}, {_LINKED}")}),
         account_rows AS ({_staged(warehouse, "accounts", f"{meta}, code")}),
         -- a record's latest reject counts while no later version of it was staged
         current_rejects AS (
@@ -165,6 +182,7 @@ def _lines_sql(
             LEFT JOIN (SELECT 'pricings' AS entity, {meta} FROM pricing
                        UNION ALL SELECT 'plans', {meta} FROM plan_rows
                        UNION ALL SELECT 'account_plans', {meta} FROM ap_rows
+                       UNION ALL SELECT 'plan_group_links', {meta} FROM link_rows
                        UNION ALL SELECT 'accounts', {meta} FROM account_rows) s
               USING (entity, _source_object, _source_id)
             WHERE s._partition IS NULL OR r._partition > s._partition
@@ -182,10 +200,11 @@ def _lines_sql(
                 AND p._source_id = r._source_id AND NOT p._tombstone)
         ),
         placed AS (
-            SELECT l.*, ap.accountCode AS account, ap.code AS ap_code
+            SELECT l.*, ap.accountCode AS account, ap.code AS ap_code, pp.product
             FROM lines l LEFT JOIN ap_rows ap
               ON ap._source_object = l._source_object AND ap._source_id = l._source_id
              AND NOT ap._tombstone
+            LEFT JOIN {PLAN_PRODUCTS} pp ON pp.plan = l.planCode
         ),
         accounts AS (
             SELECT code, bool_or(ok) AS ok, any_value(message) AS message
@@ -195,8 +214,24 @@ def _lines_sql(
             SELECT code, bool_or(ok) AS ok, any_value(message) FILTER (NOT ok) AS message
             FROM held WHERE entity = 'plans' GROUP BY code
         ),
+        plan_groups AS (
+            SELECT code, bool_or(ok) AS ok, any_value(message) FILTER (NOT ok) AS message
+            FROM held WHERE entity = 'plan_groups' GROUP BY code
+        ),
+        -- the plans each group links, as staged, and whether m3ter holds the link
+        links AS (
+            SELECT l.code, l.planGroupCode, l.planCode, coalesce(j.ok, false) AS ok,
+                j.message
+            FROM (SELECT DISTINCT code, planGroupCode, planCode FROM link_rows
+                  WHERE NOT _tombstone) l
+            LEFT JOIN (SELECT code, bool_or(ok) AS ok,
+                           any_value(message) FILTER (NOT ok) AS message
+                       FROM held WHERE entity = 'plan_group_links' GROUP BY code) j
+              USING (code)
+        ),
         account_plans AS (
             SELECT a.*, j.ok, j.message, s.{AGREEMENT} AS superseder_agreement,
+                coalesce(s.{PRODUCTS}, []) AS superseder_products,
                 coalesce(sj.ok, false) AS superseder_held
             FROM {ACCOUNT_PLANS} a
             LEFT JOIN held j ON j.entity = 'account_plans'
@@ -216,12 +251,21 @@ def _lines_sql(
                 ap_reject.message AS ap_reject,
                 own.ok AS ap_ok, own.message AS ap_reason, own.startDate AS ap_start,
                 own.endDate AS ap_end, own.{SUPERSEDED_BY} AS ap_superseded_by,
+                own.superseder_held AS ap_superseder_held,
+                list_contains(own.superseder_products, p.product) AS ap_superseder_bills,
+                own.planGroupCode AS ap_group, grp.ok AS group_ok, grp.message AS group_reason,
+                link.code AS link_code, link.ok AS link_ok,
+                coalesce(link_reject.message, link.message) AS link_reason,
                 EXISTS (
                     SELECT 1 FROM account_plans c
-                    WHERE c.planCode = p.planCode AND c.ok AND c.startDate <= p.startDate
+                    WHERE (c.planCode = p.planCode OR EXISTS (
+                            SELECT 1 FROM links gl WHERE gl.ok
+                            AND gl.planGroupCode = c.planGroupCode AND gl.planCode = p.planCode))
+                      AND c.ok AND c.startDate <= p.startDate
                       AND (c.endDate IS NULL OR (p.endDate IS NOT NULL AND c.endDate >= p.endDate)
                            OR (c.{SUPERSEDED_BY} IS NOT NULL AND c.superseder_held
-                               AND c.superseder_agreement IS DISTINCT FROM p.agreement))
+                               AND c.superseder_agreement IS DISTINCT FROM p.agreement
+                               AND list_contains(c.superseder_products, p.product)))
                 ) AS covered
             FROM placed p
             LEFT JOIN accounts acc ON acc.code = p.account
@@ -237,6 +281,12 @@ def _lines_sql(
              AND ap_reject._source_object = p._source_object
              AND ap_reject._source_id = p._source_id
             LEFT JOIN account_plans own ON own.code = p.ap_code
+            LEFT JOIN plan_groups grp ON grp.code = own.planGroupCode
+            LEFT JOIN links link
+              ON link.planGroupCode = own.planGroupCode AND link.planCode = p.planCode
+            LEFT JOIN current_rejects link_reject ON link_reject.entity = 'plan_group_links'
+             AND link_reject._source_object = p._source_object
+             AND link_reject._source_id = p._source_id
         ),
         rooted AS (
             SELECT *,
@@ -251,10 +301,27 @@ def _lines_sql(
                     WHEN NOT coalesce(pricing_ok, false) THEN struct_pack(e := 'pricings',
                         k := _source_id, r := coalesce(pricing_reason, {_UNLOADED}))
                     WHEN covered THEN NULL
+                    WHEN ap_group IS NOT NULL AND NOT coalesce(group_ok, false)
+                        THEN struct_pack(e := 'plan_groups', k := ap_group,
+                            r := coalesce(group_reason, {_UNLOADED}))
+                    WHEN ap_group IS NOT NULL AND NOT coalesce(link_ok, false)
+                        THEN struct_pack(e := 'plan_group_links',
+                            k := coalesce(link_code, ap_group || '/' || planCode),
+                            r := coalesce(link_reason, CASE WHEN link_code IS NULL
+                                THEN 'no plan group link mapping links the line''s plan to '
+                                     || 'the group its account plan attaches'
+                                ELSE {_UNLOADED} END))
                     WHEN ap_code IS NULL THEN struct_pack(e := 'account_plans', k := _source_id,
                         r := coalesce(ap_reject, 'no account plan mapping takes the line'))
                     WHEN NOT coalesce(ap_ok, false) THEN struct_pack(e := 'account_plans',
                         k := ap_code, r := coalesce(ap_reason, {_UNLOADED}))
+                    WHEN ap_superseded_by IS NOT NULL AND ap_superseder_held
+                         AND NOT coalesce(ap_superseder_bills, false)
+                        THEN struct_pack(e := 'account_plans', k := ap_code,
+                            r := 'ends where account plan ' || ap_superseded_by || ' of the same '
+                                 || 'account starts, which bills another of its products but not '
+                                 || 'this line''s: a plan group''s account plan ends whole; sync '
+                                 || 'these agreements without plan groups')
                     WHEN ap_superseded_by IS NOT NULL THEN struct_pack(e := 'account_plans',
                         k := ap_superseded_by, r := 'ends where account plan ' || ap_superseded_by
                             || ' of the same account and product starts, which m3ter does not '

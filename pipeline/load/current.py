@@ -19,6 +19,7 @@ from pipeline.load.entities import CODE_FILTERED
 from pipeline.m3ter.errors import M3terForbidden, M3terRejected
 
 BATCH = 100  # ids or codes per filtered list: one page of m3ter's largest
+PLANNED = "(new "  # the id a dry run gives an object it would create: m3ter has none to list
 
 
 class Current:
@@ -45,6 +46,19 @@ class Current:
 
     def fetch_ids(self, collection: str, ids: Iterable[str]) -> None:
         self._fetch(collection, "ids", ids)
+
+    def fetch_each(self, collection: str, by: str, values: Iterable[str]) -> None:
+        """Read the objects a filter that takes one value names, one list per value.
+
+        [assume: pessimistic] filters the SDK types as a single string (`planGroup`,
+        `account`) may not take a comma-joined list, so each value is its own request.
+        """
+        for value in sorted({v for v in values if v}):
+            self._fetch(collection, by, [value])
+
+    def fetch_by(self, collection: str, by: str, values: Iterable[str]) -> None:
+        """Read the objects a list filter that takes many values names (`accountId`)."""
+        self._fetch(collection, by, values)
 
     def _fetch(self, collection: str, by: str, wanted: Iterable[str]) -> None:
         wanted = [w for w in wanted if w]
@@ -108,6 +122,22 @@ class Current:
             ids = self._codes.get(collection, {}).get(code, [])
             objects = self._objects.get(collection, {})
             return [objects[i] for i in ids if i in objects]
+
+    def held_id(self, collection: str, code: str | None) -> str | None:
+        """The id of the object m3ter holds with `code`, if one was read (not one a dry run
+        would make): what a list filter can name."""
+        found = self.resolve(collection, code) if code else None
+        return None if found is None or found.startswith(PLANNED) else found
+
+    def matching(self, collection: str, fields: dict[str, Any]) -> dict[str, Any] | None:
+        """The first object read so far whose `fields` hold these values (a natural key)."""
+        if self.whole:
+            self.listing(collection)
+        with self._lock:
+            for obj in self._objects.get(collection, {}).values():
+                if all(obj.get(name) == value for name, value in fields.items()):
+                    return obj
+        return None
 
     def resolve(self, collection: str, code: str) -> str | None:
         """The id of the object holding `code`, if one was read (or made) this run."""

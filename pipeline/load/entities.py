@@ -27,6 +27,13 @@ class LoadEntity:
     references: tuple[Reference, ...] = ()
     end_kind: Literal["date", "datetime"] | None = None  # how `endDate` is written, if any
     has_code: bool = True
+    # For an object m3ter gives no code: the m3ter fields that identify it. m3sync's staged code
+    # still groups its rows, but is never sent, and the object is found by these fields.
+    natural_key: tuple[str, ...] = ()
+
+    @property
+    def sends_code(self) -> bool:
+        return self.has_code and not self.natural_key
 
 
 def _ref(column: str, collection: str) -> Reference:
@@ -68,6 +75,18 @@ ENTITIES: Final[dict[Entity, LoadEntity]] = {
         ),
         end_kind="datetime",
     ),
+    "plan_groups": LoadEntity(
+        "plan_groups", "plangroups", "PlanGroup", (_ref("accountCode", "accounts"),)
+    ),
+    # Links have no code and no end: one is found by its group and plan, and stays when its
+    # lines are gone (their pricings end; the plan stays in the group, billing nothing).
+    "plan_group_links": LoadEntity(
+        "plan_group_links",
+        "plangrouplinks",
+        "PlanGroupLink",
+        (_ref("planGroupCode", "plangroups"), _ref("planCode", "plans")),
+        natural_key=("planGroupId", "planId"),
+    ),
     "account_plans": LoadEntity(
         "account_plans",
         "accountplans",
@@ -75,6 +94,7 @@ ENTITIES: Final[dict[Entity, LoadEntity]] = {
         (
             _ref("accountCode", "accounts"),
             _ref("planCode", "plans"),
+            _ref("planGroupCode", "plangroups"),
             _ref("contractCode", "contracts"),
         ),
         end_kind="datetime",

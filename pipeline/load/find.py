@@ -5,7 +5,9 @@ create whose answer was lost is sent again (`M3terClient.create`'s `find`), and 
 an earlier run left uncertain (`load.pending`), the object is looked up where it can only be:
 
 - by code, in the narrowest list m3ter offers: `codes` (accounts, contracts, compound
-  aggregations), a plan's product, a pricing's plan, an account's account plans;
+  aggregations), a plan's product, a pricing's plan, an account's account plans, an account's
+  plan groups (the whole organization's for a group no account owns);
+- plan group links, which have no code: by their group and plan, among the group's links;
 - commitments, which have no code: by the ExternalMapping written with them, then by a natural
   key compared by value (numbers as numbers, `null`, `""` and absent alike) among the account's
   commitments no other record maps;
@@ -48,9 +50,21 @@ def by_code(
         candidates = client.list(collection, **side)
     elif collection == "accountplans":
         candidates = client.list(collection, account=body.get("accountId"), includeall=True)
+    elif collection == "plangroups":
+        narrow = {"accountId": [body["accountId"]]} if body.get("accountId") else {}
+        candidates = client.list(collection, **narrow)
     else:
         raise ValueError(f"no lookup by code for {collection}")
     return next((obj for obj in candidates if obj.get("code") == code), None)
+
+
+def by_key(client: Client, spec: LoadEntity, body: dict[str, Any]) -> dict[str, Any] | None:
+    """The object of a code-less entity whose natural key (`spec.natural_key`) is the body's."""
+    if spec.collection != "plangrouplinks":
+        raise ValueError(f"no lookup by natural key for {spec.collection}")
+    candidates = client.list(spec.collection, planGroup=body["planGroupId"])
+    key = {name: body.get(name) for name in spec.natural_key}
+    return next((obj for obj in candidates if all(obj.get(n) == v for n, v in key.items())), None)
 
 
 def commitment(

@@ -46,6 +46,8 @@ def field_of(spec: LoadEntity, column: str) -> str:
 def managed_fields(spec: LoadEntity) -> frozenset[str]:
     """Every m3ter field a mapping of `spec` may set: what a row of unknown origin decides."""
     fields = {field_of(spec, target.name) for target in TARGETS[spec.entity]}
+    if not spec.sends_code:
+        fields.discard("code")
     fields.add(CUSTOM_FIELDS)
     if spec.entity == "pricings":
         fields.add(SEGMENT)
@@ -58,7 +60,9 @@ def row_fields(spec: LoadEntity, row: Mapping[str, Any]) -> frozenset[str]:
     columns = row.get(FIELDS)
     if columns is None or (isinstance(columns, float) and math.isnan(columns)):
         return managed_fields(spec)
-    return frozenset(field_of(spec, column) for column in columns)
+    return frozenset(
+        field_of(spec, column) for column in columns if spec.sends_code or column != "code"
+    )
 
 
 def body_of(spec: LoadEntity, row: Mapping[str, Any], resolve: Resolve) -> dict[str, Any]:
@@ -66,7 +70,7 @@ def body_of(spec: LoadEntity, row: Mapping[str, Any], resolve: Resolve) -> dict[
     references = {r.column: r for r in spec.references}
     body: dict[str, Any] = {}
     for name, value in row.items():
-        if name.startswith("_") or value is None:
+        if name.startswith("_") or value is None or (name == "code" and not spec.sends_code):
             continue
         if isinstance(value, float) and math.isnan(value):
             continue

@@ -99,6 +99,17 @@ def prepare(
         else:
             theirs = knowledge.of(BY_COLLECTION[ref.collection])
             current.fetch_ids(ref.collection, (theirs.codes[c] for c in codes if c in theirs.codes))
+    if spec.collection == "plangroups":
+        # m3ter lists plan groups by account, not by code: an account's groups, or the whole
+        # organization's when a row's group belongs to no account.
+        if any(not row.get("accountCode") for row in live):
+            current.listing(spec.collection)
+        else:
+            accounts = (current.held_id("accounts", row["accountCode"]) for row in live)
+            current.fetch_by(spec.collection, "accountId", (a for a in accounts if a))
+    elif spec.collection == "plangrouplinks":
+        found = (current.held_id("plangroups", row.get("planGroupCode")) for row in live)
+        current.fetch_each(spec.collection, "planGroup", (g for g in found if g))
 
 
 def plan(
@@ -197,6 +208,9 @@ def _find(
         obj = current.get(spec.collection, known_id)
         if obj is not None:
             return obj
+    if spec.natural_key:
+        key = _natural_key(spec, row, current)
+        return None if key is None else current.matching(spec.collection, key)
     if spec.has_code:
         holders = current.with_code(spec.collection, _code(row))
         return holders[0] if holders else None
@@ -204,6 +218,20 @@ def _find(
         found = listed.external.get((row["_source_object"], row["_source_id"]))
         return None if found is None else current.get(spec.collection, found)
     return None
+
+
+def _natural_key(spec: LoadEntity, row: dict[str, Any], current: Current) -> dict[str, str] | None:
+    """The natural key of a row's object as m3ter ids, if every object it names was read."""
+    key = {}
+    for ref in spec.references:
+        if ref.field not in spec.natural_key:
+            continue
+        code = row.get(ref.column)
+        found = current.resolve(ref.collection, code) if code else None
+        if found is None:
+            return None
+        key[ref.field] = found
+    return key
 
 
 def _unmappable(spec: LoadEntity, row: dict[str, Any], current: Current) -> str | None:
@@ -251,7 +279,9 @@ def _look_up(
 ) -> tuple[dict[str, Any] | None, bool]:
     """An uncertain record's object, read now: (object, whether its mapping must be written)."""
     client = current.client
-    if spec.has_code:
+    if spec.natural_key:
+        found, adopt = find.by_key(client, spec, body), False
+    elif spec.has_code:
         found = find.by_code(client, current, spec, _code(row), body)
         adopt = False
     else:
@@ -397,6 +427,8 @@ def _create(client: Client, spec: LoadEntity, action: Action, current: Current) 
     body = action.body
 
     def look() -> dict[str, Any] | None:
+        if spec.natural_key:
+            return find.by_key(client, spec, body)
         if spec.has_code:
             assert action.code is not None
             return find.by_code(client, current, spec, action.code, body)

@@ -23,7 +23,7 @@ import duckdb
 from pipeline.load import groups
 from pipeline.load.client import Client
 from pipeline.load.coverage import template_products
-from pipeline.load.current import Current
+from pipeline.load.current import PLANNED, Current
 from pipeline.load.entities import ENTITIES
 from pipeline.load.journal import Knowledge, refused_sql, write_journal, write_pending
 from pipeline.load.pricing_windows import pricing_rows
@@ -147,7 +147,8 @@ def load(
         for action in actions:
             if action.kind == "create" and action.code:
                 current.remember(
-                    ENTITIES[entity].collection, {"id": f"(new {action.code})", "code": action.code}
+                    ENTITIES[entity].collection,
+                    {"id": f"{PLANNED}{action.code})", "code": action.code},
                 )
     else:
         write_pending(

@@ -25,10 +25,13 @@ import pandas as pd
 
 from pipeline.load.groups import OBJECTS, REFUSED, TOUCHED
 from pipeline.mapping.compiler import AGREEMENT
+from pipeline.mapping.spec import Entity
 from pipeline.staging.stage import staged_table
 from pipeline.warehouse import Warehouse
 
 SUPERSEDED_BY = "_superseded_by"  # the code of the account plan that ends this one
+PRODUCTS = "_products"  # the m3ter products an account plan bills
+PLAN_PRODUCTS = "_plan_products"  # the temporary table of each staged plan's m3ter product
 
 
 ACCOUNT_PLANS = "_account_plans"  # the temporary table `superseded()` fills
@@ -41,7 +44,7 @@ def account_plan_rows(
     account and product groups they touch, as `superseded()` leaves them."""
     superseded(warehouse, con, template_products)
     cursor = con.execute(
-        f"SELECT * EXCLUDE ({TOUCHED}, _product) FROM {ACCOUNT_PLANS} WHERE {TOUCHED} "
+        f"SELECT * EXCLUDE ({TOUCHED}, {PRODUCTS}) FROM {ACCOUNT_PLANS} WHERE {TOUCHED} "
         "ORDER BY _source_object, _source_id"
     )
     names = [d[0] for d in cursor.description]
@@ -52,77 +55,117 @@ def superseded(
     warehouse: Warehouse, con: duckdb.DuckDBPyConnection, template_products: Mapping[str, str]
 ) -> None:
     """Fill `_account_plans` with every account plan of `_objects`, `endDate` cut at the next
-    start and same-start rivals refused, `_touched` when the load touches it or its account and
-    product group, and `_product` the m3ter product it bills.
+    start and same-start rivals refused, `_touched` when the load touches it or one of its
+    account and product groups, and `_products` the m3ter products it bills.
 
-    `template_products` maps plan template codes to m3ter product ids; a template it lacks
-    stands for a product of its own.
+    An account plan on a plan group bills the product of every plan the group links (the
+    staged links), so it takes part in the group of each: a renewal's group ends the old
+    group where it starts, and a plan and a group sharing a product supersede each other like
+    two plans. `template_products` maps plan template codes to m3ter product ids; a template
+    it lacks stands for a product of its own.
     """
     products = pd.DataFrame(
         {"template": list(template_products), "product": list(template_products.values())},
         dtype="string",
     )
     con.register("_template_products", products)
-    plans_table = staged_table("plans")
-    plans = (
-        f"SELECT code, any_value(planTemplateCode) AS planTemplateCode FROM {plans_table.sql} "
-        "WHERE NOT _tombstone GROUP BY code"
-        if warehouse.partitions(plans_table)
-        else None
+    plans = _latest(
+        warehouse, "plans", "code AS plan, any_value(planTemplateCode) AS template", "code"
     )
-    plan_join = f"LEFT JOIN ({plans}) p ON p.code = ap.planCode" if plans else ""
-    template = "p.planTemplateCode" if plans else "NULL"
+    links = _latest(warehouse, "plan_group_links", "DISTINCT planGroupCode, planCode", None)
     agreement = f"ap.{AGREEMENT}" if _has_column(con, AGREEMENT) else "NULL::VARCHAR"
+    own_agreement = agreement.replace("ap.", "g.", 1)
+    plan_column = "ap.planCode" if _has_column(con, "planCode") else "NULL::VARCHAR"
+    group_column = "ap.planGroupCode" if _has_column(con, "planGroupCode") else "NULL::VARCHAR"
+    columns = (
+        f"ap._source_object, ap._source_id, ap.accountCode, ap.startDate, ap.code, "
+        f"ap.{TOUCHED}, {agreement} AS _agreement_of"
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {PLAN_PRODUCTS} AS
+            SELECT p.plan, coalesce(t.product, 'template:' || p.template) AS product
+            FROM ({plans}) p LEFT JOIN _template_products t ON t.template = p.template
+            WHERE p.template IS NOT NULL"""
+    )
     query = f"""
-        WITH grouped AS (
-            SELECT ap.*, {agreement} AS _agreement_of,
-                CASE WHEN NOT ap._tombstone AND {template} IS NOT NULL
-                     THEN coalesce(t.product, 'template:' || {template}) END AS _product
-            FROM {OBJECTS} ap {plan_join}
-            LEFT JOIN _template_products t ON t.template = {template}
+        WITH plan_products AS (SELECT * FROM {PLAN_PRODUCTS}),
+        group_products AS (
+            SELECT DISTINCT l.planGroupCode AS plan_group, pp.product
+            FROM ({links}) l JOIN plan_products pp ON pp.plan = l.planCode
+        ),
+        grouped AS (
+            SELECT {columns}, pp.product AS _product
+            FROM {OBJECTS} ap JOIN plan_products pp ON pp.plan = {plan_column}
+            WHERE NOT ap._tombstone
+            UNION ALL
+            SELECT {columns}, gp.product
+            FROM {OBJECTS} ap JOIN group_products gp ON gp.plan_group = {group_column}
+            WHERE NOT ap._tombstone
         ),
         ranked AS (
-            SELECT _source_object, _source_id, accountCode, _product, startDate, code,
-                _agreement_of, {TOUCHED},
+            SELECT *,
                 first_value(code) OVER slot AS _slot,
                 first_value(_agreement_of) OVER slot AS _slot_agreement
-            FROM grouped WHERE _product IS NOT NULL
+            FROM grouped
             WINDOW slot AS (PARTITION BY accountCode, _product, startDate ORDER BY code)
         ),
         successors AS (
-            SELECT _source_object, _source_id,
+            SELECT _source_object, _source_id, _product,
                 lead(startDate) OVER w AS _next_start, lead(code) OVER w AS _next_code
             FROM ranked WHERE code = _slot
             WINDOW w AS (PARTITION BY accountCode, _product ORDER BY startDate)
         ),
         touched AS (
             SELECT DISTINCT accountCode, _product FROM ranked WHERE {TOUCHED}
+        ),
+        slots AS (
+            SELECT r._source_object, r._source_id,
+                min(s._next_start) AS _next_start,
+                arg_min(s._next_code, s._next_start) AS _next_code,
+                min(r._slot) FILTER (WHERE r.code <> r._slot) AS _lost_to,
+                arg_min(r._slot_agreement, r._slot) FILTER (WHERE r.code <> r._slot)
+                    AS _lost_agreement,
+                list(DISTINCT r._product ORDER BY r._product) AS _products,
+                bool_or(t.accountCode IS NOT NULL) AS _group_touched
+            FROM ranked r
+            LEFT JOIN successors s USING (_source_object, _source_id, _product)
+            LEFT JOIN touched t ON t.accountCode = r.accountCode AND t._product = r._product
+            GROUP BY r._source_object, r._source_id
         )
-        SELECT g.* EXCLUDE (_agreement_of, endDate, {TOUCHED}),
-            g.{TOUCHED} OR EXISTS (SELECT 1 FROM touched t
-                WHERE t.accountCode = g.accountCode AND t._product = g._product) AS {TOUCHED},
-            CASE WHEN s._next_start IS NOT NULL
-                      AND (g.endDate IS NULL OR g.endDate > s._next_start)
-                 THEN s._next_start ELSE g.endDate END AS endDate,
-            CASE WHEN s._next_start IS NOT NULL
-                      AND (g.endDate IS NULL OR g.endDate > s._next_start)
-                 THEN s._next_code END AS {SUPERSEDED_BY},
-            CASE WHEN r.code <> r._slot THEN
-                'starts when account plan ' || r._slot || ' of the same account and product '
+        SELECT g.* EXCLUDE (endDate, {TOUCHED}),
+            g.{TOUCHED} OR coalesce(sl._group_touched, false) AS {TOUCHED},
+            CASE WHEN sl._next_start IS NOT NULL
+                      AND (g.endDate IS NULL OR g.endDate > sl._next_start)
+                 THEN sl._next_start ELSE g.endDate END AS endDate,
+            CASE WHEN sl._next_start IS NOT NULL
+                      AND (g.endDate IS NULL OR g.endDate > sl._next_start)
+                 THEN sl._next_code END AS {SUPERSEDED_BY},
+            CASE WHEN sl._lost_to IS NOT NULL THEN
+                'starts when account plan ' || sl._lost_to || ' of the same account and product '
                 || 'does; m3ter allows one active account plan per product'
-                || CASE WHEN r._agreement_of = r._slot_agreement
-                        THEN '; both bill lines of agreement ' || r._agreement_of
+                || CASE WHEN {own_agreement} = sl._lost_agreement
+                        THEN '; both bill lines of agreement ' || sl._lost_agreement
                              || ': sync its lines at sync_level agreement (one plan and '
                              || 'account plan per agreement and product)'
-                        ELSE '; two agreements of the account (' || r._slot_agreement || ', '
-                             || r._agreement_of || ') start the product on the same day: end '
-                             || 'one, or sell both on one agreement' END
-            END AS {REFUSED}
-        FROM grouped g
-        LEFT JOIN ranked r USING (_source_object, _source_id)
-        LEFT JOIN successors s USING (_source_object, _source_id)
+                        ELSE '; two agreements of the account (' || sl._lost_agreement || ', '
+                             || {own_agreement} || ') start the product on the '
+                             || 'same day: end one, or sell both on one agreement' END
+            END AS {REFUSED},
+            sl._products AS {PRODUCTS}
+        FROM {OBJECTS} g
+        LEFT JOIN slots sl USING (_source_object, _source_id)
     """
     con.execute(f"CREATE OR REPLACE TEMP TABLE {ACCOUNT_PLANS} AS {query}")
+
+
+def _latest(warehouse: Warehouse, entity: Entity, columns: str, group_by: str | None) -> str:
+    """The latest live staged rows of `entity` as `columns`; no rows when nothing is staged."""
+    table = staged_table(entity)
+    if not warehouse.partitions(table):
+        names = ("plan", "template", "planGroupCode", "planCode")
+        return f"SELECT {', '.join(f'NULL::VARCHAR AS {n}' for n in names)} WHERE false"
+    grouping = f" GROUP BY {group_by}" if group_by else ""
+    return f"SELECT {columns} FROM {table.sql} WHERE NOT _tombstone{grouping}"
 
 
 def _has_column(con: duckdb.DuckDBPyConnection, name: str) -> bool:

@@ -90,6 +90,8 @@ GROUPING_FIELD: dict[Entity, str] = {
     "plans": "code",
     "account_plans": "code",
     "pricings": "planCode",
+    "plan_groups": "code",
+    "plan_group_links": "code",
 }
 # Which target kinds each combine rule can combine.
 RULE_KINDS: dict[str, frozenset[str]] = {

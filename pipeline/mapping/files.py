@@ -305,7 +305,7 @@ def load_mapping_file(
 def load_mappings(directory: str | os.PathLike[str]) -> MappingSet:
     """Every mapping file of `directory` (one per entity; a missing file means no mappings).
 
-    YAML files other than the seven entity files are errors, so a misnamed file is never
+    YAML files other than the entity files are errors, so a misnamed file is never
     silently skipped; other files (a README) are ignored. All files' problems are raised together.
     """
     directory = Path(directory)
@@ -385,7 +385,7 @@ def to_yaml(records: Iterable[MappingRecord]) -> str:
 
 
 def dump_mappings(mapping_set: MappingSet, directory: str | os.PathLike[str]) -> list[Path]:
-    """Writes all seven entity files and the product mapping table (empty ones as `[]`), so that
+    """Writes every entity file and the product mapping table (empty ones as `[]`), so that
     loading gives the set back.
 
     Each file is replaced atomically, so a reader never sees half an export.

@@ -24,6 +24,8 @@ Entity = Literal[
     "contracts",
     "plans",
     "pricings",
+    "plan_groups",
+    "plan_group_links",
     "account_plans",
     "commitments",
     "compound_aggregations",
@@ -35,6 +37,8 @@ METADATA_TYPE: Final[dict[Entity, str]] = {
     "contracts": "ContractMapping__mdt",
     "plans": "PlanMapping__mdt",
     "pricings": "PricingMapping__mdt",
+    "plan_groups": "PlanGroupMapping__mdt",
+    "plan_group_links": "PlanGroupLinkMapping__mdt",
     "account_plans": "AccountPlanMapping__mdt",
     "commitments": "CommitmentMapping__mdt",
     "compound_aggregations": "CompoundAggregationMapping__mdt",
@@ -42,7 +46,7 @@ METADATA_TYPE: Final[dict[Entity, str]] = {
 
 # Entities billed per agreement (Order, Opportunity, Quote, Asset): header or line granularity.
 AGREEMENT_ENTITIES: Final[frozenset[Entity]] = frozenset(
-    {"plans", "pricings", "account_plans", "commitments"}
+    {"plans", "pricings", "plan_groups", "plan_group_links", "account_plans", "commitments"}
 )
 SEGMENTED_ENTITIES: Final[frozenset[Entity]] = frozenset({"pricings"})
 

@@ -137,10 +137,32 @@ TARGETS: Final[dict[Entity, tuple[Target, ...]]] = {
         Target("minimumSpend", "number"),
         Target("description", "text"),
     ),
+    # A whole agreement as one bundle: its plans are linked to the group, and one account plan
+    # on the group (`planGroupCode`) attaches them all.
+    "plan_groups": (
+        CODE,
+        Target("name", "text", required=True),
+        Target("currency", "currency", required=True),
+        _ref("accountCode", "accounts"),
+        Target("standingCharge", "number"),
+        Target("minimumSpend", "number"),
+        Target("standingChargeDescription", "text"),
+        Target("minimumSpendDescription", "text"),
+        Target("standingChargeBillInAdvance", "boolean"),
+        Target("minimumSpendBillInAdvance", "boolean"),
+    ),
+    # A PlanGroupLink has no code in m3ter: `code` is m3sync's key for it (the rows that make
+    # one link), never sent; m3ter's link is found by its group and plan.
+    "plan_group_links": (
+        CODE,
+        _ref("planGroupCode", "plan_groups", required=True),
+        _ref("planCode", "plans", required=True),
+    ),
     "account_plans": (
         CODE,
         _ref("accountCode", "accounts", required=True),
-        _ref("planCode", "plans", required=True),
+        _ref("planCode", "plans"),
+        _ref("planGroupCode", "plan_groups"),
         _ref("contractCode", "contracts"),
         Target("startDate", "datetime", required=True),
         Target("endDate", "datetime_end"),
@@ -179,7 +201,7 @@ TARGETS: Final[dict[Entity, tuple[Target, ...]]] = {
 
 # Entities whose m3ter objects carry `customFields` (Pricing and Commitment do not).
 CUSTOM_FIELD_ENTITIES: Final[frozenset[Entity]] = frozenset(
-    {"accounts", "contracts", "plans", "account_plans", "compound_aggregations"}
+    {"accounts", "contracts", "plans", "plan_groups", "account_plans", "compound_aggregations"}
 )
 
 

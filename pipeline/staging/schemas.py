@@ -37,6 +37,7 @@ EMAIL: Final = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 MESSAGES: Final[dict[str, str]] = {
     "start_before_end": "startDate must be before endDate (m3ter end dates are exclusive)",
     "one_plan_side": "exactly one of planCode and planTemplateCode must be set",
+    "plan_or_group": "exactly one of planCode and planGroupCode must be set",
     "one_aggregation_side": (
         "exactly one of aggregationCode and compoundAggregationCode must be set"
     ),
@@ -158,10 +159,28 @@ class PricingSchema(_Staged):
         return ~(debit & negative)
 
 
+class PlanGroupSchema(_Staged):
+    code: Series[Text] = _code()
+    name: Series[Text] = _name()
+    currency: Series[Text] = pa.Field(str_matches=CURRENCY)
+    accountCode: Series[Text] = _code(nullable=True)
+    standingCharge: Series[float] = pa.Field(nullable=True, ge=0)
+    minimumSpend: Series[float] = pa.Field(nullable=True, ge=0)
+    standingChargeDescription: Series[Text] = _text(max_length=200)
+    minimumSpendDescription: Series[Text] = _text(max_length=200)
+
+
+class PlanGroupLinkSchema(_Staged):
+    code: Series[Text] = _code()
+    planGroupCode: Series[Text] = _code()
+    planCode: Series[Text] = _code()
+
+
 class AccountPlanSchema(_Staged):
     code: Series[Text] = _code()
     accountCode: Series[Text] = _code()
-    planCode: Series[Text] = _code()
+    planCode: Series[Text] = _code(nullable=True)
+    planGroupCode: Series[Text] = _code(nullable=True)
     contractCode: Series[Text] = _code(nullable=True)
     startDate: Series[Text] = _datetime()
     endDate: Series[Text] = _datetime(nullable=True)
@@ -171,6 +190,10 @@ class AccountPlanSchema(_Staged):
     @pa.dataframe_check
     def start_before_end(cls, df: pd.DataFrame) -> pd.Series:
         return _starts_before_ends(df)
+
+    @pa.dataframe_check
+    def plan_or_group(cls, df: pd.DataFrame) -> pd.Series:
+        return df["planCode"].isna() != df["planGroupCode"].isna()
 
 
 class CommitmentSchema(_Staged):
@@ -206,6 +229,8 @@ SCHEMAS: Final[dict[Entity, type[_Staged]]] = {
     "contracts": ContractSchema,
     "plans": PlanSchema,
     "pricings": PricingSchema,
+    "plan_groups": PlanGroupSchema,
+    "plan_group_links": PlanGroupLinkSchema,
     "account_plans": AccountPlanSchema,
     "commitments": CommitmentSchema,
     "compound_aggregations": CompoundAggregationSchema,

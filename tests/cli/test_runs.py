@@ -21,6 +21,8 @@ from tests.processes import M3SYNC, sandbox_process
 DAYS = 6
 FIRST = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=DAYS)).isoformat()
 LAST = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
+# A backfill through Dagster, then each command against it: the operator suite.
+pytestmark = pytest.mark.operator
 
 
 class Operator:
@@ -115,7 +117,6 @@ def test_a_backfill_of_several_runs_reports_the_coverage_the_last_one_measured(o
     assert summary in measured.stdout  # the whole state's, not a sum over the runs
 
 
-@pytest.mark.operator
 def test_a_run_again_writes_nothing_to_m3ter(operator):
     result = operator("run", "--partition", LAST)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -123,7 +124,6 @@ def test_a_run_again_writes_nothing_to_m3ter(operator):
     assert "create:applied" not in load and "update:applied" not in load
 
 
-@pytest.mark.operator
 def test_a_run_configuration_file_reaches_the_run(operator, tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text("resources:\n  extract_settings:\n    config:\n      rest_threshold: 0\n")
@@ -132,7 +132,6 @@ def test_a_run_configuration_file_reaches_the_run(operator, tmp_path):
     assert "│   bulk │" in result.stdout
 
 
-@pytest.mark.operator
 def test_a_run_configuration_that_is_not_a_mapping_fails_in_one_line(operator, tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text("- rest_threshold: 0\n")
@@ -141,7 +140,6 @@ def test_a_run_configuration_that_is_not_a_mapping_fails_in_one_line(operator, t
     assert result.stdout.strip().splitlines()[-1].endswith("is not a mapping")
 
 
-@pytest.mark.operator
 def test_reconcile_after_a_backfill_finds_no_drift(operator):
     result = operator("reconcile")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -174,7 +172,6 @@ def test_an_unknown_table_fails_with_the_tables_it_knows(operator):
     assert result.returncode == 1 and "no table 'nope'" in result.stdout
 
 
-@pytest.mark.operator
 def test_a_bad_partition_exits_non_zero_with_one_line(operator):
     result = operator("run", "--partition", "1999-01-01")
     assert result.returncode == 1
@@ -182,7 +179,6 @@ def test_a_bad_partition_exits_non_zero_with_one_line(operator):
     assert "Traceback" not in result.stdout + result.stderr
 
 
-@pytest.mark.operator
 def test_verbose_shows_the_traceback_of_a_failed_run(operator, tmp_path):
     mappings = tmp_path / "mappings"
     mappings.mkdir()

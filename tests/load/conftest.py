@@ -87,7 +87,15 @@ def client(m3ter_sandbox: dict[str, str]) -> Iterator[M3terClient]:
 
 def _reset(client: M3terClient) -> None:
     """Remove what earlier tests created (referrers first); the seeded catalogue stays."""
-    collections = ("externalmappings", "commitments", "accountplans", "pricings", "plans")
+    collections = (
+        "externalmappings",
+        "commitments",
+        "accountplans",
+        "plangrouplinks",
+        "plangroups",
+        "pricings",
+        "plans",
+    )
     for collection in (*collections, "accounts"):
         for obj in list(client.list(collection)):
             client.delete(collection, obj["id"])

@@ -79,6 +79,12 @@ MODELS = {
     "contracts": ("contract_response", "ContractResponse", "contract_create_params"),
     "plans": ("plan_response", "PlanResponse", "plan_create_params"),
     "pricings": ("pricing_response", "PricingResponse", "pricing_create_params"),
+    "plan_groups": ("plan_group_response", "PlanGroupResponse", "plan_group_create_params"),
+    "plan_group_links": (
+        "plan_group_link_response",
+        "PlanGroupLinkResponse",
+        "plan_group_link_create_params",
+    ),
     "account_plans": ("account_plan_response", "AccountPlanResponse", "account_plan_create_params"),
     "commitments": ("commitment_response", "CommitmentResponse", "commitment_create_params"),
     "compound_aggregations": (

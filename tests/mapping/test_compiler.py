@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -813,8 +814,19 @@ def test_inactive_mappings_are_not_compiled(tmp_path):
 
 def test_the_shipped_mappings_compile_against_the_demo_describe():
     compiled = compile_mappings(load_mappings(SHIPPED), describe)
-    assert all(compiled[entity].mappings for entity in compiled.entities)
+    unmapped = {entity for entity in compiled.entities if not compiled[entity].mappings}
+    assert unmapped == {"plan_groups", "plan_group_links"}  # the plan group example maps them
     assert {"Id", "Order.Sync_To_M3ter__c", "Order.Account.Region__c"} <= set(
         compiled.fields("OrderItem")
     )
+    assert compiled.warnings == ()
+
+
+def test_the_plan_group_example_compiles_over_the_shipped_mappings(tmp_path):
+    directory = tmp_path / "mappings"
+    shutil.copytree(SHIPPED, directory)
+    for path in (SHIPPED / "examples" / "plan_groups").glob("*.yaml"):
+        shutil.copy(path, directory)
+    compiled = compile_mappings(load_mappings(directory), describe)
+    assert all(compiled[entity].mappings for entity in compiled.entities)
     assert compiled.warnings == ()

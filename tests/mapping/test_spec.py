@@ -200,7 +200,8 @@ def test_sync_level_is_required_for_agreement_entities(entity: Entity) -> None:
 @pytest.mark.parametrize("entity", [e for e in ENTITIES if e not in AGREEMENT_ENTITIES])
 def test_sync_level_is_rejected_outside_agreement_entities(entity: Entity) -> None:
     assert messages(entity, {**BASE, "sync_level": "agreement"}) == [
-        "'sync_level' is only allowed in plans, pricings, account_plans, commitments mappings"
+        "'sync_level' is only allowed in plans, pricings, plan_groups, plan_group_links, "
+        "account_plans, commitments mappings"
     ]
 
 

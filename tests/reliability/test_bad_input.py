@@ -283,7 +283,7 @@ STRUCTURE = [
         6,
         A,
         "'sync_level' is only allowed in",
-        "plans, pricings, account_plans, commitments",
+        "plans, pricings, plan_groups, plan_group_links, account_plans, commitments",
     ),
     bad_mapping(
         "active-yes-is-not-a-boolean",

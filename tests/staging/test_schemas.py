@@ -62,6 +62,21 @@ VALID: dict[Entity, dict[str, Any]] = {
         "minimumSpend": None,
         "description": None,
     },
+    "plan_groups": {
+        "code": "801000000000001AAA",
+        "name": "Order 00000100",
+        "currency": "USD",
+        "accountCode": "ACME-001",
+        "standingCharge": 0.0,
+        "minimumSpend": 1000.0,
+        "standingChargeDescription": None,
+        "minimumSpendDescription": "Minimum",
+    },
+    "plan_group_links": {
+        "code": "801000000000001AAA_api_platform",
+        "planGroupCode": "801000000000001AAA",
+        "planCode": "801000000000001AAA_api_platform",
+    },
     "account_plans": {
         "code": "802000000000001AAA",
         "accountCode": "ACME-001",
@@ -149,6 +164,8 @@ def test_a_valid_row_with_every_optional_column_null_passes(entity):
             for key, value in optional.items()
             if key not in ("planCode", "aggregationCode", "unitPrice")
         }
+    if entity == "account_plans":  # a plan or a plan group must stay set
+        optional.pop("planCode")
     assert failures(entity, **optional) == set()
 
 
@@ -219,7 +236,9 @@ def test_an_aggregation_code_holds_at_most_80_characters():
         ("contracts", "endDate"),
         ("plans", "planTemplateCode"),
         ("pricings", "startDate"),
-        ("account_plans", "planCode"),
+        ("plan_groups", "currency"),
+        ("plan_group_links", "planGroupCode"),
+        ("plan_group_links", "planCode"),
         ("commitments", "amount"),
         ("commitments", "currency"),
         ("compound_aggregations", "calculation"),
@@ -306,6 +325,21 @@ def test_a_pricing_needs_exactly_one_of_plan_and_plan_template(plan, template):
     assert failures("pricings", planCode=plan, planTemplateCode=template) == {
         (ROW_LEVEL, "one_plan_side")
     }
+
+
+@pytest.mark.parametrize(
+    ("plan", "group"),
+    [("802000000000001AAA", "801000000000001AAA"), (None, None)],
+    ids=["both", "neither"],
+)
+def test_an_account_plan_needs_exactly_one_of_plan_and_plan_group(plan, group):
+    assert failures("account_plans", planCode=plan, planGroupCode=group) == {
+        (ROW_LEVEL, "plan_or_group")
+    }
+
+
+def test_an_account_plan_may_attach_a_plan_group_instead_of_a_plan():
+    assert failures("account_plans", planCode=None, planGroupCode="801000000000001AAA") == set()
 
 
 def test_a_pricing_may_belong_to_a_plan_template_instead_of_a_plan():

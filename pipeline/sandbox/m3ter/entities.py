@@ -502,6 +502,51 @@ PRICING = Entity(
     computed=("aggregationType", "segmentString"),
 )
 
+# [assume: pessimistic] a PlanGroup's code is only "the short code representing the PlanGroup":
+# it is not documented as unique, and the list has no `codes` filter (SDK list params: `ids`,
+# `accountId`), so a client finds a group by listing an account's groups or the whole
+# organization's.
+PLAN_GROUP = Entity(
+    "plangroups",
+    "PlanGroup",
+    (
+        _name(),
+        Field(
+            "currency",
+            "string",
+            required=True,
+            pattern=CURRENCY_PATTERN,
+            pattern_rule="must be a three-letter currency code",
+            org_currency=True,
+        ),
+        _ref("accountId", "accounts"),
+        _code(),
+        _number("standingCharge", minimum=0),
+        _number("minimumSpend", minimum=0),
+        _bool("standingChargeBillInAdvance"),
+        _bool("minimumSpendBillInAdvance"),
+        _text("standingChargeDescription", 200),
+        _text("minimumSpendDescription", 200),
+        _ref("standingChargeAccountingProductId", "products"),
+        _ref("minimumSpendAccountingProductId", "products"),
+        CUSTOM_FIELDS,
+    ),
+    filters={"ids": "id", "accountId": "accountId"},
+    unique_code=False,
+)
+
+# A PlanGroupLink has no code, no dates and no custom fields: it only joins a plan to a group.
+PLAN_GROUP_LINK = Entity(
+    "plangrouplinks",
+    "PlanGroupLink",
+    (
+        _ref("planGroupId", "plangroups", required=True),
+        _ref("planId", "plans", required=True),
+    ),
+    filters={"ids": "id", "plan": "planId", "planGroup": "planGroupId"},
+    unique_code=False,
+)
+
 ACCOUNT_PLAN = Entity(
     "accountplans",
     "AccountPlan",
@@ -608,6 +653,8 @@ ENTITIES: dict[str, Entity] = {
         PLAN_TEMPLATE,
         PLAN,
         PRICING,
+        PLAN_GROUP,
+        PLAN_GROUP_LINK,
         ACCOUNT_PLAN,
         COMMITMENT,
         EXTERNAL_MAPPING,

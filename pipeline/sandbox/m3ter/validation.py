@@ -398,7 +398,7 @@ def _check_references(entity: Entity, obj: dict[str, Any], lookup: Lookup) -> No
         assert spec.ref is not None
         for target in value if isinstance(value, list) else [value]:
             if lookup.get(spec.ref, target) is None:
-                name = ENTITIES[spec.ref].name if spec.ref in ENTITIES else "PlanGroup"
+                name = ENTITIES[spec.ref].name
                 # [assume] a body that points at a missing object is a 400, not a 404.
                 raise bad_request(f"{spec.name}: no {name} with id '{target}' exists")
 
@@ -711,18 +711,44 @@ def _account_plan_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None)
     plan = lookup.get("plans", obj["planId"]) if obj.get("planId") else None
     if plan is not None and plan.get("bespoke") and plan.get("accountId") != obj["accountId"]:
         raise bad_request(f"planId: Plan {plan['id']} is bespoke to another Account")
+    group = lookup.get("plangroups", obj["planGroupId"]) if obj.get("planGroupId") else None
+    if group is not None and group.get("accountId") not in (None, obj["accountId"]):
+        raise bad_request(f"planGroupId: PlanGroup {group['id']} is bespoke to another Account")
     if obj.get("contractId"):
         # [assume: pessimistic] a linked contract must be one of the same account's contracts
         contract = lookup.get("contracts", obj["contractId"])
         if contract is not None and contract["accountId"] != obj["accountId"]:
             raise bad_request(f"contractId: Contract {contract['id']} belongs to another Account")
-    if plan is None:
-        return
-    product = _product_of_plan_side(lookup, obj)
+    _one_account_plan_per_product(lookup, obj, _products_billed(lookup, obj), {own_id})
+
+
+def _products_billed(lookup: Lookup, account_plan: dict[str, Any]) -> set[str]:
+    """The products an account plan bills: its plan's, or those of every plan its group links.
+
+    [assume: pessimistic] m3ter's one-active-account-plan-per-product rule counts the products a
+    plan group attaches as the account's, so a group and a plan of one product (or two groups
+    sharing one) cannot be active at once.
+    """
+    if account_plan.get("planId"):
+        product = _product_of_plan_side(lookup, account_plan)
+        return {product} if product else set()
+    return _group_products(lookup, account_plan["planGroupId"])
+
+
+def _group_products(lookup: Lookup, group_id: str) -> set[str]:
+    products = set()
+    for link in lookup.referrers(group_id, "plangrouplinks"):
+        product = _product_of_plan_side(lookup, {"planId": link["planId"]})
+        if product:
+            products.add(product)
+    return products
+
+
+def _one_account_plan_per_product(
+    lookup: Lookup, obj: dict[str, Any], products: set[str], own: set[str | None]
+) -> None:
     for other in lookup.referrers(obj["accountId"], "accountplans"):
-        if other["id"] == own_id or not other.get("planId"):
-            continue
-        if _product_of_plan_side(lookup, other) != product:
+        if other["id"] in own or not products & _products_billed(lookup, other):
             continue
         if overlaps(obj["startDate"], obj.get("endDate"), other["startDate"], other.get("endDate")):
             raise bad_request(
@@ -730,6 +756,54 @@ def _account_plan_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None)
                 f"an Account; overlaps AccountPlan {other['id']} ({other['startDate']} to "
                 f"{other.get('endDate') or 'open end'})"
             )
+
+
+def _plan_group_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None) -> None:
+    if own_id is None:
+        return
+    current = lookup.get("plangroups", own_id)
+    assert current is not None
+    if obj.get("currency") != current.get("currency") and lookup.referrers(
+        own_id, "plangrouplinks"
+    ):
+        # [assume: pessimistic] the plans a group links are in its currency: it cannot change
+        # while it links any.
+        raise bad_request("currency: cannot change while the PlanGroup links plans")
+
+
+def _plan_group_link_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None) -> None:
+    """[assume: pessimistic] m3ter documents only the two ids; a link is refused here whenever
+    billing it would be ambiguous: a plan in another currency than its group, a plan bespoke to
+    another account, a plan linked twice, two plans of one product in one group, and a plan
+    whose product an account the group is attached to already has on another account plan."""
+    group = lookup.get("plangroups", obj["planGroupId"])
+    plan = lookup.get("plans", obj["planId"])
+    assert group is not None and plan is not None
+    template = lookup.get("plantemplates", plan["planTemplateId"]) or {}
+    if template.get("currency") != group["currency"]:
+        raise bad_request(
+            f"planId: Plan {plan['id']} is priced in {template.get('currency')}, PlanGroup "
+            f"{group['id']} in {group['currency']}"
+        )
+    if plan.get("bespoke") and group.get("accountId") != plan.get("accountId"):
+        raise bad_request(f"planId: Plan {plan['id']} is bespoke to another Account")
+    product = template.get("productId")
+    for other in lookup.referrers(group["id"], "plangrouplinks"):
+        if other["id"] == own_id:
+            continue
+        if other["planId"] == plan["id"]:
+            raise bad_request(
+                f"planId: Plan {plan['id']} is already linked to PlanGroup {group['id']}"
+            )
+        if _product_of_plan_side(lookup, {"planId": other["planId"]}) == product:
+            raise bad_request(
+                f"planId: PlanGroup {group['id']} already links Plan {other['planId']} of the "
+                "same Product"
+            )
+    if product is None:
+        return
+    for attached in lookup.referrers(group["id"], "accountplans"):
+        _one_account_plan_per_product(lookup, attached, {product}, {attached["id"]})
 
 
 def _commitment_rules(lookup: Lookup, obj: dict[str, Any], own_id: str | None) -> None:
@@ -800,6 +874,8 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "compoundaggregations": (_compound_rules,),
     "plans": (_plan_rules,),
     "pricings": (_pricing_rules,),
+    "plangroups": (_plan_group_rules,),
+    "plangrouplinks": (_plan_group_link_rules,),
     "accountplans": (_account_plan_rules,),
     "commitments": (_commitment_rules,),
     "externalmappings": (_external_mapping_rules,),

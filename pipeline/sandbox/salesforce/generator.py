@@ -25,8 +25,8 @@ from pipeline.sandbox.salesforce.mapping_records import records_of
 from pipeline.sandbox.salesforce.schema import SObject, create_table_sql, demo_schema
 
 INTEGRATION_USERNAME = "integration@m3sync.example"
-# Bumped whenever the generated data changes, so sandboxes regenerate a cached org.
-GENERATOR_VERSION = 4
+# Bumped whenever the generated data or its schema changes, so sandboxes regenerate a cached org.
+GENERATOR_VERSION = 5
 SCHEMA = "org"
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000

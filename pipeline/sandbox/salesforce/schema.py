@@ -262,6 +262,8 @@ METADATA_TYPES: tuple[SObject, ...] = tuple(
             _metadata_type("CommitmentMapping__mdt", _SYNC_LEVEL),
             _metadata_type("CompoundAggregationMapping__mdt"),
             _product_mapping_type(),
+            _metadata_type("PlanGroupMapping__mdt", _SYNC_LEVEL),
+            _metadata_type("PlanGroupLinkMapping__mdt", _SYNC_LEVEL),
         ),
         start=1,
     )

@@ -53,6 +53,11 @@ class Builder:
     def meter(self) -> str:
         return self.client.meters.create(**meter_args()).id
 
+    def plan_group(self, currency: str = "USD", **extra: Any) -> str:
+        return self.client.plan_groups.create(
+            name="Bundle", currency=currency, code=unique("group-"), **extra
+        ).id
+
 
 def account_args() -> dict[str, Any]:
     return {"code": unique("acct-"), "name": "Acme Ltd", "email_address": "billing@acme.test"}
@@ -77,11 +82,12 @@ class Case:
 
     resource: str  # attribute of the SDK client
     create: Callable[[Builder, int], dict[str, Any]]
-    change: dict[str, Any]
+    change: dict[str, Any] | Callable[[Builder], dict[str, Any]]
     attribute: str  # response attribute the change shows in
 
-    def update_args(self, created: dict[str, Any], version: int) -> dict[str, Any]:
-        return {**created, **self.change, "version": version}
+    def changed(self, builder: Builder) -> dict[str, Any]:
+        """The arguments an update changes (built, where they name new objects)."""
+        return self.change(builder) if callable(self.change) else self.change
 
 
 CASES: dict[str, Case] = {
@@ -168,6 +174,18 @@ CASES: dict[str, Case] = {
         },
         {"description": "Messages"},
         "description",
+    ),
+    "plangroups": Case(
+        "plan_groups",
+        lambda b, n: {"name": "Bundle", "currency": "USD", "code": unique("group-")},
+        {"name": "Bundle Renamed"},
+        "name",
+    ),
+    "plangrouplinks": Case(
+        "plan_group_links",
+        lambda b, n: {"plan_group_id": b.plan_group(), "plan_id": b.plan()},
+        lambda b: {"plan_id": b.plan()},
+        "plan_id",
     ),
     "accountplans": Case(
         "account_plans",

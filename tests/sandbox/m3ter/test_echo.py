@@ -31,6 +31,8 @@ MODELS = {
     "plantemplates": "plan_template_response.PlanTemplateResponse",
     "plans": "plan_response.PlanResponse",
     "pricings": "pricing_response.PricingResponse",
+    "plangroups": "plan_group_response.PlanGroupResponse",
+    "plangrouplinks": "plan_group_link_response.PlanGroupLinkResponse",
     "accountplans": "account_plan_response.AccountPlanResponse",
     "commitments": "commitment_response.CommitmentResponse",
     "externalmappings": "external_mapping_response.ExternalMappingResponse",
