@@ -31,10 +31,10 @@ from pipeline.load.supersede import (
     PLAN_PRODUCTS,
     PRODUCTS,
     SUPERSEDED_BY,
+    staged_columns,
     superseded,
 )
 from pipeline.mapping.compiler import AGREEMENT
-from pipeline.mapping.spec import Entity
 from pipeline.staging.stage import REJECTS, staged_table
 from pipeline.warehouse import Table, Warehouse
 
@@ -124,14 +124,6 @@ def _latest_journal(warehouse: Warehouse) -> str:
             PARTITION BY entity, source_object, source_id ORDER BY "at" DESC) = 1"""
 
 
-def _staged(warehouse: Warehouse, entity: Entity, columns: str) -> str:
-    table = staged_table(entity)
-    if not warehouse.partitions(table):
-        names = (name.strip() for name in columns.split(","))
-        return f"SELECT {', '.join(f'NULL::VARCHAR AS {n}' for n in names)} WHERE false"
-    return f"SELECT {columns} FROM {table.sql}"
-
-
 def _lines_sql(
     warehouse: Warehouse, con: duckdb.DuckDBPyConnection, template_products: Mapping[str, str]
 ) -> bool:
@@ -171,11 +163,11 @@ def _lines_sql(
         WITH journal AS ({_latest_journal(warehouse)}),
         held AS (SELECT *, {_HELD} AS ok FROM journal),
         rejected AS ({rejects}),
-        pricing AS ({_staged(warehouse, "pricings", f"{meta}, {AGREEMENT}, {_PRICED}")}),
-        plan_rows AS ({_staged(warehouse, "plans", meta)}),
-        ap_rows AS ({_staged(warehouse, "account_plans", f"{meta}, accountCode, code")}),
-        link_rows AS ({_staged(warehouse, "plan_group_links", f"{meta}, {_LINKED}")}),
-        account_rows AS ({_staged(warehouse, "accounts", f"{meta}, code")}),
+        pricing AS ({staged_columns(warehouse, "pricings", f"{meta}, {AGREEMENT}, {_PRICED}")}),
+        plan_rows AS ({staged_columns(warehouse, "plans", meta)}),
+        ap_rows AS ({staged_columns(warehouse, "account_plans", f"{meta}, accountCode, code")}),
+        link_rows AS ({staged_columns(warehouse, "plan_group_links", f"{meta}, {_LINKED}")}),
+        account_rows AS ({staged_columns(warehouse, "accounts", f"{meta}, code")}),
         -- a record's latest reject counts while no later version of it was staged
         current_rejects AS (
             SELECT r.* FROM rejected r

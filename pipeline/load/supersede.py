@@ -69,10 +69,16 @@ def superseded(
         dtype="string",
     )
     con.register("_template_products", products)
-    plans = _latest(
-        warehouse, "plans", "code AS plan, any_value(planTemplateCode) AS template", "code"
+    plans = (
+        "SELECT code AS plan, any_value(planTemplateCode) AS template FROM "
+        f"({staged_columns(warehouse, 'plans', 'code, planTemplateCode, _tombstone')}) "
+        "WHERE NOT _tombstone GROUP BY code"
     )
-    links = _latest(warehouse, "plan_group_links", "DISTINCT planGroupCode, planCode", None)
+    links = (
+        "SELECT DISTINCT planGroupCode, planCode FROM "
+        f"({staged_columns(warehouse, 'plan_group_links', 'planGroupCode, planCode, _tombstone')}) "
+        "WHERE NOT _tombstone"
+    )
     agreement = f"ap.{AGREEMENT}" if _has_column(con, AGREEMENT) else "NULL::VARCHAR"
     own_agreement = agreement.replace("ap.", "g.", 1)
     plan_column = "ap.planCode" if _has_column(con, "planCode") else "NULL::VARCHAR"
@@ -158,14 +164,14 @@ def superseded(
     con.execute(f"CREATE OR REPLACE TEMP TABLE {ACCOUNT_PLANS} AS {query}")
 
 
-def _latest(warehouse: Warehouse, entity: Entity, columns: str, group_by: str | None) -> str:
-    """The latest live staged rows of `entity` as `columns`; no rows when nothing is staged."""
+def staged_columns(warehouse: Warehouse, entity: Entity, columns: str) -> str:
+    """`SELECT columns` over the latest staged rows of `entity` (plain column names), or no
+    rows of those columns when nothing is staged."""
     table = staged_table(entity)
     if not warehouse.partitions(table):
-        names = ("plan", "template", "planGroupCode", "planCode")
+        names = (name.strip() for name in columns.split(","))
         return f"SELECT {', '.join(f'NULL::VARCHAR AS {n}' for n in names)} WHERE false"
-    grouping = f" GROUP BY {group_by}" if group_by else ""
-    return f"SELECT {columns} FROM {table.sql} WHERE NOT _tombstone{grouping}"
+    return f"SELECT {columns} FROM {table.sql}"
 
 
 def _has_column(con: duckdb.DuckDBPyConnection, name: str) -> bool:

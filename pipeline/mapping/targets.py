@@ -89,6 +89,14 @@ _ADDRESS = tuple(
     )
 )
 
+# A plan's and a plan group's own standing charge and minimum spend.
+_CHARGES = (
+    Target("standingCharge", "number"),
+    Target("minimumSpend", "number"),
+    Target("standingChargeDescription", "text"),
+    Target("minimumSpendDescription", "text"),
+)
+
 TARGETS: Final[dict[Entity, tuple[Target, ...]]] = {
     "accounts": (
         CODE,
@@ -116,10 +124,7 @@ TARGETS: Final[dict[Entity, tuple[Target, ...]]] = {
         _ref("planTemplateCode", "plan_templates", required=True),
         _ref("accountCode", "accounts"),
         Target("bespoke", "boolean"),
-        Target("standingCharge", "number"),
-        Target("minimumSpend", "number"),
-        Target("standingChargeDescription", "text"),
-        Target("minimumSpendDescription", "text"),
+        *_CHARGES,
     ),
     "pricings": (
         CODE,
@@ -144,10 +149,7 @@ TARGETS: Final[dict[Entity, tuple[Target, ...]]] = {
         Target("name", "text", required=True),
         Target("currency", "currency", required=True),
         _ref("accountCode", "accounts"),
-        Target("standingCharge", "number"),
-        Target("minimumSpend", "number"),
-        Target("standingChargeDescription", "text"),
-        Target("minimumSpendDescription", "text"),
+        *_CHARGES,
         Target("standingChargeBillInAdvance", "boolean"),
         Target("minimumSpendBillInAdvance", "boolean"),
     ),

@@ -111,15 +111,20 @@ class ContractSchema(_Staged):
         return _starts_before_ends(df)
 
 
-class PlanSchema(_Staged):
-    code: Series[Text] = _code()
-    name: Series[Text] = _name()
-    planTemplateCode: Series[Text] = _code()
-    accountCode: Series[Text] = _code(nullable=True)
+class _Charged(_Staged):
+    """A plan's and a plan group's own standing charge and minimum spend."""
+
     standingCharge: Series[float] = pa.Field(nullable=True, ge=0)
     minimumSpend: Series[float] = pa.Field(nullable=True, ge=0)
     standingChargeDescription: Series[Text] = _text(max_length=200)
     minimumSpendDescription: Series[Text] = _text(max_length=200)
+
+
+class PlanSchema(_Charged):
+    code: Series[Text] = _code()
+    name: Series[Text] = _name()
+    planTemplateCode: Series[Text] = _code()
+    accountCode: Series[Text] = _code(nullable=True)
 
 
 class PricingSchema(_Staged):
@@ -159,15 +164,11 @@ class PricingSchema(_Staged):
         return ~(debit & negative)
 
 
-class PlanGroupSchema(_Staged):
+class PlanGroupSchema(_Charged):
     code: Series[Text] = _code()
     name: Series[Text] = _name()
     currency: Series[Text] = pa.Field(str_matches=CURRENCY)
     accountCode: Series[Text] = _code(nullable=True)
-    standingCharge: Series[float] = pa.Field(nullable=True, ge=0)
-    minimumSpend: Series[float] = pa.Field(nullable=True, ge=0)
-    standingChargeDescription: Series[Text] = _text(max_length=200)
-    minimumSpendDescription: Series[Text] = _text(max_length=200)
 
 
 class PlanGroupLinkSchema(_Staged):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import duckdb
@@ -15,6 +15,7 @@ from pipeline.m3ter.client import M3terClient
 from pipeline.m3ter.settings import sandbox_settings
 from pipeline.mapping.compiler import CompiledSet, compile_mappings
 from pipeline.mapping.files import load_mappings
+from pipeline.mapping.spec import Entity
 from pipeline.sandbox.m3ter import M3terConfig
 from pipeline.sandbox.server import running_sandbox
 from pipeline.staging.stage import stage
@@ -22,7 +23,7 @@ from pipeline.warehouse import Warehouse
 from tests.shipped import describe
 
 DAY1, DAY2 = "2024-03-01", "2024-03-02"
-ENTITIES = ("accounts", "plans", "pricings", "account_plans")
+ENTITIES: tuple[Entity, ...] = ("accounts", "plans", "pricings", "account_plans")
 MAPPINGS = {
     "accounts": """\
 - name: Accounts
@@ -101,13 +102,18 @@ def _reset(client: M3terClient) -> None:
             client.delete(collection, obj["id"])
 
 
-@pytest.fixture
-def compiled(tmp_path: Path) -> CompiledSet:
+def compile_texts(tmp_path: Path, texts: Mapping[str, str]) -> CompiledSet:
+    """Mapping files of these texts (entity -> YAML), compiled against the demo describe."""
     directory = tmp_path / "mappings"
     directory.mkdir()
-    for entity, text in MAPPINGS.items():
+    for entity, text in texts.items():
         (directory / f"{entity}.yaml").write_text(text)
     return compile_mappings(load_mappings(directory), describe)
+
+
+@pytest.fixture
+def compiled(tmp_path: Path) -> CompiledSet:
+    return compile_texts(tmp_path, MAPPINGS)
 
 
 @pytest.fixture
@@ -150,11 +156,15 @@ def write_raw(
 
 
 def run(
-    client: M3terClient, warehouse: Warehouse, compiled: CompiledSet, partition: str
+    client: M3terClient,
+    warehouse: Warehouse,
+    compiled: CompiledSet,
+    partition: str,
+    entities: Sequence[Entity] = ENTITIES,
 ) -> dict[str, dict[str, int]]:
-    """Stage and load every entity for one partition; outcomes by entity."""
+    """Stage and load `entities` for one partition; outcomes by entity."""
     outcomes = {}
-    for entity in ENTITIES:
+    for entity in entities:
         stage(warehouse, compiled[entity], [partition])
         outcomes[entity] = load(client, warehouse, entity, [partition]).outcomes
     return outcomes

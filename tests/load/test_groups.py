@@ -11,12 +11,11 @@ from pipeline.extract.objects import source_object
 from pipeline.extract.run import raw_table
 from pipeline.load.coverage import coverage
 from pipeline.load.run import load
-from pipeline.mapping.compiler import CompiledSet, compile_mappings
-from pipeline.mapping.files import load_mappings
+from pipeline.mapping.compiler import CompiledSet
 from pipeline.staging.stage import stage
 from pipeline.warehouse import Warehouse
-from tests.load.conftest import ACCOUNTS, DAY1, DAY2, MAPPINGS, item
-from tests.shipped import describe
+from tests.load.conftest import ACCOUNTS, DAY1, DAY2, MAPPINGS, compile_texts, item
+from tests.load.conftest import run as run_entities
 
 GROUP = "{OrderId}_{Product2.M3ter_Product_Code__c}"
 AGREEMENT_MAPPINGS = {
@@ -79,11 +78,7 @@ Line = tuple[int, str, str, str, bool]
 
 @pytest.fixture
 def compiled(tmp_path: Path) -> CompiledSet:
-    directory = tmp_path / "mappings"
-    directory.mkdir()
-    for entity, text in AGREEMENT_MAPPINGS.items():
-        (directory / f"{entity}.yaml").write_text(text)
-    return compile_mappings(load_mappings(directory), describe)
+    return compile_texts(tmp_path, AGREEMENT_MAPPINGS)
 
 
 def write_lines(
@@ -125,11 +120,7 @@ def write_lines(
 
 
 def run(client, warehouse, compiled, partition: str) -> dict[str, dict[str, int]]:
-    outcomes = {}
-    for entity in ENTITIES:
-        stage(warehouse, compiled[entity], [partition])
-        outcomes[entity] = load(client, warehouse, entity, [partition]).outcomes
-    return outcomes
+    return run_entities(client, warehouse, compiled, partition, ENTITIES)
 
 
 def held(client, collection: str) -> dict[str, dict]:

@@ -12,14 +12,13 @@ from pipeline.extract.run import raw_table
 from pipeline.load.coverage import coverage
 from pipeline.load.current import Current
 from pipeline.load.run import load
-from pipeline.mapping.compiler import CompiledSet, compile_mappings
-from pipeline.mapping.files import load_mappings
+from pipeline.mapping.compiler import CompiledSet
 from pipeline.staging.stage import stage
 from pipeline.warehouse import Warehouse
-from tests.load.conftest import ACCOUNTS, DAY1, DAY2, MAPPINGS, item
+from tests.load.conftest import ACCOUNTS, DAY1, DAY2, MAPPINGS, compile_texts, item
+from tests.load.conftest import run as run_entities
 from tests.load.test_groups import AGREEMENT_MAPPINGS, GROUP
 from tests.load.test_lost_answers import lossy  # noqa: F401 (a fixture)
-from tests.shipped import describe
 
 WHERE = "Order.Sync_To_M3ter__c = true"
 GROUP_MAPPINGS = {
@@ -91,11 +90,7 @@ BUNDLE: list[Line] = [
 
 @pytest.fixture
 def compiled(tmp_path: Path) -> CompiledSet:
-    directory = tmp_path / "mappings"
-    directory.mkdir()
-    for entity, text in GROUP_MAPPINGS.items():
-        (directory / f"{entity}.yaml").write_text(text)
-    return compile_mappings(load_mappings(directory), describe)
+    return compile_texts(tmp_path, GROUP_MAPPINGS)
 
 
 def write_lines(
@@ -133,11 +128,7 @@ def write_lines(
 
 
 def run(client, warehouse, compiled, partition: str) -> dict[str, dict[str, int]]:
-    outcomes = {}
-    for entity in ENTITIES:
-        stage(warehouse, compiled[entity], [partition])
-        outcomes[entity] = load(client, warehouse, entity, [partition]).outcomes
-    return outcomes
+    return run_entities(client, warehouse, compiled, partition, ENTITIES)
 
 
 def held(client, collection: str) -> list[dict]:

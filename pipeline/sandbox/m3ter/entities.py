@@ -443,6 +443,18 @@ PLAN_TEMPLATE = Entity(
     filters={"ids": "id", "productId": "productId"},
 )
 
+# A plan's and a plan group's own standing charge and minimum spend.
+_CHARGES = (
+    _number("standingCharge", minimum=0),
+    _number("minimumSpend", minimum=0),
+    _bool("standingChargeBillInAdvance"),
+    _bool("minimumSpendBillInAdvance"),
+    _text("standingChargeDescription", 200),
+    _text("minimumSpendDescription", 200),
+    _ref("standingChargeAccountingProductId", "products"),
+    _ref("minimumSpendAccountingProductId", "products"),
+)
+
 PLAN = Entity(
     "plans",
     "Plan",
@@ -452,14 +464,7 @@ PLAN = Entity(
         _code(required=True),
         _ref("accountId", "accounts"),
         _bool("bespoke"),
-        _number("standingCharge", minimum=0),
-        _number("minimumSpend", minimum=0),
-        _bool("standingChargeBillInAdvance"),
-        _bool("minimumSpendBillInAdvance"),
-        _text("standingChargeDescription", 200),
-        _text("minimumSpendDescription", 200),
-        _ref("standingChargeAccountingProductId", "products"),
-        _ref("minimumSpendAccountingProductId", "products"),
+        *_CHARGES,
         _int("ordinal"),
         CUSTOM_FIELDS,
     ),
@@ -521,14 +526,7 @@ PLAN_GROUP = Entity(
         ),
         _ref("accountId", "accounts"),
         _code(),
-        _number("standingCharge", minimum=0),
-        _number("minimumSpend", minimum=0),
-        _bool("standingChargeBillInAdvance"),
-        _bool("minimumSpendBillInAdvance"),
-        _text("standingChargeDescription", 200),
-        _text("minimumSpendDescription", 200),
-        _ref("standingChargeAccountingProductId", "products"),
-        _ref("minimumSpendAccountingProductId", "products"),
+        *_CHARGES,
         CUSTOM_FIELDS,
     ),
     filters={"ids": "id", "accountId": "accountId"},
