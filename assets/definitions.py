@@ -23,9 +23,12 @@ from assets.resources import (
 )
 from assets.sensors import run_failure_alert
 from assets.staging import staged_assets
-from pipeline.extract.objects import ALL
+from pipeline.extract.objects import SourceObjects
 from pipeline.m3ter.settings import ENVIRONMENT as M3TER_ENVIRONMENT
-from pipeline.salesforce.settings import ENVIRONMENT
+from pipeline.mapping.source import ENVIRONMENT as MAPPINGS_ENVIRONMENT
+from pipeline.mapping.source import MappingSource
+from pipeline.salesforce.client import SalesforceClient
+from pipeline.salesforce.settings import ENVIRONMENT, settings_from_env
 
 
 def _from_env(names: dict[str, str]) -> dict[str, dg.EnvVar]:
@@ -34,7 +37,7 @@ def _from_env(names: dict[str, str]) -> dict[str, dg.EnvVar]:
 
 def resources() -> dict[str, dg.ConfigurableResource]:
     warehouse = _from_env({"root": "M3SYNC_WAREHOUSE"})
-    mappings = _from_env({"source": "M3SYNC_MAPPINGS_SOURCE", "directory": "M3SYNC_MAPPINGS_DIR"})
+    mappings = _from_env(MAPPINGS_ENVIRONMENT)
     stage: dict[str, object] = {}
     for name, var, convert in (
         ("max_reject_share", "M3SYNC_MAX_REJECT_SHARE", float),
@@ -61,14 +64,23 @@ def resources() -> dict[str, dg.ConfigurableResource]:
     }
 
 
+def mapped_objects() -> SourceObjects:
+    """The objects the configured mappings name, read as the code location loads: the assets
+    follow the mappings, so a changed mapping set shows after a reload of the code location.
+    Mappings kept in the org are read from it with the `M3SYNC_SALESFORCE_*` settings."""
+    source = MappingSource.from_env(os.environ)
+    return source.objects(lambda: SalesforceClient(settings_from_env()))
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
     partitions = daily_partitions()
+    objects = mapped_objects()
     return dg.Definitions(
         assets=[
-            *extract_assets(ALL, partitions),
-            *staged_assets(partitions),
-            *load_assets(partitions),
+            *extract_assets(objects, partitions),
+            *staged_assets(partitions, objects),
+            *load_assets(partitions, objects),
         ],
         jobs=[sync_job, full_reconcile_job],
         schedules=[nightly_schedule()],

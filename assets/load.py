@@ -7,7 +7,7 @@ import dagster as dg
 
 from assets.partitions import backfill_policy
 from assets.resources import M3terResource, WarehouseResource
-from assets.staging import ENTITY_SOURCES
+from pipeline.extract.objects import SourceObjects
 from pipeline.load.coverage import Coverage, coverage, template_products
 from pipeline.load.run import LoadResult, load
 from pipeline.m3ter.errors import M3terError
@@ -109,8 +109,10 @@ def coverage_check(found: Coverage, floor: float) -> dg.AssetCheckResult:
     )
 
 
-def load_asset(entity: Entity, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    partitioned = any(source.partitioned for source in ENTITY_SOURCES[entity])
+def load_asset(
+    entity: Entity, partitions_def: dg.PartitionsDefinition, objects: SourceObjects
+) -> dg.AssetsDefinition:
+    partitioned = objects.partitioned(entity)
     key = dg.AssetKey(["m3ter", entity])
     checks = (
         [
@@ -187,5 +189,7 @@ def load_asset(entity: Entity, partitions_def: dg.PartitionsDefinition) -> dg.As
     return _load
 
 
-def load_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    return [load_asset(entity, partitions_def) for entity in AFTER]
+def load_assets(
+    partitions_def: dg.PartitionsDefinition, objects: SourceObjects
+) -> list[dg.AssetsDefinition]:
+    return [load_asset(entity, partitions_def, objects) for entity in AFTER]

@@ -19,8 +19,7 @@ from pipeline.m3ter.client import M3terClient
 from pipeline.m3ter.settings import DEFAULT_BASE_URL, M3terSettings
 from pipeline.m3ter.settings import SECRET_FIELDS as M3TER_SECRETS
 from pipeline.mapping.compiler import CompiledSet, compile_mappings
-from pipeline.mapping.files import load_mappings
-from pipeline.mapping.metadata import read_org_mappings
+from pipeline.mapping.source import SHIPPED_MAPPINGS, MappingSource
 from pipeline.salesforce.client import SalesforceClient
 from pipeline.salesforce.settings import SECRET_FIELDS as SALESFORCE_SECRETS
 from pipeline.salesforce.settings import SalesforceSettings
@@ -105,9 +104,6 @@ class ExtractResource(dg.ConfigurableResource):
         )
 
 
-SHIPPED_MAPPINGS = Path(__file__).resolve().parents[1] / "mappings"
-
-
 class MappingsResource(dg.ConfigurableResource):
     """Where the mappings come from: YAML files, or the org's `*Mapping__mdt` records."""
 
@@ -116,16 +112,13 @@ class MappingsResource(dg.ConfigurableResource):
 
     _compiled: CompiledSet | None = PrivateAttr(default=None)
 
+    def mapping_source(self) -> MappingSource:
+        return MappingSource(self.source, Path(self.directory))
+
     def compiled(self, client: SalesforceClient) -> CompiledSet:
         """The mappings compiled against the org's describe, once per run."""
         if self._compiled is None:
-            if self.source not in ("files", "org"):
-                raise ValueError(f"mappings source must be 'files' or 'org', not {self.source!r}")
-            mappings = (
-                read_org_mappings(client)
-                if self.source == "org"
-                else load_mappings(Path(self.directory))
-            )
+            mappings = self.mapping_source().read(lambda: client)
             self._compiled = compile_mappings(mappings, client.describe)
         return self._compiled
 

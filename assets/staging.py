@@ -12,23 +12,10 @@ from assets.resources import (
     StageResource,
     WarehouseResource,
 )
-from pipeline.extract.objects import PARTITIONED, SourceObject, source_object
+from pipeline.extract.objects import SourceObjects
 from pipeline.mapping.spec import ENTITIES, Entity
 from pipeline.staging.stage import StageError, StageResult, stage
 
-# The raw tables an entity's mappings may read. Agreement entities can come from any agreement
-# object, so they wait for every partitioned extract; the mappings decide which ones they read.
-ENTITY_SOURCES: dict[Entity, tuple[SourceObject, ...]] = {
-    "accounts": (source_object("Account"),),
-    "contracts": (source_object("Contract"),),
-    "plans": PARTITIONED,
-    "pricings": PARTITIONED,
-    "plan_groups": PARTITIONED,
-    "plan_group_links": PARTITIONED,
-    "account_plans": PARTITIONED,
-    "commitments": PARTITIONED,
-    "compound_aggregations": (source_object("Product2"),),
-}
 REJECT_CHECK = "reject_share"
 
 
@@ -78,9 +65,12 @@ def reject_check(result: StageResult, max_share: float, allowance: int) -> dg.As
     )
 
 
-def staged_asset(entity: Entity, partitions_def: dg.PartitionsDefinition) -> dg.AssetsDefinition:
-    sources = ENTITY_SOURCES[entity]
-    partitioned = any(source.partitioned for source in sources)
+def staged_asset(
+    entity: Entity, partitions_def: dg.PartitionsDefinition, objects: SourceObjects
+) -> dg.AssetsDefinition:
+    """The staged table of `entity`, after the raw tables its active mappings read."""
+    sources = objects.by_entity[entity]
+    partitioned = objects.partitioned(entity)
     key = dg.AssetKey(["staged", entity])
 
     @dg.asset(
@@ -130,5 +120,7 @@ def staged_asset(entity: Entity, partitions_def: dg.PartitionsDefinition) -> dg.
     return _stage
 
 
-def staged_assets(partitions_def: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    return [staged_asset(entity, partitions_def) for entity in ENTITIES]
+def staged_assets(
+    partitions_def: dg.PartitionsDefinition, objects: SourceObjects
+) -> list[dg.AssetsDefinition]:
+    return [staged_asset(entity, partitions_def, objects) for entity in ENTITIES]

@@ -7,7 +7,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pipeline.extract.objects import SourceObject, source_object
+from pipeline.extract.objects import SourceObject
 from pipeline.mapping.compiler import CompiledSet, compile_mappings
 from pipeline.mapping.files import load_mappings
 from pipeline.sandbox.salesforce.describe import object_describe
@@ -32,4 +32,4 @@ def shipped() -> CompiledSet:
 
 def mapped(name: str) -> SourceObject:
     """The extracted object with the fields the shipped mappings read, as the assets select."""
-    return replace(source_object(name), fields=shipped().fields(name))
+    return replace(shipped().objects[name], fields=shipped().fields(name))

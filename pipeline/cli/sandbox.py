@@ -17,6 +17,7 @@ from pipeline.sandbox.faults import FaultConfig
 from pipeline.sandbox.m3ter import M3terConfig
 from pipeline.sandbox.m3ter.org import OrgSettings, parse_denied
 from pipeline.sandbox.salesforce.app import SalesforceConfig
+from pipeline.sandbox.salesforce.custom_objects import ObjectDefinitionError, load_objects
 from pipeline.sandbox.server import RunningSandbox, running_sandbox, wait_for_shutdown
 
 DEFAULT_STATE_DIR = Path(".m3sync/sandbox")
@@ -46,6 +47,16 @@ HistoryDays = Annotated[
     int | None,
     typer.Option(
         "--history-days", min=2, help="Days of demo org history before today (default 3 years)."
+    ),
+]
+Objects = Annotated[
+    Path | None,
+    typer.Option(
+        "--objects",
+        exists=True,
+        dir_okay=False,
+        help="A YAML file of the org's own custom objects, beside the demo's (they start empty; "
+        "records come from the REST API).",
     ),
 ]
 Faults = Annotated[
@@ -159,6 +170,7 @@ def sandbox_up(
     accounts: Accounts = 200,
     seed: Seed = 1,
     history_days: HistoryDays = None,
+    objects: Objects = None,
     faults: Faults = "",
     m3ter_faults: M3terFaults = "",
     fault_seed: FaultSeed = 0,
@@ -173,6 +185,11 @@ def sandbox_up(
     root = state_dir.resolve()
     salesforce = None
     m3ter = None
+    if objects is not None:
+        try:
+            load_objects(objects)
+        except ObjectDefinitionError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--objects") from exc
     if only in (None, Server.salesforce):
         salesforce = SalesforceConfig(
             state_dir=root / "salesforce",
@@ -182,6 +199,7 @@ def sandbox_up(
             session_ttl_seconds=session_ttl,
             daily_api_requests=daily_api_requests,
             faults=_faults(faults, fault_seed, "--faults"),
+            objects=objects,
         )
     if only in (None, Server.m3ter):
         try:

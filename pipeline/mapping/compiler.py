@@ -18,11 +18,12 @@ import datetime as dt
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from difflib import get_close_matches
 from typing import Any
 
 from pipeline.extract.errors import FieldNotFound
+from pipeline.extract.objects import SourceObject, SourceObjects, source_objects
 from pipeline.extract.plan import resolve_path
 from pipeline.mapping.errors import MappingError, SegmentError
 from pipeline.mapping.products import ProductMapping, resolution_sql
@@ -76,14 +77,14 @@ CONFLICT = "_conflict"
 # Columns the stage reads to reject rows, and never writes to a staged table.
 INTERNAL = (ERRORS, CONFLICT)
 
-# Objects that are the lines of an agreement, with the field naming their header; every other
-# source is a header of its own.
-LINE_HEADERS = {
+# Salesforce's standard line objects, with the field naming their header. Any other object is
+# a line when its mapping says which field names its agreement (`agreement`), and a header of
+# its own otherwise.
+STANDARD_LINE_HEADERS = {
     "OrderItem": "OrderId",
     "OpportunityLineItem": "OpportunityId",
     "QuoteLineItem": "QuoteId",
 }
-LINE_OBJECTS = frozenset(LINE_HEADERS)
 # Per entity, the field that groups an agreement's lines: the object's own code, or for a
 # pricing (one per line) the code of the plan it sits on.
 GROUPING_FIELD: dict[Entity, str] = {
@@ -128,6 +129,7 @@ class CompiledMapping:
     columns: tuple[str, ...]  # raw column paths read
     warnings: tuple[str, ...] = ()
     grouped: bool = False  # the code is computed: rows sharing it are one object
+    header: str | None = None  # a line's field naming its agreement; None on a header
     combine: Mapping[str, str] = field(default_factory=dict)  # field -> combine rule
 
     @property
@@ -144,10 +146,14 @@ class CompiledEntity:
     entity: Entity
     mappings: tuple[CompiledMapping, ...]
     soft_delete: Mapping[str, bool] = field(default_factory=dict)  # source -> has IsDeleted
+    objects: tuple[SourceObject, ...] = ()  # the extracted objects its mappings read
 
     @property
     def sources(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(m.source for m in self.mappings))
+
+    def source(self, name: str) -> SourceObject:
+        return next((o for o in self.objects if o.name == name), SourceObject(name))
 
     @property
     def columns(self) -> dict[str, str]:
@@ -237,7 +243,7 @@ class CompiledEntity:
                 COMBINE: by_mapping(
                     [_text_list([f"{k}:{r}" for k, r in m.combine.items()]) for m in mappings]
                 ),
-                AGREEMENT: f"src.{identifier(LINE_HEADERS.get(source, 'Id'))}",
+                AGREEMENT: f"src.{identifier(mappings[0].header or 'Id')}",
                 ERRORS: by_mapping(
                     [_error_list(m.errors) if m.errors else None for m in mappings],
                     "CAST([] AS VARCHAR[])",
@@ -251,6 +257,7 @@ class CompiledEntity:
 @dataclass(frozen=True)
 class CompiledSet:
     entities: Mapping[Entity, CompiledEntity]
+    objects: SourceObjects = field(default_factory=lambda: SourceObjects((), {}))
 
     def __getitem__(self, entity: Entity) -> CompiledEntity:
         return self.entities[entity]
@@ -281,13 +288,29 @@ def compile_mappings(mappings: MappingSet, describe: Describe) -> CompiledSet:
             if isinstance(result, list):
                 problems += result
                 continue
+            rival = next(
+                (m for m in compiled if m.source == result.source and m.header != result.header),
+                None,
+            )
+            if rival is not None:
+                problems.append(
+                    f"{mappings.label(entity, record.name, 'agreement')}: agreement: "
+                    f"{result.header or 'none'} differs from mapping {rival.name!r}'s "
+                    f"({rival.header or 'none'}): one object's lines have one agreement"
+                )
+                continue
             compiled.append(result)
             names = {f["name"] for f in describe(result.source)["fields"]}
             soft_delete[result.source] = "IsDeleted" in names
         entities[entity] = CompiledEntity(entity, tuple(compiled), soft_delete)
     if problems:
         raise MappingCompileError(problems)
-    return CompiledSet(entities)
+    objects = source_objects(mappings)
+    entities = {
+        entity: replace(compiled, objects=objects.by_entity[entity])
+        for entity, compiled in entities.items()
+    }
+    return CompiledSet(entities, objects)
 
 
 def _compile_record(
@@ -297,16 +320,36 @@ def _compile_record(
         return mappings.label(entity, record.name, *path)
 
     try:
-        source = describe(record.object)["name"]
+        described = describe(record.object)
     except _UNDESCRIBABLE as exc:
         return [f"{label('object')}: object: {record.object!r} cannot be described ({exc})"]
+    source = described["name"]
+    if source != record.object:
+        # Raw tables and asset keys derive from the name as the mapping spells it, so two
+        # spellings of one object would be two extracts.
+        return [f"{label('object')}: object: {record.object!r} is spelled {source!r} in the org"]
+    if not described.get("queryable", True):
+        return [
+            f"{label('object')}: object: the integration user cannot query {source} "
+            "(grant Read on it in the integration user's permission set)"
+        ]
     builder = _Builder(entity, source, describe)
     problems: list[str] = []
-    grain = sync_level_problem(entity, record, source)
+    header = record.agreement or STANDARD_LINE_HEADERS.get(source)
+    if header is not None:
+        try:
+            header, kind = builder.resolve(header)
+        except MappingError as exc:
+            problems.append(f"{label('agreement')}: agreement: {exc}")
+        else:
+            if kind not in ("reference", "id"):
+                problems.append(
+                    f"{label('agreement')}: agreement: {header} is a {kind} field, not the "
+                    "lookup naming the line's agreement"
+                )
+    grain = sync_level_problem(entity, record, source, header)
     if grain:
         problems.append(f"{label('sync_level')}: sync_level: {grain}")
-    if source in LINE_HEADERS:
-        builder.columns.setdefault(LINE_HEADERS[source])
     condition = "true"
     if record.where:
         try:
@@ -382,24 +425,31 @@ def _compile_record(
         warnings=tuple(builder.warnings),
         grouped=record.grouped,
         combine=dict(record.combine),
+        header=header,
     )
 
 
-def sync_level_problem(entity: Entity, record: MappingRecord, source: str) -> str | None:
+def sync_level_problem(
+    entity: Entity, record: MappingRecord, source: str, header: str | None
+) -> str | None:
     """`sync_level` says the grain m3ter bills at (the connector's two levels).
 
-    `line_item` takes one object per line, so it needs a line object. `agreement` on a header
-    (Order, Opportunity, Quote, Asset) takes the header; on a line object it groups the lines of
-    one agreement, which the mapping says by computing the grouping code from the header's Id
-    and the product (m3ter bills one account plan per account and product).
+    `line_item` takes one object per line, so it needs a line object (`header` names its
+    agreement). `agreement` on a header (Order, Opportunity, Quote, Asset, a contract) takes the
+    header; on a line object it groups the lines of one agreement, which the mapping says by
+    computing the grouping code from the header's Id and the product (m3ter bills one account
+    plan per account and product).
     """
     sync_level = record.sync_level
     if sync_level is None:
         return None
-    is_line = source in LINE_OBJECTS
+    is_line = header is not None
     if sync_level == "line_item" and not is_line:
-        lines = ", ".join(sorted(LINE_OBJECTS))
-        return f"'line_item' needs a line object ({lines}), not {source}"
+        lines = ", ".join(sorted(STANDARD_LINE_HEADERS))
+        return (
+            f"'line_item' needs a line object ({lines}, or any object whose mapping names its "
+            f"agreement's field in 'agreement'), not {source}"
+        )
     grouping = GROUPING_FIELD.get(entity)
     if sync_level == "agreement" and is_line and grouping is None:
         return (
@@ -409,7 +459,6 @@ def sync_level_problem(entity: Entity, record: MappingRecord, source: str) -> st
     if sync_level == "agreement" and is_line and grouping is not None:
         value = record.fields.get(grouping)
         if not is_template(value):
-            header = LINE_HEADERS[source]
             now = "the line's Id" if value is None and grouping == "code" else repr(value)
             return (
                 f"'agreement' on {source} groups an agreement's lines: compute fields key "

@@ -9,9 +9,10 @@ metadata type, the record's DeveloperName and the field, the org-side equivalent
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Final
 
+from pipeline.mapping.products import PRODUCT_MAPPING_TYPE
 from pipeline.mapping.products import from_metadata as products_from_metadata
 from pipeline.mapping.products import metadata_query as products_query
 from pipeline.mapping.spec import (
@@ -35,6 +36,7 @@ FIELD_KEYS: Final[dict[str, str]] = {
     "Source_Object__c": "object",
     "Where__c": "where",
     "Sync_Level__c": "sync_level",
+    "Agreement_Field__c": "agreement",
     "Fields__c": "fields",
     "Hardcoded__c": "hardcoded",
     "Custom_Fields__c": "custom_fields",
@@ -55,7 +57,9 @@ def _select_list(entity: Entity) -> tuple[str, ...]:
     return tuple(
         name
         for name in FIELD_KEYS
-        if not (name == "Sync_Level__c" and entity not in AGREEMENT_ENTITIES)
+        if not (
+            name in ("Sync_Level__c", "Agreement_Field__c") and entity not in AGREEMENT_ENTITIES
+        )
         and not (name == "Segments__c" and entity not in SEGMENTED_ENTITIES)
         and not (name == "Product_Mapping__c" and entity != "plans")
     )
@@ -64,12 +68,12 @@ def _select_list(entity: Entity) -> tuple[str, ...]:
 METADATA_FIELDS: Final[dict[Entity, tuple[str, ...]]] = {e: _select_list(e) for e in ENTITIES}
 
 
-def metadata_query(entity: Entity) -> str:
-    """The SOQL that reads every mapping record of `entity`'s type, in a stable order."""
-    return (
-        f"SELECT {', '.join(METADATA_FIELDS[entity])} FROM {METADATA_TYPE[entity]} "
-        "ORDER BY DeveloperName"
-    )
+def metadata_query(entity: Entity, present: Collection[str] | None = None) -> str:
+    """The SOQL that reads every mapping record of `entity`'s type, in a stable order; only the
+    fields in `present` (the type's describe) when given, so that a type deployed before a field
+    existed still reads, its records taking the field's default."""
+    names = [n for n in METADATA_FIELDS[entity] if present is None or n in present]
+    return f"SELECT {', '.join(names)} FROM {METADATA_TYPE[entity]} ORDER BY DeveloperName"
 
 
 def from_metadata_records(
@@ -182,10 +186,26 @@ def _origin(type_name: str, name: str) -> RecordOrigin:
     )
 
 
+def org_metadata_types(client: SalesforceClient) -> tuple[str, ...]:
+    """The mapping types the org holds: an org set up before an entity's type existed (plan
+    groups, product mappings) simply has no mappings of it."""
+    present = client.sobject_names()
+    return tuple(t for t in (*METADATA_TYPE.values(), PRODUCT_MAPPING_TYPE) if t in present)
+
+
 def read_org_mappings(client: SalesforceClient) -> MappingSet:
-    """The org's mapping set, from every `*Mapping__mdt` type (REST: custom metadata is not
-    bulk-queryable)."""
+    """The org's mapping set, from every `*Mapping__mdt` type it holds (REST: custom metadata is
+    not bulk-queryable)."""
+    present = set(org_metadata_types(client))
+
+    def fields(type_name: str) -> set[str]:
+        return {f["name"] for f in client.describe(type_name)["fields"]}
+
     return metadata_mapping_set(
-        {entity: client.query_records(metadata_query(entity)) for entity in ENTITIES},
-        client.query_records(products_query()),
+        {
+            entity: client.query_records(metadata_query(entity, fields(METADATA_TYPE[entity])))
+            for entity in ENTITIES
+            if METADATA_TYPE[entity] in present
+        },
+        client.query_records(products_query()) if PRODUCT_MAPPING_TYPE in present else (),
     )

@@ -49,6 +49,9 @@ AGREEMENT_ENTITIES: Final[frozenset[Entity]] = frozenset(
     {"plans", "pricings", "plan_groups", "plan_group_links", "account_plans", "commitments"}
 )
 SEGMENTED_ENTITIES: Final[frozenset[Entity]] = frozenset({"pricings"})
+# Entities mapped from reference data (Product2's catalogue), which is small and not time-bound:
+# their objects are re-read whole each run rather than a daily partition at a time (DESIGN §3).
+REFERENCE_ENTITIES: Final[frozenset[Entity]] = frozenset({"compound_aggregations"})
 
 SyncLevel = Literal["agreement", "line_item"]
 SYNC_LEVELS: Final[tuple[SyncLevel, ...]] = get_args(SyncLevel)
@@ -59,6 +62,7 @@ KEYS: Final[tuple[str, ...]] = (
     "object",
     "where",
     "sync_level",
+    "agreement",
     "fields",
     "hardcoded",
     "custom_fields",
@@ -117,6 +121,9 @@ class MappingRecord:
     custom_fields: dict[str, str] = field(default_factory=dict)
     segments: str | None = None
     sync_level: SyncLevel | None = None
+    # The field naming a line's agreement (its header), for line objects Salesforce's standard
+    # model does not know (`SBQQ__Quote__c` on a quote line, a custom object's lookup).
+    agreement: str | None = None
     product_mapping: dict[str, str] = field(default_factory=dict)
     combine: dict[str, CombineRule] = field(default_factory=dict)
     active: bool = True
@@ -126,7 +133,7 @@ class MappingRecord:
         if problems:
             raise MappingSpecError(f"mapping {self.name!r}: {p.message}" for p in problems)
         # Blank text means "no condition" / "unsegmented" (DESIGN §6 rule 7): store it as absent.
-        for key in ("where", "segments"):
+        for key in ("where", "segments", "agreement"):
             if not (getattr(self, key) or "").strip():
                 object.__setattr__(self, key, None)
         for key in ("fields", "hardcoded", "custom_fields", "product_mapping", "combine"):
@@ -166,6 +173,17 @@ def record_problems(entity: Entity | None, data: Mapping[str, Any]) -> list[Prob
         value = data.get(key)
         if value is not None and not isinstance(value, str):
             problems.append(Problem((key,), f"{key!r} must be text, not {_kind(value)}"))
+    agreement = data.get("agreement")
+    if agreement is not None and not (
+        isinstance(agreement, str) and (not agreement.strip() or _SF_PATH.fullmatch(agreement))
+    ):
+        problems.append(
+            Problem(
+                ("agreement",),
+                f"'agreement' must be the field naming a line's agreement (e.g. "
+                f"SBQQ__Quote__c), not {agreement!r}",
+            )
+        )
     sync_level = data.get("sync_level")
     if sync_level is not None and sync_level not in SYNC_LEVELS:
         problems.append(
@@ -392,11 +410,13 @@ def _entity_problems(entity: Entity, data: Mapping[str, Any]) -> list[Problem]:
                     f"{_choices(SYNC_LEVELS)})",
                 )
             )
-    elif data.get("sync_level") is not None:
+    else:
         allowed = ", ".join(e for e in ENTITIES if e in AGREEMENT_ENTITIES)
-        problems.append(
-            Problem(("sync_level",), f"'sync_level' is only allowed in {allowed} mappings")
-        )
+        problems += [
+            Problem((key,), f"'{key}' is only allowed in {allowed} mappings")
+            for key in ("sync_level", "agreement")
+            if data.get(key) is not None
+        ]
     return problems
 
 

@@ -241,6 +241,7 @@ class SalesforceClient:
         self._tally = Tally(Spend)
         self._api_usage: tuple[int, int] | None = None
         self._describes: dict[str, dict[str, Any]] = {}
+        self._sobjects: frozenset[str] | None = None
         self.last_call = Spend()
         # Logins to a Salesforce host need no routing; routing them would also send the data
         # calls of a *.my.salesforce.com instance to the login host.
@@ -393,6 +394,14 @@ class SalesforceClient:
                 cached = self._get_json(f"sobjects/{sobject}/describe")
             self._describes[sobject] = cached
         return cached
+
+    def sobject_names(self) -> frozenset[str]:
+        """The objects the integration user can see (global describe), fetched once."""
+        if self._sobjects is None:
+            with self._call("describe global"):
+                described = self._get_json("sobjects/")
+            self._sobjects = frozenset(o["name"] for o in described["sobjects"])
+        return self._sobjects
 
     def count(self, soql_where_query: str) -> int:
         """How many records a query matches (`totalSize` of its `SELECT COUNT()` form)."""

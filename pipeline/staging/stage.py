@@ -22,7 +22,6 @@ import pandas as pd
 import pandera.pandas as pa
 import pyarrow
 
-from pipeline.extract.objects import source_object
 from pipeline.extract.run import raw_table
 from pipeline.extract.window import WHOLE
 from pipeline.mapping.compiler import (
@@ -172,7 +171,7 @@ def _relation(
     keys: Sequence[str],
 ) -> str:
     """The raw rows of `source` in `keys`, one per record and partition, as a SQL source."""
-    obj = source_object(source)
+    obj = compiled.source(source)
     table = raw_table(obj)
     wanted = keys if obj.partitioned else [WHOLE]
     paths = [warehouse.partition_path(table, key) for key in wanted]

@@ -19,7 +19,7 @@ from assets.resources import (
     WarehouseResource,
 )
 from assets.staging import staged_asset
-from pipeline.extract.objects import source_object
+from pipeline.extract.objects import SourceObject
 from pipeline.m3ter.client import M3terClient
 from pipeline.m3ter.settings import sandbox_settings as m3ter_settings
 from pipeline.salesforce.settings import sandbox_settings
@@ -27,6 +27,7 @@ from pipeline.sandbox.m3ter import M3terConfig
 from pipeline.sandbox.server import running_sandbox
 from pipeline.warehouse import Warehouse
 from tests.extract.conftest import YESTERDAY
+from tests.shipped import shipped
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +41,9 @@ def _run(sandbox, m3ter_info, root, dry_run: bool) -> dg.ExecuteInProcessResult:
     partitions = daily_partitions()
     return dg.materialize(
         [
-            extract_asset(source_object("Account"), partitions),
-            staged_asset("accounts", partitions),
-            load_asset("accounts", partitions),
+            extract_asset(SourceObject("Account"), partitions),
+            staged_asset("accounts", partitions, shipped().objects),
+            load_asset("accounts", partitions, shipped().objects),
         ],
         partition_key=YESTERDAY,
         resources={

@@ -8,7 +8,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.definitions import defs
 from assets.extract import extract_asset
 from assets.partitions import daily_partitions
 from assets.resources import (
@@ -19,11 +18,11 @@ from assets.resources import (
     WarehouseResource,
 )
 from assets.staging import REJECT_CHECK, staged_asset
-from pipeline.extract.objects import source_object
+from pipeline.extract.objects import SourceObject
 from pipeline.salesforce.settings import sandbox_settings
 from pipeline.warehouse import Warehouse
 from tests.extract.conftest import YESTERDAY
-from tests.shipped import MAPPINGS_DIR
+from tests.shipped import MAPPINGS_DIR, shipped
 
 
 def _resources(
@@ -43,7 +42,10 @@ def _resources(
 def _accounts_run(sandbox, root: Path, **resources) -> dg.ExecuteInProcessResult:
     partitions = daily_partitions()
     return dg.materialize(
-        [extract_asset(source_object("Account"), partitions), staged_asset("accounts", partitions)],
+        [
+            extract_asset(SourceObject("Account"), partitions),
+            staged_asset("accounts", partitions, shipped().objects),
+        ],
         partition_key=YESTERDAY,
         resources=_resources(sandbox, root, **resources),
         raise_on_error=False,
@@ -98,7 +100,7 @@ def test_rejects_within_the_allowance_pass_whatever_their_share(sandbox, tmp_pat
 def test_extracts_select_the_fields_the_mappings_read(sandbox, tmp_path):
     partitions = daily_partitions()
     result = dg.materialize(
-        [extract_asset(source_object("OrderItem"), partitions)],
+        [extract_asset(SourceObject("OrderItem"), partitions)],
         partition_key=YESTERDAY,
         resources=_resources(sandbox, tmp_path / "warehouse"),
     )
@@ -106,22 +108,3 @@ def test_extracts_select_the_fields_the_mappings_read(sandbox, tmp_path):
     con = Warehouse(tmp_path / "warehouse").connect()
     columns = {row[0] for row in con.execute("DESCRIBE raw.order_item").fetchall()}
     assert {"Order.Account.Region__c", "Product2.M3ter_Aggregation_Code__c", "EndDate"} <= columns
-
-
-def test_the_code_location_has_a_staged_asset_with_a_blocking_check_per_entity():
-    definitions = defs()
-    graph = definitions.resolve_asset_graph()
-    staged = {key.to_user_string() for key in graph.get_all_asset_keys() if key.path[0] == "staged"}
-    assert staged == {
-        "staged/accounts",
-        "staged/contracts",
-        "staged/plans",
-        "staged/pricings",
-        "staged/plan_groups",
-        "staged/plan_group_links",
-        "staged/account_plans",
-        "staged/commitments",
-        "staged/compound_aggregations",
-    }
-    checks = list(graph.asset_check_keys)
-    assert len([c for c in checks if c.name == REJECT_CHECK]) == len(staged)

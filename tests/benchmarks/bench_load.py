@@ -40,7 +40,7 @@ from typing import Any
 import duckdb
 import requests
 
-from pipeline.extract.objects import source_object
+from pipeline.extract.objects import SourceObject
 from pipeline.extract.run import raw_table
 from pipeline.load.run import LoadResult, load
 from pipeline.m3ter.client import PAGE_SIZE, Find, M3terClient, M3terSpend
@@ -75,7 +75,7 @@ def write_raw(warehouse: Warehouse, partition: str, first: int, count: int) -> N
     try:
         warehouse.write_partition(
             con,
-            raw_table(source_object("Account")),
+            raw_table(SourceObject("Account")),
             partition,
             f"""
             SELECT '001' || lpad(CAST(i AS VARCHAR), 12, '0') || 'AAA' AS "Id",

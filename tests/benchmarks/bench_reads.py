@@ -36,7 +36,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.extract.objects import source_object
+from pipeline.extract.objects import SourceObject
 from pipeline.extract.run import raw_table
 from pipeline.load.current import Current
 from pipeline.load.run import load
@@ -136,8 +136,8 @@ def write_raw(
             '801' || lpad(i::VARCHAR, 12, '0') || 'AAA' AS "OrderId", {meta}
             FROM range({items.start}, {items.stop}) t(i)"""
     )
-    warehouse.write_partition(con, raw_table(source_object("Account")), day, "FROM a")
-    warehouse.write_partition(con, raw_table(source_object("OrderItem")), day, "FROM i")
+    warehouse.write_partition(con, raw_table(SourceObject("Account")), day, "FROM a")
+    warehouse.write_partition(con, raw_table(SourceObject("OrderItem")), day, "FROM i")
     con.close()
 
 

@@ -42,7 +42,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.extract.objects import source_object
+from pipeline.extract.objects import SourceObject
 from pipeline.extract.plan import DUCKDB_TYPES, resolve_path
 from pipeline.extract.run import raw_table
 from pipeline.mapping.compiler import (
@@ -169,7 +169,7 @@ def write_raw(warehouse: Warehouse, rows: int, days: int, codes: list[str]) -> l
         con.execute("SET TimeZone = 'UTC'")
         warehouse.write_partitions(
             con,
-            raw_table(source_object(SOURCE)),
+            raw_table(SourceObject(SOURCE)),
             raw_query(rows, days, codes),
             [],
             "_partition",
@@ -539,7 +539,7 @@ def read_rows(warehouse: Warehouse, keys: list[str]) -> tuple[list[Row], float, 
     gc.collect()
     reset_peak_rss()
     started = time.perf_counter()
-    paths = [str(warehouse.partition_path(raw_table(source_object(SOURCE)), k)) for k in keys]
+    paths = [str(warehouse.partition_path(raw_table(SourceObject(SOURCE)), k)) for k in keys]
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")

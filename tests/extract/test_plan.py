@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.extract.errors import FieldNotFound
-from pipeline.extract.objects import SourceObject, source_object
+from pipeline.extract.objects import SourceObject
 from pipeline.extract.plan import plan_fields
 from pipeline.sandbox.salesforce.describe import object_describe
 from pipeline.sandbox.salesforce.schema import demo_schema
@@ -55,7 +55,9 @@ def test_types_come_from_describe():
 
 
 def test_custom_metadata_takes_every_field_and_has_no_is_deleted():
-    plan = plan_fields(source_object("PricingMapping__mdt"), describe)
+    plan = plan_fields(
+        SourceObject("PricingMapping__mdt", partitioned=False, all_fields=True), describe
+    )
     paths = [c.path for c in plan.columns]
     assert "Segments__c" in paths and "IsDeleted" not in paths
     assert not plan.soft_delete
@@ -80,8 +82,8 @@ def test_an_unknown_relationship_is_named():
         plan_fields(SourceObject("OrderItem", ("Order.Acount.Name",)), describe)
 
 
-def test_every_default_plan_resolves_against_the_demo_org():
-    from pipeline.extract.objects import ALL
+def test_every_object_the_shipped_mappings_name_resolves_against_the_demo_org():
+    from tests.shipped import shipped
 
-    for source in ALL:
-        assert plan_fields(source, describe).columns
+    for source in shipped().objects:
+        assert plan_fields(source, describe, shipped().fields(source.name)).columns

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from pipeline.extract.errors import ExtractError, FieldNotFound
-from pipeline.extract.objects import SourceObject, source_object
+from pipeline.extract.objects import SourceObject
 from pipeline.extract.run import ExtractSettings, extract, plan_all, raw_table
 from pipeline.extract.window import Window
 from pipeline.warehouse import Warehouse
@@ -107,7 +107,13 @@ def test_rerunning_a_partition_replaces_it(client, warehouse):
 
 
 def test_custom_metadata_is_read_whole_through_rest(client, warehouse):
-    result = extract(client, warehouse, source_object("PricingMapping__mdt"), None, BULK)
+    result = extract(
+        client,
+        warehouse,
+        SourceObject("PricingMapping__mdt", partitioned=False, all_fields=True),
+        None,
+        BULK,
+    )
     assert result.method == "rest" and result.bulk_jobs == 0
     assert result.rows_by_partition == {"_all": len(_raw(warehouse, "pricing_mapping_mdt"))}
     assert result.rows > 0

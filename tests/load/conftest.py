@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.extract.objects import source_object
+from pipeline.extract.objects import SourceObject
 from pipeline.extract.run import raw_table
 from pipeline.load.run import load
 from pipeline.m3ter.client import M3terClient
@@ -151,8 +151,8 @@ def write_raw(
             '801' || substr(id, 4) AS "OrderId", {meta}
             FROM (VALUES {item_rows}) v(id, account, price, deleted)"""
     )
-    warehouse.write_partition(con, raw_table(source_object("Account")), partition, "FROM a")
-    warehouse.write_partition(con, raw_table(source_object("OrderItem")), partition, "FROM i")
+    warehouse.write_partition(con, raw_table(SourceObject("Account")), partition, "FROM a")
+    warehouse.write_partition(con, raw_table(SourceObject("OrderItem")), partition, "FROM i")
 
 
 def run(

@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.extract.objects import source_object
+from pipeline.extract.objects import SourceObject
 from pipeline.extract.run import raw_table
 from pipeline.load.coverage import coverage
 from pipeline.load.run import load
@@ -115,8 +115,8 @@ def write_lines(
             start AS "ServiceDate", "end" AS "EndDate", 0.05 AS "UnitPrice", {meta}
             FROM (VALUES {rows}) v(id, aggregation, start, "end", deleted)"""
     )
-    warehouse.write_partition(con, raw_table(source_object("Account")), partition, "FROM a")
-    warehouse.write_partition(con, raw_table(source_object("OrderItem")), partition, "FROM i")
+    warehouse.write_partition(con, raw_table(SourceObject("Account")), partition, "FROM a")
+    warehouse.write_partition(con, raw_table(SourceObject("OrderItem")), partition, "FROM i")
 
 
 def run(client, warehouse, compiled, partition: str) -> dict[str, dict[str, int]]:

@@ -6,7 +6,7 @@ import datetime as dt
 
 import duckdb
 
-from pipeline.extract.objects import source_object
+from pipeline.extract.objects import SourceObject
 from pipeline.extract.run import raw_table
 from pipeline.load.groups import REFUSED, objects
 from pipeline.load.run import load, staged_rows
@@ -46,8 +46,8 @@ def write_items(
             {meta}
             FROM (VALUES {rows}) v(id, start, "end", template)"""
     )
-    warehouse.write_partition(con, raw_table(source_object("Account")), partition, "FROM a")
-    warehouse.write_partition(con, raw_table(source_object("OrderItem")), partition, "FROM i")
+    warehouse.write_partition(con, raw_table(SourceObject("Account")), partition, "FROM a")
+    warehouse.write_partition(con, raw_table(SourceObject("OrderItem")), partition, "FROM i")
 
 
 def staged(warehouse, compiled, *partitions: str) -> None:

@@ -217,6 +217,25 @@ def test_an_object_that_cannot_be_described_is_an_error(tmp_path):
     )
 
 
+def test_an_object_spelled_otherwise_than_in_the_org_is_an_error(tmp_path):
+    (problem,) = problems_of(
+        tmp_path, pricings=PRICING.replace("object: OrderItem", "object: orderitem")
+    )
+    assert problem.endswith("object: 'orderitem' is spelled 'OrderItem' in the org")
+
+
+def test_an_object_the_integration_user_cannot_query_is_an_error(tmp_path):
+    def unqueryable(name: str) -> dict:
+        return {**describe(name), "queryable": name != "OrderItem"}
+
+    with pytest.raises(MappingCompileError) as info:
+        compile_mappings(load_mappings(write(tmp_path, pricings=PRICING)), unqueryable)
+    (problem,) = info.value.problems
+    assert "mapping 'OrderItem_Pricing': object: the integration user cannot query OrderItem" in (
+        problem
+    )
+
+
 # --- hardcoded values -----------------------------------------------------------------------------
 
 
@@ -751,7 +770,41 @@ def test_sync_level_line_item_on_a_header_object_is_an_error(tmp_path):
     )
     assert problem == (
         f"{tmp_path / 'pricings.yaml'}:3: mapping 'Order_Pricing': sync_level: 'line_item' needs "
-        "a line object (OpportunityLineItem, OrderItem, QuoteLineItem), not Order"
+        "a line object (OpportunityLineItem, OrderItem, QuoteLineItem, or any object whose "
+        "mapping names its agreement's field in 'agreement'), not Order"
+    )
+
+
+def test_a_mapping_naming_an_agreement_field_makes_any_object_a_line(tmp_path):
+    compiled = compile_files(
+        tmp_path,
+        pricings="""\
+        - name: Quote_Pricing
+          object: Quote
+          sync_level: line_item
+          agreement: OpportunityId
+          fields:
+            planCode: Id
+        """,
+    )
+    (row,) = stage(compiled["pricings"], [{"Id": "0Q0A", "OpportunityId": "006A"}])
+    assert row["_agreement"] == "006A"
+
+
+def test_an_agreement_field_that_is_no_lookup_is_an_error(tmp_path):
+    (problem,) = problems_of(
+        tmp_path,
+        pricings="""\
+        - name: Quote_Pricing
+          object: Quote
+          sync_level: line_item
+          agreement: Name
+          fields:
+            planCode: Id
+        """,
+    )
+    assert problem.endswith(
+        "agreement: Name is a string field, not the lookup naming the line's agreement"
     )
 
 

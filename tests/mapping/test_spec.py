@@ -205,6 +205,22 @@ def test_sync_level_is_rejected_outside_agreement_entities(entity: Entity) -> No
     ]
 
 
+@pytest.mark.parametrize("entity", [e for e in ENTITIES if e not in AGREEMENT_ENTITIES])
+def test_agreement_is_rejected_outside_agreement_entities(entity: Entity) -> None:
+    assert messages(entity, {**BASE, "agreement": "SBQQ__Quote__c"}) == [
+        "'agreement' is only allowed in plans, pricings, plan_groups, plan_group_links, "
+        "account_plans, commitments mappings"
+    ]
+
+
+def test_agreement_must_be_a_field_path() -> None:
+    data = {**BASE, "sync_level": "line_item", "agreement": "SBQQ Quote"}
+    assert messages("plans", data) == [
+        "'agreement' must be the field naming a line's agreement (e.g. SBQQ__Quote__c), "
+        "not 'SBQQ Quote'"
+    ]
+
+
 def test_sync_level_must_be_agreement_or_line_item() -> None:
     assert messages("plans", {**BASE, "sync_level": "header"}) == [
         "'sync_level' must be 'agreement' or 'line_item', not 'header'"

@@ -21,7 +21,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipeline.extract.objects import source_object
+from pipeline.extract.objects import SourceObject
 from pipeline.extract.plan import DUCKDB_TYPES, resolve_path
 from pipeline.extract.run import raw_table
 from pipeline.load.run import load
@@ -1322,7 +1322,7 @@ def write_raw(
         )
         warehouse.write_partition(
             con,
-            raw_table(source_object(source)),
+            raw_table(SourceObject(source)),
             partition,
             "SELECT *, ? AS _partition, now()::TIMESTAMP AS _extracted_at FROM t",
             [partition],

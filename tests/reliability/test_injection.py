@@ -26,7 +26,7 @@ import duckdb
 import pytest
 
 from pipeline.extract.errors import FieldNotFound
-from pipeline.extract.objects import source_object
+from pipeline.extract.objects import SourceObject
 from pipeline.extract.plan import plan_fields
 from pipeline.extract.run import ExtractSettings, extract, plan_all, raw_table
 from pipeline.extract.window import Window
@@ -206,7 +206,7 @@ def test_a_hostile_partition_key_is_refused_before_any_query(keys, request):
 )
 def test_a_hostile_field_path_is_refused_before_any_query(path, request):
     with pytest.raises(FieldNotFound):
-        plan_fields(source_object("Account"), describe, [path])
+        plan_fields(SourceObject("Account"), describe, [path])
     LEDGER.record("bad_inputs", request.node.name)
 
 
@@ -296,7 +296,7 @@ def test_the_extract_sends_salesforce_only_its_field_plan_and_window(org, tmp_pa
     compiled = compile_mappings(
         load_mappings(_mappings(tmp_path / "m", where)), org.client.describe
     )
-    account = source_object("Account")
+    account = SourceObject("Account")
     plan = plan_all(org.client, [account], compiled.fields)["Account"]
     sent_before, jobs_before = len(org.rest_queries), len(org.bulk_queries())
     extract(org.client, Warehouse(tmp_path / "w"), account, [YESTERDAY], settings, plan=plan)
@@ -348,7 +348,7 @@ def test_a_hostile_value_in_salesforce_is_staged_only_by_the_where_that_names_it
         load_mappings(_mappings(tmp_path / "m", where)), org.client.describe
     )
     warehouse = Warehouse(tmp_path / "w")
-    account = source_object("Account")
+    account = SourceObject("Account")
     plan = plan_all(org.client, [account], compiled.fields)["Account"]
     extract(org.client, warehouse, account, [YESTERDAY], REST, plan=plan)
     stage(warehouse, compiled["accounts"], [YESTERDAY])
@@ -530,7 +530,7 @@ def test_hostile_record_ids_become_m3ter_codes_verbatim_and_a_second_load_writes
         "TIMESTAMP '2024-03-01 10:00:00', '2024-03-01', now()::TIMESTAMP)",
         [[record, f"Account {record}"] for record in HOSTILE_RECORD_IDS],
     )
-    warehouse.write_partition(con, raw_table(source_object("Account")), "2024-03-01", "FROM a")
+    warehouse.write_partition(con, raw_table(SourceObject("Account")), "2024-03-01", "FROM a")
     stage(warehouse, compiled["accounts"], ["2024-03-01"])
     first = load(client, warehouse, "accounts", ["2024-03-01"])
     assert first.outcomes == {"create:applied": len(HOSTILE_RECORD_IDS)}

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.extract.objects import source_object
+from pipeline.extract.objects import SourceObject
 from pipeline.extract.run import raw_table
 from pipeline.extract.window import WHOLE
 from pipeline.mapping.compiler import CompiledSet, compile_mappings
@@ -95,7 +95,7 @@ def write_items(
     )
     columns = "* EXCLUDE (" + ", ".join(f'"{c}"' for c in drop) + ")" if drop else "*"
     warehouse.write_partition(
-        con, raw_table(source_object("OrderItem")), partition, f"SELECT {columns} FROM items"
+        con, raw_table(SourceObject("OrderItem")), partition, f"SELECT {columns} FROM items"
     )
 
 
@@ -277,7 +277,7 @@ def test_an_unpartitioned_entity_stages_its_whole_source(warehouse, tmp_path):
     )
     warehouse.write_partition(
         con,
-        raw_table(source_object("Product2")),
+        raw_table(SourceObject("Product2", partitioned=False)),
         WHOLE,
         'SELECT *, false AS "IsDeleted", now()::TIMESTAMP AS _version_stamp, '
         f"'{WHOLE}' AS _partition, now()::TIMESTAMP AS _extracted_at FROM p",

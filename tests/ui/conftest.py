@@ -37,10 +37,10 @@ from assets.resources import (
     WarehouseResource,
 )
 from assets.staging import staged_asset
-from pipeline.extract.objects import source_object
+from pipeline.extract.objects import SourceObject
 from pipeline.salesforce.settings import sandbox_settings
 from pipeline.sandbox.server import RunningSandbox
-from tests.shipped import MAPPINGS_DIR
+from tests.shipped import MAPPINGS_DIR, shipped
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "ui"
@@ -102,8 +102,8 @@ def materialized(sandbox: RunningSandbox, tmp_path_factory: pytest.TempPathFacto
     partition = partitions.get_last_partition_key()
     assert partition is not None
     assets = [
-        extract_asset(source_object("Account"), partitions),
-        staged_asset("accounts", partitions),
+        extract_asset(SourceObject("Account"), partitions),
+        staged_asset("accounts", partitions, shipped().objects),
     ]
     resources = {
         "salesforce": SalesforceResource.from_settings(

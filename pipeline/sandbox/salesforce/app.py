@@ -32,6 +32,7 @@ from pipeline.sandbox.salesforce.auth import (
     JwtKey,
     SessionStore,
 )
+from pipeline.sandbox.salesforce.custom_objects import load_objects
 from pipeline.sandbox.salesforce.describe import global_describe, object_describe
 from pipeline.sandbox.salesforce.generator import INTEGRATION_USERNAME
 from pipeline.sandbox.salesforce.org import DEFAULT_BULK_PAGE, REST_PAGE_SIZE, ApiError, Org
@@ -56,6 +57,7 @@ class SalesforceConfig:
     session_ttl_seconds: float = 2 * 60 * 60
     daily_api_requests: int = 100_000
     faults: FaultConfig = field(default_factory=FaultConfig)
+    objects: Path | None = None  # a YAML file of the org's own objects (`custom_objects.py`)
 
 
 class ApiUsage:
@@ -102,9 +104,12 @@ class SalesforceSandbox:
         self.jwt_key = JwtKey(state / "jwt_private_key.pem")
         self.sessions = SessionStore(self.creds.org_id, config.session_ttl_seconds)
         self.auth = Authenticator(self.creds, self.sessions, self.jwt_key)
+        schema = demo_schema()
+        if config.objects is not None:
+            schema = schema.with_objects(load_objects(config.objects))
         self.org = Org(
             state,
-            demo_schema(),
+            schema,
             accounts=config.accounts,
             seed=config.seed,
             history_days=config.history_days,
@@ -145,6 +150,8 @@ class SalesforceSandbox:
         r.add_get(f"{v}/sobjects/{{object}}", self.object_metadata)
         r.add_get(f"{v}/sobjects/{{object}}/", self.object_metadata)
         r.add_get(f"{v}/sobjects/{{object}}/{{id}}", self.get_record)
+        r.add_post(f"{v}/sobjects/{{object}}", self.create_record)
+        r.add_post(f"{v}/sobjects/{{object}}/", self.create_record)
         r.add_get(f"{v}/limits", self.limits)
         r.add_get(f"{v}/limits/", self.limits)
         r.add_post(f"{v}/jobs/query", self.create_job)
@@ -351,6 +358,14 @@ class SalesforceSandbox:
             self.org.record, info["object"], info["id"], fields, info["version"]
         )
         return _json(body)
+
+    async def create_record(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise ApiError(400, "JSON_PARSER_ERROR", "The request body is not JSON") from None
+        record_id = await self._blocking(self.org.create_record, request.match_info["object"], body)
+        return _json({"id": record_id, "success": True, "errors": []}, status=201)
 
     async def limits(self, request: web.Request) -> web.Response:
         used, limit = self.usage.used, self.usage.limit

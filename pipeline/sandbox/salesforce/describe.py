@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.sandbox.salesforce.schema import NUMBER_TYPES, Field, OrgSchema, SObject
+from pipeline.sandbox.salesforce.schema import (
+    NUMBER_TYPES,
+    SYSTEM_FIELDS,
+    Field,
+    OrgSchema,
+    SObject,
+)
 
 _PRECISION = {"currency": (18, 2), "double": (18, 2), "percent": (3, 2)}
 
@@ -47,15 +53,7 @@ def global_describe(schema: OrgSchema, version: str) -> dict[str, Any]:
 
 
 def _field(obj: SObject, f: Field) -> dict[str, Any]:
-    system = f.name in {
-        "Id",
-        "IsDeleted",
-        "CreatedDate",
-        "CreatedById",
-        "LastModifiedDate",
-        "LastModifiedById",
-        "SystemModstamp",
-    }
+    system = f.name in SYSTEM_FIELDS
     writable = not (system or f.calculated or f.auto_number or obj.custom_metadata)
     precision, scale = _PRECISION.get(f.type, (0, 0))
     return {

@@ -26,7 +26,7 @@ from pipeline.sandbox.salesforce.schema import SObject, create_table_sql, demo_s
 
 INTEGRATION_USERNAME = "integration@m3sync.example"
 # Bumped whenever the generated data or its schema changes, so sandboxes regenerate a cached org.
-GENERATOR_VERSION = 5
+GENERATOR_VERSION = 6
 SCHEMA = "org"
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000

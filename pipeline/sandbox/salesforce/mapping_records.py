@@ -30,6 +30,7 @@ class MappingRecord:
     segments: str | None = None  # PricingMapping__mdt only: `k: v, ...` or a JSON object
     combine: Mapping[str, str] = field(default_factory=dict)  # m3ter field -> combine rule
     product_mapping: Mapping[str, str] = field(default_factory=dict)  # PlanMapping__mdt only
+    agreement: str | None = None  # the field naming a line's agreement, beyond standard lines
 
     @property
     def label(self) -> str:
@@ -54,6 +55,7 @@ class MappingRecord:
             "Product_Mapping__c": _json(self.product_mapping),
             "Active__c": True,
             "Sync_Level__c": self.sync_level,
+            "Agreement_Field__c": self.agreement,
             "Segments__c": self.segments,
         }
 

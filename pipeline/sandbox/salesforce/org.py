@@ -20,8 +20,13 @@ from pathlib import Path
 import duckdb
 
 from pipeline.salesforce.ids import is_valid_id, make_id, to18
-from pipeline.sandbox.salesforce.generator import GENERATOR_VERSION, generate_org, history_start
-from pipeline.sandbox.salesforce.schema import OrgSchema, SObject
+from pipeline.sandbox.salesforce.generator import (
+    GENERATOR_VERSION,
+    INTEGRATION_USERNAME,
+    generate_org,
+    history_start,
+)
+from pipeline.sandbox.salesforce.schema import SYSTEM_FIELDS, OrgSchema, SObject, create_table_sql
 from pipeline.sandbox.salesforce.soql import compile_query
 
 REST_PAGE_SIZE = 2000
@@ -148,6 +153,9 @@ class Org:
         as_of = as_of or dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
         self.counts = self._ensure_generated(accounts, seed, as_of, history_days)
         self.history_from = history_start(as_of, history_days)
+        # Objects beyond the demo's (a test org's own) start empty; records come from the API.
+        for obj in schema.objects:
+            self.db.execute(create_table_sql(obj))
         self.db.execute("DROP SCHEMA IF EXISTS work CASCADE; CREATE SCHEMA work")
         self._cursors: dict[str, Cursor] = {}
         self._jobs: dict[str, BulkJob] = {}
@@ -286,6 +294,109 @@ class Org:
         if deleted:
             raise ApiError(404, "ENTITY_IS_DELETED", "entity is deleted")
         return row[0]
+
+    def create_record(self, object_name: str, body: object) -> str:
+        """`POST sobjects/{Object}/`: one record, checked as Salesforce checks an insert."""
+        obj = self.sobject(object_name)
+        if obj.custom_metadata or obj.name == "Organization":
+            raise ApiError(
+                400, "INVALID_TYPE_FOR_OPERATION", f"entity type {obj.name} does not support insert"
+            )
+        if not isinstance(body, dict):
+            raise ApiError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
+        values: dict[str, object] = {}
+        for key, value in body.items():
+            f = obj.field(key)
+            if f is None:
+                raise ApiError(
+                    400, "INVALID_FIELD", f"No such column '{key}' on sobject of type {obj.name}"
+                )
+            if f.name in SYSTEM_FIELDS or f.calculated or f.auto_number:
+                raise ApiError(
+                    400,
+                    "INVALID_FIELD_FOR_INSERT_UPDATE",
+                    f"Unable to create/update fields: {f.name}. Please check the security "
+                    "settings of this field and verify that it is read/write for your profile "
+                    "or permission set.",
+                )
+            if f.type == "reference" and value is not None:
+                self._check_reference(obj, f.name, f.reference_to, value)
+            values[f.name] = value
+        missing = [
+            f.name
+            for f in obj.fields
+            if not f.nillable
+            and f.name not in SYSTEM_FIELDS
+            and f.type != "boolean"
+            and not (f.calculated or f.auto_number)
+            and f.name not in ("OwnerId", "CurrencyIsoCode")
+            and values.get(f.name) is None
+        ]
+        if missing:
+            raise ApiError(
+                400,
+                "REQUIRED_FIELD_MISSING",
+                f"Required fields are missing: [{', '.join(missing)}]",
+            )
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        record_id = self._next_id(obj.key_prefix)
+        user = self._integration_user()
+        defaults: dict[str, object] = {
+            "Id": record_id,
+            "IsDeleted": False,
+            "CreatedDate": now,
+            "CreatedById": user,
+            "LastModifiedDate": now,
+            "LastModifiedById": user,
+            "SystemModstamp": now,
+            "OwnerId": user,
+            "CurrencyIsoCode": "USD",
+        }
+        row = {
+            f.name: values.get(f.name, defaults.get(f.name, False if f.type == "boolean" else None))
+            for f in self.schema.sobject(obj.name).fields  # type: ignore[union-attr]
+        }
+        columns = ", ".join(f'"{name}"' for name in row)
+        marks = ", ".join("?" for _ in row)
+        cur = self.db.cursor()
+        try:
+            cur.execute(
+                f'INSERT INTO org."{obj.name}" ({columns}) VALUES ({marks})', list(row.values())
+            )
+        except duckdb.ConversionException as exc:
+            raise ApiError(400, "JSON_PARSER_ERROR", f"Cannot deserialize a value: {exc}") from None
+        finally:
+            cur.close()
+        return record_id
+
+    def _check_reference(
+        self, obj: SObject, name: str, targets: tuple[str, ...], value: object
+    ) -> None:
+        if not isinstance(value, str) or not is_valid_id(value):
+            raise ApiError(
+                400, "MALFORMED_ID", f"{obj.name} {name}: id value of incorrect type: {value}"
+            )
+        cur = self.db.cursor()
+        try:
+            found = any(
+                cur.execute(f'SELECT 1 FROM org."{t}" WHERE "Id" = ?', [to18(value)]).fetchone()
+                for t in targets
+            )
+        finally:
+            cur.close()
+        if not found:
+            raise ApiError(
+                400,
+                "INVALID_CROSS_REFERENCE_KEY",
+                f"invalid cross reference id: {name} = {value}",
+            )
+
+    def _integration_user(self) -> str:
+        row = self.db.execute(
+            'SELECT "Id" FROM org."User" WHERE "Username" = ?', [INTEGRATION_USERNAME]
+        ).fetchone()
+        assert row is not None
+        return str(row[0])
 
     # ---- Bulk API 2.0 query jobs ------------------------------------------------------------
 

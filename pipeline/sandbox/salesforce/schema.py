@@ -36,6 +36,19 @@ NUMBER_TYPES = frozenset({"int", "double", "currency", "percent"})
 
 CURRENCIES = ("USD", "EUR", "GBP")
 
+# Fields Salesforce sets on every record: read-only in describe, refused in an insert.
+SYSTEM_FIELDS = frozenset(
+    {
+        "Id",
+        "IsDeleted",
+        "CreatedDate",
+        "CreatedById",
+        "LastModifiedDate",
+        "LastModifiedById",
+        "SystemModstamp",
+    }
+)
+
 
 @dataclass(frozen=True)
 class Field:
@@ -127,6 +140,12 @@ class OrgSchema:
     def sobject(self, name: str) -> SObject | None:
         return self._by_lower_name.get(name.lower())
 
+    def with_objects(self, extra: tuple[SObject, ...]) -> OrgSchema:
+        clashes = [o.name for o in extra if self.sobject(o.name) is not None]
+        if clashes:
+            raise ValueError(f"the org already has {', '.join(clashes)}")
+        return replace(self, objects=self.objects + extra)
+
     def visible_to_integration_user(self) -> OrgSchema:
         """The schema as the integration user sees it: hidden fields simply do not exist."""
         objects = tuple(
@@ -192,6 +211,11 @@ def _sobject(name: str, prefix: str, *fields: Field, owned: bool = True, **kw: o
     )  # type: ignore[arg-type]
 
 
+def custom_object(name: str, prefix: str, *fields: Field, label: str = "") -> SObject:
+    """A custom object as Setup creates it: system fields, an owner and a text `Name`."""
+    return _sobject(name, prefix, _str("Name", 80, nillable=False), *fields, label=label or name)
+
+
 # The fields every custom metadata record has.
 _METADATA_SYSTEM_FIELDS: tuple[Field, ...] = (
     Field("Id", "id", nillable=False, length=18),
@@ -222,7 +246,10 @@ def _metadata_type(name: str, *extra: Field) -> SObject:
     return SObject(name=name, key_prefix="", fields=fields, bulk_queryable=False, soft_delete=False)
 
 
-_SYNC_LEVEL = _pick("Sync_Level__c", ("agreement", "line_item"))
+_SYNC_FIELDS = (
+    _pick("Sync_Level__c", ("agreement", "line_item")),
+    _str("Agreement_Field__c", 255),
+)
 
 
 def _product_mapping_type() -> SObject:
@@ -252,18 +279,18 @@ METADATA_TYPES: tuple[SObject, ...] = tuple(
             _metadata_type("ContractMapping__mdt"),
             _metadata_type(
                 "PlanMapping__mdt",
-                _SYNC_LEVEL,
+                *_SYNC_FIELDS,
                 Field("Product_Mapping__c", "textarea", length=32768),
             ),
             _metadata_type(
-                "PricingMapping__mdt", _SYNC_LEVEL, Field("Segments__c", "textarea", length=32768)
+                "PricingMapping__mdt", *_SYNC_FIELDS, Field("Segments__c", "textarea", length=32768)
             ),
-            _metadata_type("AccountPlanMapping__mdt", _SYNC_LEVEL),
-            _metadata_type("CommitmentMapping__mdt", _SYNC_LEVEL),
+            _metadata_type("AccountPlanMapping__mdt", *_SYNC_FIELDS),
+            _metadata_type("CommitmentMapping__mdt", *_SYNC_FIELDS),
             _metadata_type("CompoundAggregationMapping__mdt"),
             _product_mapping_type(),
-            _metadata_type("PlanGroupMapping__mdt", _SYNC_LEVEL),
-            _metadata_type("PlanGroupLinkMapping__mdt", _SYNC_LEVEL),
+            _metadata_type("PlanGroupMapping__mdt", *_SYNC_FIELDS),
+            _metadata_type("PlanGroupLinkMapping__mdt", *_SYNC_FIELDS),
         ),
         start=1,
     )
