@@ -21,8 +21,8 @@ from pipeline.m3ter.settings import SECRET_FIELDS as M3TER_SECRETS
 from pipeline.mapping.compiler import CompiledSet, compile_mappings
 from pipeline.mapping.source import SHIPPED_MAPPINGS, MappingSource
 from pipeline.salesforce.client import SalesforceClient
+from pipeline.salesforce.settings import DEFAULT_API_VERSION, SalesforceSettings
 from pipeline.salesforce.settings import SECRET_FIELDS as SALESFORCE_SECRETS
-from pipeline.salesforce.settings import SalesforceSettings
 from pipeline.staging.stage import StageSettings
 from pipeline.warehouse import Warehouse
 
@@ -43,7 +43,7 @@ class SalesforceResource(_Redacted, dg.ConfigurableResource):
 
     _secrets: ClassVar[frozenset[str]] = SALESFORCE_SECRETS
 
-    auth: str = "password"  # client_credentials | password | jwt | session
+    auth: str = "client_credentials"  # client_credentials | password | jwt | session
     login_url: str = "https://login.salesforce.com"
     instance_url: str | None = None
     username: str | None = None
@@ -54,7 +54,7 @@ class SalesforceResource(_Redacted, dg.ConfigurableResource):
     private_key_file: str | None = None
     session_id: str | None = None
     ca_file: str | None = None
-    api_version: str = "59.0"
+    api_version: str = DEFAULT_API_VERSION
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
 

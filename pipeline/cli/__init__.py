@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import traceback
 
-from pipeline.cli import coverage, inspect, mappings, plan, runs, sandbox  # noqa: F401
+from pipeline.cli import coverage, doctor, inspect, mappings, plan, runs, sandbox, setup  # noqa: F401
 from pipeline.cli.app import Options, app, console
 
 

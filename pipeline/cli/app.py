@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -14,6 +14,9 @@ from pipeline.m3ter.settings import M3terSettings
 from pipeline.m3ter.settings import sandbox_settings as m3ter_sandbox_settings
 from pipeline.m3ter.settings import settings_from_env as m3ter_settings_from_env
 from pipeline.warehouse import DEFAULT_ROOT
+
+if TYPE_CHECKING:
+    from pipeline.salesforce.client import SalesforceClient
 
 app = typer.Typer(
     help="Sync Salesforce deals into m3ter billing.",
@@ -30,6 +33,10 @@ mappings_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(mappings_app, name="mappings")
+setup_app = typer.Typer(
+    help="What a real org needs before m3sync runs against it.", no_args_is_help=True
+)
+app.add_typer(setup_app, name="setup")
 console = Console()
 
 
@@ -64,6 +71,17 @@ def warehouse_root(given: Path | None = None) -> Path:
     """The warehouse a command reads or writes: the option, else $M3SYNC_WAREHOUSE, as the
     code location's resources see it."""
     return given or Path(os.environ.get("M3SYNC_WAREHOUSE") or DEFAULT_ROOT)
+
+
+def salesforce_client(sandbox: Path | None) -> SalesforceClient:
+    """A client of the org a command talks to: the sandbox `sandbox.json` describes, else the
+    one the M3SYNC_SALESFORCE_* variables configure."""
+    from pipeline.salesforce.client import SalesforceClient
+    from pipeline.salesforce.settings import sandbox_settings, settings_from_env
+
+    if sandbox is not None:
+        return SalesforceClient(sandbox_settings(json.loads(sandbox.read_text())["salesforce"]))
+    return SalesforceClient(settings_from_env())
 
 
 def m3ter_settings(sandbox: Path | None) -> M3terSettings:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pipeline.cli.app import console, fail, mappings_app
+from pipeline.cli.app import console, fail, mappings_app, salesforce_client
 from pipeline.mapping.errors import MappingError
 from pipeline.mapping.files import dump_mappings, load_mappings
 from pipeline.mapping.validate import reference_problems
 from pipeline.salesforce.errors import SalesforceExtractError
-from pipeline.salesforce.settings import sandbox_settings, settings_from_env
 
 if TYPE_CHECKING:
     from pipeline.mapping.spec import MappingSet
@@ -28,14 +26,6 @@ Sandbox = Annotated[
     ),
 ]
 MappingsDir = Annotated[Path, typer.Option("--dir", help="The mapping files' directory.")]
-
-
-def _client(sandbox: Path | None) -> SalesforceClient:
-    from pipeline.salesforce.client import SalesforceClient
-
-    if sandbox is not None:
-        return SalesforceClient(sandbox_settings(json.loads(sandbox.read_text())["salesforce"]))
-    return SalesforceClient(settings_from_env())
 
 
 def _org_mappings(client: SalesforceClient) -> MappingSet:
@@ -54,7 +44,7 @@ def mappings_validate(
 ) -> None:
     """Check a mapping set against the org's describe; print every problem at once."""
     try:
-        client = _client(sandbox)
+        client = salesforce_client(sandbox)
         mappings = _org_mappings(client) if from_org else load_mappings(directory)
         problems = reference_problems(mappings, client.describe)
     except (MappingError, SalesforceExtractError, ValueError) as exc:
@@ -72,7 +62,7 @@ def mappings_export(
 ) -> None:
     """Write the org's *Mapping__mdt records as YAML mapping files."""
     try:
-        mappings = _org_mappings(_client(sandbox))
+        mappings = _org_mappings(salesforce_client(sandbox))
     except (MappingError, SalesforceExtractError, ValueError) as exc:
         fail(str(exc))
     written = dump_mappings(mappings, directory)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable, Mapping
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Any, Final, Literal
 
+from pipeline.mapping.products import FIELDS as PRODUCT_FIELDS
 from pipeline.mapping.products import PRODUCT_MAPPING_TYPE
 from pipeline.mapping.products import from_metadata as products_from_metadata
 from pipeline.mapping.products import metadata_query as products_query
@@ -20,6 +22,7 @@ from pipeline.mapping.spec import (
     ENTITIES,
     METADATA_TYPE,
     SEGMENTED_ENTITIES,
+    SYNC_LEVELS,
     Entity,
     Location,
     MappingRecord,
@@ -52,6 +55,42 @@ JSON_FIELDS: Final[frozenset[str]] = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class MetadataField:
+    """One custom field of a mapping type, as Setup creates it (its Metadata API type)."""
+
+    name: str
+    type: Literal["Text", "LongTextArea", "Checkbox", "Picklist"]
+    length: int = 0
+    required: bool = False
+    values: tuple[str, ...] = ()
+
+
+_JSON_TEXT = 32768
+# Every custom field of the `*Mapping__mdt` types, `ProductMapping__mdt` included: what
+# `m3sync setup salesforce` deploys and what the org sandbox holds.
+METADATA_FIELD_DEFINITIONS: Final[dict[str, MetadataField]] = {
+    f.name: f
+    for f in (
+        MetadataField("Source_Object__c", "Text", 80, required=True),
+        MetadataField("Where__c", "LongTextArea", 1000),
+        MetadataField("Sync_Level__c", "Picklist", values=SYNC_LEVELS),
+        MetadataField("Agreement_Field__c", "Text", 255),
+        MetadataField("Fields__c", "LongTextArea", _JSON_TEXT),
+        MetadataField("Hardcoded__c", "LongTextArea", _JSON_TEXT),
+        MetadataField("Custom_Fields__c", "LongTextArea", _JSON_TEXT),
+        MetadataField("Segments__c", "LongTextArea", _JSON_TEXT),
+        MetadataField("Product_Mapping__c", "LongTextArea", _JSON_TEXT),
+        MetadataField("Combine__c", "LongTextArea", _JSON_TEXT),
+        MetadataField("Active__c", "Checkbox", required=True),
+        MetadataField("Product_Code__c", "Text", 255, required=True),
+        MetadataField("Billing_Frequency__c", "Text", 255),
+        MetadataField("Currency__c", "Text", 3),
+        MetadataField("Plan_Template_Code__c", "Text", 80, required=True),
+    )
+}
+
+
 def _select_list(entity: Entity) -> tuple[str, ...]:
     """Only the fields the entity's type has: `Segments__c` exists on pricings alone, etc."""
     return tuple(
@@ -66,6 +105,20 @@ def _select_list(entity: Entity) -> tuple[str, ...]:
 
 
 METADATA_FIELDS: Final[dict[Entity, tuple[str, ...]]] = {e: _select_list(e) for e in ENTITIES}
+
+
+def type_fields() -> dict[str, tuple[MetadataField, ...]]:
+    """Each mapping type's custom fields, `ProductMapping__mdt` included."""
+    types = {
+        METADATA_TYPE[entity]: tuple(
+            METADATA_FIELD_DEFINITIONS[n] for n in names if n in METADATA_FIELD_DEFINITIONS
+        )
+        for entity, names in METADATA_FIELDS.items()
+    }
+    types[PRODUCT_MAPPING_TYPE] = tuple(
+        METADATA_FIELD_DEFINITIONS[n] for n in PRODUCT_FIELDS.values() if n != "DeveloperName"
+    )
+    return types
 
 
 def metadata_query(entity: Entity, present: Collection[str] | None = None) -> str:

@@ -45,7 +45,7 @@ from pipeline.salesforce.errors import (
 )
 from pipeline.salesforce.retry import classify
 from pipeline.salesforce.session import salesforce_session
-from pipeline.salesforce.settings import SalesforceSettings
+from pipeline.salesforce.settings import SOAP_RETIREMENT, SalesforceSettings
 from pipeline.spend import Snapshot, Tally
 
 logger = logging.getLogger(__name__)
@@ -249,6 +249,8 @@ class SalesforceClient:
         session = TimeoutSession(salesforce_session(settings.ca_file, routed), settings.timeout)
         session.hooks["response"].append(self._on_response)
         self._session = session
+        if settings.soap_login:
+            logger.warning(SOAP_RETIREMENT)
         with self._call("login"):
             self._sf: Salesforce = self._request(self._connect)
 
@@ -394,6 +396,19 @@ class SalesforceClient:
                 cached = self._get_json(f"sobjects/{sobject}/describe")
             self._describes[sobject] = cached
         return cached
+
+    def api_versions(self) -> tuple[str, ...]:
+        """The REST API versions the org serves (`GET /services/data/`), oldest first."""
+        with self._call("versions"):
+            listed = self._get(f"https://{self._sf.sf_instance}/services/data/").json()
+        return tuple(v["version"] for v in listed)
+
+    def user_id(self) -> str:
+        """The integration user's Id, from OpenID Connect's UserInfo endpoint: a client
+        credentials or JWT login names no user."""
+        with self._call("userinfo"):
+            url = f"https://{self._sf.sf_instance}/services/oauth2/userinfo"
+            return str(self._get(url).json()["user_id"])
 
     def sobject_names(self) -> frozenset[str]:
         """The objects the integration user can see (global describe), fetched once."""

@@ -27,18 +27,27 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "session": ("session_id", "instance_url"),
 }
 _API_VERSION = re.compile(r"^\d+\.\d$")
+# The current API version. SOAP `login()` is unavailable from 65.0, off by default in orgs created
+# from Winter '26 and retired in Summer '27 (Salesforce's SOAP API `login()` reference).
+DEFAULT_API_VERSION = "65.0"
+SOAP_LOGIN_LAST_VERSION = 64.0
+SOAP_RETIREMENT = (
+    "Salesforce's SOAP login() is off by default in orgs created from Winter '26 and retired in "
+    "Summer '27: use auth 'client_credentials' or 'jwt'"
+)
 
 
 @dataclass(frozen=True, repr=False)
 class SalesforceSettings:
     """One org's connection settings; `repr` shows which secrets are set, never their values.
 
-    `auth='password'` uses the OAuth username-password flow when `client_id` and `client_secret`
-    are set, and the SOAP partner login otherwise; `security_token` is appended to the password
-    in both (omit it when the org trusts the caller's IP range).
+    The default login is OAuth 2.0 client credentials. `auth='password'` uses the OAuth
+    username-password flow when `client_id` and `client_secret` are set, and the SOAP partner
+    login otherwise (API 64.0 at the latest); `security_token` is appended to the password in
+    both (omit it when the org trusts the caller's IP range).
     """
 
-    auth: AuthMode
+    auth: AuthMode = "client_credentials"
     login_url: str = "https://login.salesforce.com"
     instance_url: str | None = None
     username: str | None = None
@@ -49,7 +58,7 @@ class SalesforceSettings:
     private_key_file: str | None = None
     session_id: str | None = None
     ca_file: str | None = None
-    api_version: str = "59.0"
+    api_version: str = DEFAULT_API_VERSION
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
 
@@ -79,11 +88,22 @@ class SalesforceSettings:
             )
         if not _API_VERSION.match(self.api_version):
             raise ValueError(
-                f"Salesforce api_version must look like '59.0' (no leading 'v'), "
+                f"Salesforce api_version must look like '65.0' (no leading 'v'), "
                 f"got {self.api_version!r}"
+            )
+        if self.soap_login and float(self.api_version) > SOAP_LOGIN_LAST_VERSION:
+            raise ValueError(
+                f"Salesforce's SOAP login() (auth 'password' without client_id and "
+                f"client_secret) is unavailable from API 65.0, and api_version is "
+                f"{self.api_version}: use auth 'client_credentials' or 'jwt', or set "
+                "api_version to 64.0"
             )
         if self.connect_timeout <= 0 or self.read_timeout <= 0:
             raise ValueError("Salesforce connect_timeout and read_timeout must be positive")
+
+    @property
+    def soap_login(self) -> bool:
+        return self.auth == "password" and not self.client_id
 
     @property
     def login_host(self) -> str:
@@ -110,11 +130,8 @@ class SalesforceSettings:
 def sandbox_settings(info: Mapping[str, str]) -> SalesforceSettings:
     """Settings for the org sandbox, from the `salesforce` section of its `sandbox.json`."""
     return SalesforceSettings(
-        auth="password",
+        auth="client_credentials",
         login_url=info["url"],
-        username=info["username"],
-        password=info["password"],
-        security_token=info["security_token"],
         client_id=info["client_id"],
         client_secret=info["client_secret"],
         ca_file=info["ca_file"],
@@ -146,5 +163,4 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> SalesforceSet
     """Settings from `M3SYNC_SALESFORCE_*` variables; unset ones keep their defaults."""
     env = os.environ if environ is None else environ
     values = {name: env[var] for name, var in ENVIRONMENT.items() if env.get(var)}
-    values.setdefault("auth", "password")
     return SalesforceSettings(**values)  # type: ignore[arg-type]

@@ -52,6 +52,7 @@ from simple_salesforce import Salesforce
 
 from pipeline.salesforce.session import salesforce_session
 from tests.processes import M3SYNC, sandbox_process
+from tests.shipped import shipped
 
 HISTORY_DAYS = 60
 ORG = ("--accounts", "20", "--seed", "4", "--history-days", str(HISTORY_DAYS))
@@ -760,13 +761,16 @@ def assert_agreements_match(demo: Demo, header: str) -> None:
 def test_demo_extracts_stages_and_loads_the_demo_org(demo: Demo):
     out = demo.result.stdout
     assert demo.result.returncode == 0, out + demo.result.stderr
-    assert "raw.order_item" in out and "raw.pricing_mapping_mdt" in out
+    assert "raw.order_item" in out and "raw.product2" in out
     catalog = duckdb.connect(str(demo.root / "warehouse" / "warehouse.duckdb"), read_only=True)
     try:
         tables = ("account", "order", "order_item", "opportunity", "quote", "asset", "contract")
         rows = sum(catalog.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0] for t in tables)
         assert rows > 0
-        assert catalog.execute("SELECT count(*) FROM raw.pricing_mapping_mdt").fetchone()[0] == 20
+        raw = catalog.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'raw'"
+        ).fetchall()
+        assert {name for (name,) in raw} == {obj.table for obj in shipped().objects}
         applied = catalog.execute(
             "SELECT count(*) FROM load.journal WHERE status = 'applied'"
         ).fetchone()[0]

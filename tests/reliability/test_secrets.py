@@ -278,6 +278,17 @@ class Scenario:
         return self.root / "warehouse"
 
 
+def _password_login(info: dict[str, Any]) -> dict[str, str]:
+    """The OAuth username-password login, with a wrong password."""
+    sf = info["salesforce"]
+    return {
+        "M3SYNC_SALESFORCE_AUTH": "password",
+        "M3SYNC_SALESFORCE_USERNAME": sf["username"],
+        "M3SYNC_SALESFORCE_PASSWORD": WRONG_SALESFORCE_PASSWORD,
+        "M3SYNC_SALESFORCE_SECURITY_TOKEN": sf["security_token"],
+    }
+
+
 def _environment(root: Path) -> dict[str, str]:
     """A clean shell: no M3SYNC_* or DAGSTER_HOME of the test process leaks into the commands."""
     env = {
@@ -336,7 +347,7 @@ def scenario(
             ("-v", "reconcile"),
         ),
         "Salesforce login with a wrong password": (
-            {"M3SYNC_SALESFORCE_PASSWORD": WRONG_SALESFORCE_PASSWORD},
+            _password_login(info),
             ("-v", "mappings", "validate", "--from-org"),
         ),
         "Salesforce login with a wrong client secret": (
@@ -505,7 +516,7 @@ def test_a_run_refused_by_salesforce_leaks_no_secret(scenario, tmp_path):
     env = {
         **_environment(tmp_path),
         **sandbox_environment(scenario.info),
-        "M3SYNC_SALESFORCE_PASSWORD": WRONG_SALESFORCE_PASSWORD,
+        **_password_login(scenario.info),
     }
     result = _m3sync(tmp_path, env, "-v", "run", "--partition", LAST)
     assert result.returncode == 1 and "was refused" in result.stdout
@@ -611,7 +622,13 @@ def test_a_refused_m3ter_token_request_raises_an_error_without_the_secret(sandbo
 def test_a_refused_salesforce_login_raises_an_error_without_the_secret(sandbox, caplog, wrong):
     sandbox_dir, info = sandbox
     caplog.set_level(logging.DEBUG)
-    settings = dataclasses.replace(salesforce_settings(info["salesforce"]), **wrong)
+    sf = info["salesforce"]
+    if "password" in wrong:
+        user = {"username": sf["username"], "security_token": sf["security_token"]}
+        wrong = {"auth": "password", **user, **wrong}
+    if "client_id" in wrong:
+        wrong["api_version"] = "64.0"  # SOAP login() is unavailable from 65.0
+    settings = dataclasses.replace(salesforce_settings(sf), **wrong)
     with pytest.raises(SalesforceAuthError) as refused:
         SalesforceClient(settings, FAST_RETRY)
     assert "was refused" in str(refused.value)

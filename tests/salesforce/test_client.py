@@ -45,6 +45,7 @@ def settings(sandbox: RunningSandbox, auth: str, **overrides: Any) -> Salesforce
             "username": sf["username"],
             "password": sf["password"],
             "security_token": sf["security_token"],
+            "api_version": "64.0",  # SOAP login() is unavailable from 65.0
         },
         "password_oauth": {
             "username": sf["username"],
@@ -107,7 +108,9 @@ def test_each_login_flow_gets_exactly_its_constructor_arguments():
         auth="client_credentials", client_id="c", client_secret="s", login_url="https://10.0.0.1"
     )
     assert salesforce_kwargs(routed)["domain"].endswith(".my")
-    soap = SalesforceSettings(auth="password", password="p", **{**base, "client_id": None})
+    soap = SalesforceSettings(
+        auth="password", password="p", api_version="64.0", **{**base, "client_id": None}
+    )
     assert salesforce_kwargs(soap) == {
         "username": "u",
         "password": "p",

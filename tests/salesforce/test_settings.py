@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
+from pipeline.salesforce.client import SalesforceClient
 from pipeline.salesforce.settings import SECRET_FIELDS, SalesforceSettings
+
+MY_DOMAIN = "https://acme.my.salesforce.com"
 
 SECRETS = {
     "password": "pw-Secret-0001",
@@ -79,7 +84,12 @@ def test_client_credentials_needs_a_my_domain_login_url():
     ],
 )
 def test_bad_values_are_rejected(field: str, value: object, message: str):
-    values: dict[str, object] = {"auth": "password", "username": "u", "password": "p"}
+    values: dict[str, object] = {
+        "auth": "password",
+        "username": "u",
+        "password": "p",
+        "api_version": "64.0",
+    }
     values[field] = value
     with pytest.raises(ValueError, match=message):
         SalesforceSettings(**values)  # type: ignore[arg-type]
@@ -92,7 +102,7 @@ def test_repr_says_which_secrets_are_set_without_showing_them():
         for name in SECRET_FIELDS:
             assert f"{name}='<redacted>'" in text
         assert "username='integration@acme.example'" in text
-    unset = SalesforceSettings(auth="password", username="u", password="p")
+    unset = SalesforceSettings(auth="password", username="u", password="p", api_version="64.0")
     assert "security_token=None" in repr(unset)
 
 
@@ -107,13 +117,20 @@ def test_repr_says_which_secrets_are_set_without_showing_them():
     ],
 )
 def test_the_login_domain_comes_from_the_login_url(login_url: str, domain: str | None):
-    settings = SalesforceSettings(auth="password", username="u", password="p", login_url=login_url)
+    settings = SalesforceSettings(
+        auth="password", username="u", password="p", api_version="64.0", login_url=login_url
+    )
     assert settings.login_domain == domain
 
 
 def test_timeouts_are_a_connect_read_pair():
     settings = SalesforceSettings(
-        auth="password", username="u", password="p", connect_timeout=3, read_timeout=30
+        auth="password",
+        username="u",
+        password="p",
+        api_version="64.0",
+        connect_timeout=3,
+        read_timeout=30,
     )
     assert settings.timeout == (3, 30)
 
@@ -140,6 +157,25 @@ def test_settings_come_from_m3sync_salesforce_variables():
 def test_unset_variables_keep_the_defaults_and_missing_credentials_are_named():
     from pipeline.salesforce.settings import settings_from_env
 
-    with pytest.raises(ValueError, match="username") as failure:
-        settings_from_env({"M3SYNC_SALESFORCE_PASSWORD": "hunter2"})
+    with pytest.raises(ValueError, match=r"client_credentials.*client_id") as failure:
+        settings_from_env({"M3SYNC_SALESFORCE_CLIENT_SECRET": "hunter2"})
     assert "hunter2" not in str(failure.value)
+
+
+def test_the_default_login_is_oauth_client_credentials_at_a_current_api_version():
+    settings = SalesforceSettings(client_id="c", client_secret="s", login_url=MY_DOMAIN)
+    assert settings.auth == "client_credentials" and float(settings.api_version) >= 65.0
+
+
+def test_soap_login_past_api_64_is_refused_naming_the_way_out():
+    with pytest.raises(ValueError, match=r"unavailable from API 65\.0.*client_credentials"):
+        SalesforceSettings(auth="password", username="u", password="p", api_version="65.0")
+
+
+def test_a_soap_login_warns_of_its_retirement_in_one_line(sandbox, caplog):
+    from tests.salesforce.test_client import settings as sandbox_login
+
+    with caplog.at_level(logging.WARNING, logger="pipeline.salesforce.client"):
+        SalesforceClient(sandbox_login(sandbox, "password"))
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "retired in Summer '27" in warning and "\n" not in warning

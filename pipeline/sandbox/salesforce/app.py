@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -35,13 +35,21 @@ from pipeline.sandbox.salesforce.auth import (
 from pipeline.sandbox.salesforce.custom_objects import load_objects
 from pipeline.sandbox.salesforce.describe import global_describe, object_describe
 from pipeline.sandbox.salesforce.generator import INTEGRATION_USERNAME
-from pipeline.sandbox.salesforce.org import DEFAULT_BULK_PAGE, REST_PAGE_SIZE, ApiError, Org
+from pipeline.sandbox.salesforce.org import (
+    DEFAULT_BULK_PAGE,
+    REST_PAGE_SIZE,
+    Access,
+    ApiError,
+    Org,
+)
 from pipeline.sandbox.salesforce.schema import demo_schema
 from pipeline.sandbox.salesforce.soql import SoqlError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-API_VERSIONS = ("58.0", "59.0", "60.0", "61.0", "62.0", "63.0", "64.0")
+API_VERSIONS = ("58.0", "59.0", "60.0", "61.0", "62.0", "63.0", "64.0", "65.0", "66.0")
+# SOAP `login()` is unavailable from API 65.0 (Salesforce's SOAP API `login()` reference).
+SOAP_LOGIN_LAST_VERSION = "64.0"
 DATA_PREFIX = re.compile(r"^/services/data/v(?P<version>\d+\.\d)/")
 BATCH_SIZE = re.compile(r"batchSize=(\d+)")
 
@@ -58,6 +66,10 @@ class SalesforceConfig:
     daily_api_requests: int = 100_000
     faults: FaultConfig = field(default_factory=FaultConfig)
     objects: Path | None = None  # a YAML file of the org's own objects (`custom_objects.py`)
+    # What the integration user's profile grants: View All Data, View All on each object, or
+    # Read alone (then sharing decides which rows it would see in a real org).
+    access: Access = "view_all_data"
+    hidden_objects: frozenset[str] = frozenset()  # objects it has no Read on
 
 
 class ApiUsage:
@@ -107,9 +119,11 @@ class SalesforceSandbox:
         schema = demo_schema()
         if config.objects is not None:
             schema = schema.with_objects(load_objects(config.objects))
+        schema = replace(schema, hidden_objects=config.hidden_objects)
         self.org = Org(
             state,
             schema,
+            access=config.access,
             accounts=config.accounts,
             seed=config.seed,
             history_days=config.history_days,
@@ -132,6 +146,7 @@ class SalesforceSandbox:
         app = web.Application(middlewares=[self._data_api_gate], client_max_size=16 * 1024**2)
         r = app.router
         r.add_post("/services/oauth2/token", self.oauth_token)
+        r.add_get("/services/oauth2/userinfo", self.userinfo)
         r.add_post(r"/services/Soap/u/{version:\d+\.\d}", self.soap_login)
         r.add_post(r"/services/Soap/u/{version:\d+\.\d}/", self.soap_login)
         r.add_get("/services/data", self.versions)
@@ -278,8 +293,27 @@ class SalesforceSandbox:
         scope = "api" if form.get("grant_type") == "client_credentials" else None
         return _json(self._token_body(token, scope))
 
+    async def userinfo(self, request: web.Request) -> web.Response:
+        """OpenID Connect's UserInfo: who the bearer token's session belongs to."""
+        token = _bearer(request.headers.get("Authorization"))
+        if not token or not self.sessions.is_valid(token):
+            return web.Response(status=403, text="Bad_OAuth_Token")
+        user = self.org.integration_user()
+        return _json(
+            {
+                "sub": f"{self.base_url}/id/{self.creds.org_id}/{user}",
+                "user_id": user,
+                "organization_id": self.creds.org_id,
+                "preferred_username": self.creds.username,
+            }
+        )
+
     async def soap_login(self, request: web.Request) -> web.Response:
         version = request.match_info["version"]
+        if float(version) > float(SOAP_LOGIN_LAST_VERSION):
+            return web.Response(
+                status=500, text=_SOAP_RETIRED, content_type="text/xml", charset="utf-8"
+            )
         try:
             root = SafeET.fromstring(await request.read())
             values = {el.tag.rsplit("}", 1)[-1]: (el.text or "") for el in root.iter()}
@@ -482,6 +516,13 @@ _SOAP_FAULT = _SOAP_FAULT_TEMPLATE.format(
     code="INVALID_LOGIN",
     fault="LoginFault",
     message="Invalid username, password, security token; or user locked out.",
+)
+# [assume] Salesforce documents that login() is unavailable from 65.0 but not the fault it
+# answers; the generic unsupported-version fault is the one its SOAP API uses for other calls.
+_SOAP_RETIRED = _SOAP_FAULT_TEMPLATE.format(
+    code="UNSUPPORTED_API_VERSION",
+    fault="UnexpectedErrorFault",
+    message="login() is not available in API version 65.0 and later; use OAuth 2.0.",
 )
 _SOAP_MALFORMED = _SOAP_FAULT_TEMPLATE.format(
     code="INVALID_XML", fault="UnexpectedErrorFault", message="The request is not valid XML."

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from pipeline.sandbox.salesforce.schema import (
-    NUMBER_TYPES,
-    SYSTEM_FIELDS,
-    Field,
-    OrgSchema,
-    SObject,
-)
+from pipeline.salesforce.fields import SYSTEM_FIELDS
+from pipeline.sandbox.salesforce.schema import NUMBER_TYPES, Field, OrgSchema, SObject, demo_schema
 
 _PRECISION = {"currency": (18, 2), "double": (18, 2), "percent": (3, 2)}
 
@@ -110,3 +106,17 @@ def object_describe(schema: OrgSchema, obj: SObject, version: str) -> dict[str, 
         "recordTypeInfos": [],
         "urls": _urls(obj, version),
     }
+
+
+def demo_describe(name: str, version: str = "65.0") -> dict[str, Any]:
+    """The integration user's describe of the embedded demo org, without a server."""
+    schema = _demo_visible()
+    obj = schema.sobject(name)
+    if obj is None:
+        raise KeyError(f"sObject type '{name}' is not supported")
+    return object_describe(schema, obj, version)
+
+
+@cache
+def _demo_visible() -> OrgSchema:
+    return demo_schema().visible_to_integration_user()

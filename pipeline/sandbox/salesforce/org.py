@@ -16,9 +16,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import duckdb
 
+from pipeline.salesforce.fields import SYSTEM_FIELDS
 from pipeline.salesforce.ids import is_valid_id, make_id, to18
 from pipeline.sandbox.salesforce.generator import (
     GENERATOR_VERSION,
@@ -26,7 +28,7 @@ from pipeline.sandbox.salesforce.generator import (
     generate_org,
     history_start,
 )
-from pipeline.sandbox.salesforce.schema import SYSTEM_FIELDS, OrgSchema, SObject, create_table_sql
+from pipeline.sandbox.salesforce.schema import OrgSchema, SObject, create_table_sql
 from pipeline.sandbox.salesforce.soql import compile_query
 
 REST_PAGE_SIZE = 2000
@@ -42,6 +44,9 @@ COLUMN_DELIMITERS = {
 }
 LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
 TERMINAL_STATES = frozenset({"JobComplete", "Failed", "Aborted"})
+
+
+Access = Literal["view_all_data", "view_all_objects", "read_only"]
 
 
 class ApiError(Exception):
@@ -139,6 +144,7 @@ class Org:
         seed: int,
         as_of: dt.date | None = None,
         history_days: int | None = None,
+        access: Access = "view_all_data",
     ) -> None:
         self.state_dir = state_dir
         self.schema = schema
@@ -156,6 +162,7 @@ class Org:
         # Objects beyond the demo's (a test org's own) start empty; records come from the API.
         for obj in schema.objects:
             self.db.execute(create_table_sql(obj))
+        self.grant_access(access)
         self.db.execute("DROP SCHEMA IF EXISTS work CASCADE; CREATE SCHEMA work")
         self._cursors: dict[str, Cursor] = {}
         self._jobs: dict[str, BulkJob] = {}
@@ -340,7 +347,7 @@ class Org:
             )
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         record_id = self._next_id(obj.key_prefix)
-        user = self._integration_user()
+        user = self.integration_user()
         defaults: dict[str, object] = {
             "Id": record_id,
             "IsDeleted": False,
@@ -391,12 +398,43 @@ class Org:
                 f"invalid cross reference id: {name} = {value}",
             )
 
-    def _integration_user(self) -> str:
+    def integration_user(self) -> str:
         row = self.db.execute(
             'SELECT "Id" FROM org."User" WHERE "Username" = ?', [INTEGRATION_USERNAME]
         ).fetchone()
         assert row is not None
         return str(row[0])
+
+    def grant_access(self, access: Access) -> None:
+        """The integration user's profile: a profile-owned permission set with Read on every
+        object it can see, and View All Data or View All on each object as `access` says."""
+        user = self.integration_user()
+        profile = make_id("0PS", 1)
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        for table in ("ObjectPermissions", "PermissionSetAssignment", "PermissionSet"):
+            self.db.execute(f'DELETE FROM org."{table}"')
+        self.db.execute(
+            'INSERT INTO org."PermissionSet" VALUES (?, ?, ?, true, ?, ?)',
+            [
+                profile,
+                "X00e_m3sync_Integration",
+                "m3sync Integration",
+                access == "view_all_data",
+                now,
+            ],
+        )
+        self.db.execute(
+            'INSERT INTO org."PermissionSetAssignment" VALUES (?, ?, ?, ?)',
+            [make_id("0Pa", 1), user, profile, now],
+        )
+        readable = [o.name for o in self.visible.objects if not o.custom_metadata]
+        self.db.executemany(
+            'INSERT INTO org."ObjectPermissions" VALUES (?, ?, ?, true, ?, ?)',
+            [
+                (make_id("110", n), profile, name, access == "view_all_objects", now)
+                for n, name in enumerate(readable, start=1)
+            ],
+        )
 
     # ---- Bulk API 2.0 query jobs ------------------------------------------------------------
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
+from pipeline.mapping.metadata import MetadataField, type_fields
+
 # Salesforce field type -> (soapType, DuckDB column type)
 FIELD_TYPES: dict[str, tuple[str, str]] = {
     "id": ("tns:ID", "VARCHAR"),
@@ -35,19 +37,6 @@ TEXT_TYPES = frozenset(
 NUMBER_TYPES = frozenset({"int", "double", "currency", "percent"})
 
 CURRENCIES = ("USD", "EUR", "GBP")
-
-# Fields Salesforce sets on every record: read-only in describe, refused in an insert.
-SYSTEM_FIELDS = frozenset(
-    {
-        "Id",
-        "IsDeleted",
-        "CreatedDate",
-        "CreatedById",
-        "LastModifiedDate",
-        "LastModifiedById",
-        "SystemModstamp",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -132,6 +121,8 @@ class OrgSchema:
     objects: tuple[SObject, ...]
     # object name -> field names the integration user cannot read (field-level security)
     hidden_fields: dict[str, frozenset[str]] = field(default_factory=dict)
+    # objects the integration user has no Read on: absent from describe, unknown to SOQL
+    hidden_objects: frozenset[str] = frozenset()
 
     @cached_property
     def _by_lower_name(self) -> dict[str, SObject]:
@@ -147,9 +138,12 @@ class OrgSchema:
         return replace(self, objects=self.objects + extra)
 
     def visible_to_integration_user(self) -> OrgSchema:
-        """The schema as the integration user sees it: hidden fields simply do not exist."""
+        """The schema as the integration user sees it: hidden objects and fields simply do not
+        exist."""
         objects = tuple(
-            o.without(self.hidden_fields.get(o.name, frozenset())) for o in self.objects
+            o.without(self.hidden_fields.get(o.name, frozenset()))
+            for o in self.objects
+            if o.name not in self.hidden_objects
         )
         return OrgSchema(objects=objects, hidden_fields={})
 
@@ -230,70 +224,47 @@ _METADATA_SYSTEM_FIELDS: tuple[Field, ...] = (
 )
 
 
-def _metadata_type(name: str, *extra: Field) -> SObject:
-    """A custom metadata type holding one kind of m3sync mapping (DESIGN §5)."""
-    fields = (
-        *_METADATA_SYSTEM_FIELDS,
-        _str("Source_Object__c", 80, nillable=False),
-        Field("Where__c", "textarea", length=1000),
-        Field("Fields__c", "textarea", length=32768),
-        Field("Hardcoded__c", "textarea", length=32768),
-        Field("Custom_Fields__c", "textarea", length=32768),
-        Field("Combine__c", "textarea", length=32768),
-        Field("Active__c", "boolean", nillable=False),
-        *extra,
+_METADATA_TYPES = {"Text": "string", "LongTextArea": "textarea", "Checkbox": "boolean"}
+
+
+def _metadata_field(definition: MetadataField) -> Field:
+    if definition.type == "Picklist":
+        return _pick(definition.name, definition.values, nillable=not definition.required)
+    return Field(
+        definition.name,
+        _METADATA_TYPES[definition.type],
+        length=definition.length,
+        nillable=not definition.required,
     )
-    return SObject(name=name, key_prefix="", fields=fields, bulk_queryable=False, soft_delete=False)
 
 
-_SYNC_FIELDS = (
-    _pick("Sync_Level__c", ("agreement", "line_item")),
-    _str("Agreement_Field__c", 255),
-)
-
-
-def _product_mapping_type() -> SObject:
-    """The product mapping table (`pipeline/mapping/products.py`): one record per row."""
-    fields = (
-        *_METADATA_SYSTEM_FIELDS,
-        _str("Product_Code__c", 255, nillable=False),
-        _str("Billing_Frequency__c", 255),
-        _str("Currency__c", 3),
-        _str("Plan_Template_Code__c", 80, nillable=False),
-        Field("Active__c", "boolean", nillable=False),
-    )
+def _metadata_type(name: str, fields: tuple[MetadataField, ...]) -> SObject:
+    """A custom metadata type of m3sync's mappings (DESIGN §5), as the core declares it."""
     return SObject(
-        name="ProductMapping__mdt",
+        name=name,
         key_prefix="",
-        fields=fields,
+        fields=(*_METADATA_SYSTEM_FIELDS, *(_metadata_field(f) for f in fields)),
         bulk_queryable=False,
         soft_delete=False,
     )
 
 
+# In a fixed order: the key prefixes (m01, m02, ...) stay what they were as types were added.
+_TYPE_ORDER = (
+    "AccountMapping__mdt",
+    "ContractMapping__mdt",
+    "PlanMapping__mdt",
+    "PricingMapping__mdt",
+    "AccountPlanMapping__mdt",
+    "CommitmentMapping__mdt",
+    "CompoundAggregationMapping__mdt",
+    "ProductMapping__mdt",
+    "PlanGroupMapping__mdt",
+    "PlanGroupLinkMapping__mdt",
+)
 METADATA_TYPES: tuple[SObject, ...] = tuple(
-    replace(obj, key_prefix=f"m0{i}")
-    for i, obj in enumerate(
-        (
-            _metadata_type("AccountMapping__mdt"),
-            _metadata_type("ContractMapping__mdt"),
-            _metadata_type(
-                "PlanMapping__mdt",
-                *_SYNC_FIELDS,
-                Field("Product_Mapping__c", "textarea", length=32768),
-            ),
-            _metadata_type(
-                "PricingMapping__mdt", *_SYNC_FIELDS, Field("Segments__c", "textarea", length=32768)
-            ),
-            _metadata_type("AccountPlanMapping__mdt", *_SYNC_FIELDS),
-            _metadata_type("CommitmentMapping__mdt", *_SYNC_FIELDS),
-            _metadata_type("CompoundAggregationMapping__mdt"),
-            _product_mapping_type(),
-            _metadata_type("PlanGroupMapping__mdt", *_SYNC_FIELDS),
-            _metadata_type("PlanGroupLinkMapping__mdt", *_SYNC_FIELDS),
-        ),
-        start=1,
-    )
+    replace(_metadata_type(name, type_fields()[name]), key_prefix=f"m0{i}")
+    for i, name in enumerate(_TYPE_ORDER, start=1)
 )
 
 
@@ -312,6 +283,45 @@ def demo_schema() -> OrgSchema:
                 Field("SystemModstamp", "datetime", nillable=False),
             ),
             bulk_queryable=False,
+            soft_delete=False,
+        ),
+        # Setup objects: the integration user's profile and permission sets, which the org
+        # fills as it starts (`Org.grant_access`); the preflight reads them.
+        SObject(
+            "PermissionSet",
+            "0PS",
+            (
+                Field("Id", "id", nillable=False, length=18),
+                _str("Name", 80, nillable=False),
+                _str("Label", 80, nillable=False),
+                Field("IsOwnedByProfile", "boolean", nillable=False),
+                Field("PermissionsViewAllData", "boolean", nillable=False),
+                Field("SystemModstamp", "datetime", nillable=False),
+            ),
+            soft_delete=False,
+        ),
+        SObject(
+            "PermissionSetAssignment",
+            "0Pa",
+            (
+                Field("Id", "id", nillable=False, length=18),
+                _ref("AssigneeId", "User", nillable=False),
+                _ref("PermissionSetId", "PermissionSet", nillable=False),
+                Field("SystemModstamp", "datetime", nillable=False),
+            ),
+            soft_delete=False,
+        ),
+        SObject(
+            "ObjectPermissions",
+            "110",
+            (
+                Field("Id", "id", nillable=False, length=18),
+                _ref("ParentId", "PermissionSet", "Parent", nillable=False),
+                _str("SobjectType", 80, nillable=False),
+                Field("PermissionsRead", "boolean", nillable=False),
+                Field("PermissionsViewAllRecords", "boolean", nillable=False),
+                Field("SystemModstamp", "datetime", nillable=False),
+            ),
             soft_delete=False,
         ),
         SObject(

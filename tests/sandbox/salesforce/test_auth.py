@@ -46,6 +46,29 @@ def test_soap_login_with_a_wrong_password_raises_invalid_login(sandbox):
     assert "Invalid username, password, security token" in failure.value.auth_message
 
 
+@pytest.mark.parametrize("version", ["65.0", "66.0"])
+def test_soap_login_from_api_65_is_refused_as_salesforce_retires_it(sandbox, version):
+    info = clients.info(sandbox)
+    with pytest.raises(SalesforceAuthenticationFailed) as failure:
+        SalesforceLogin(
+            username=info["username"],
+            password=info["password"],
+            security_token=info["security_token"],
+            scratch_url=info["url"],
+            sf_version=version,
+            session=salesforce_session(info["ca_file"]),
+        )
+    assert failure.value.code == "UNSUPPORTED_API_VERSION"
+
+
+def test_the_org_serves_api_versions_up_to_66(sandbox):
+    sf = clients.client_credentials_client(sandbox)
+    versions = [
+        v["version"] for v in sf.session.get(f"{sandbox.salesforce_url}/services/data/").json()
+    ]
+    assert versions[-1] == "66.0" and "65.0" in versions
+
+
 def test_oauth_password_flow(sandbox):
     assert _logged_in_as_integration_user(clients.password_oauth_client(sandbox))
 

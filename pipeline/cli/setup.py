@@ -1,0 +1,64 @@
+"""`m3sync setup salesforce`: the org set-up the active mappings need, as a deployable package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline.cli.app import console, fail, salesforce_client, setup_app
+from pipeline.mapping.compiler import compile_mappings
+from pipeline.mapping.errors import MappingError
+from pipeline.mapping.files import load_mappings
+from pipeline.salesforce.errors import SalesforceExtractError
+
+MappingsDir = Annotated[Path, typer.Option("--dir", help="The mapping files' directory.")]
+
+
+@setup_app.command("salesforce")
+def setup_salesforce(
+    out: Annotated[Path, typer.Option("--out", help="Where to write the Salesforce DX project.")],
+    directory: MappingsDir = Path("mappings"),
+    from_org: Annotated[
+        bool,
+        typer.Option(
+            "--from-org",
+            help="Take field definitions from the org the M3SYNC_SALESFORCE_* variables "
+            "configure (one that has the fields) instead of the embedded demo org.",
+        ),
+    ] = False,
+    table: Annotated[
+        bool, typer.Option("--table", help="Also print the custom fields as a Markdown table.")
+    ] = False,
+) -> None:
+    """Write a Salesforce DX source package: the custom fields the mappings read, the mapping
+    types and a read-only permission set; deploy it with `sf project deploy start`."""
+    from pipeline.sandbox.salesforce.describe import demo_describe
+    from pipeline.setup.package import (
+        PERMISSION_SET,
+        created_fields,
+        fields_table,
+        read_fields,
+        write_package,
+    )
+
+    try:
+        describe = salesforce_client(None).describe if from_org else demo_describe
+        compiled = compile_mappings(load_mappings(directory), describe)
+        written = write_package(out, compiled, describe)
+        created = created_fields(read_fields(compiled, describe))
+    except (MappingError, SalesforceExtractError, ValueError) as exc:
+        fail(str(exc))
+    console.print(
+        f"{len(written)} files in {out}: {len(created)} custom fields, the mapping types and "
+        f"permission set {PERMISSION_SET}. Deploy with: sf project deploy start --source-dir "
+        f"{out / 'force-app'} --target-org <alias>; then assign {PERMISSION_SET} to the "
+        "integration user.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if table:
+        console.print(
+            fields_table(compiled, describe), highlight=False, markup=False, soft_wrap=True
+        )
