@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import shlex
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
@@ -13,6 +14,7 @@ import typer
 from rich.table import Table
 
 from pipeline.cli.app import console, sandbox_app
+from pipeline.sandbox.environment import sandbox_environment
 from pipeline.sandbox.faults import FaultConfig
 from pipeline.sandbox.m3ter import M3terConfig
 from pipeline.sandbox.m3ter.org import OrgSettings, parse_denied
@@ -215,3 +217,33 @@ def sandbox_up(
             org=org,
         )
     serve("Sandbox", state_dir, salesforce, m3ter, port, m3ter_port)
+
+
+@sandbox_app.command("env")
+def sandbox_env(
+    state_dir: StateDir = DEFAULT_STATE_DIR,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="The file to write (default: STATE_DIR/sandbox.env)."),
+    ] = None,
+) -> None:
+    """Write the M3SYNC_* variables that configure m3sync for the running sandbox, as a real
+    org and m3ter organization would be configured; load them with `set -a; . FILE; set +a`."""
+    info_file = state_dir / "sandbox.json"
+    if not info_file.is_file():
+        raise typer.BadParameter(
+            f"{info_file} does not exist: start the sandbox first", param_hint="--state-dir"
+        )
+    variables = sandbox_environment(json.loads(info_file.read_text()))
+    target = out or state_dir / "sandbox.env"
+    target.touch(mode=0o600, exist_ok=True)
+    target.chmod(0o600)
+    target.write_text(
+        "".join(f"{name}={shlex.quote(value)}\n" for name, value in variables.items())
+    )
+    console.print(
+        f"{len(variables)} variables written to {target} (mode 0600): "
+        f"{', '.join(variables)}. Load them with: set -a; . {target}; set +a",
+        highlight=False,
+        soft_wrap=True,
+    )
