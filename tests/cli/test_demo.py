@@ -54,7 +54,7 @@ from pipeline.salesforce.session import salesforce_session
 from tests.processes import M3SYNC, sandbox_process
 from tests.shipped import shipped
 
-HISTORY_DAYS = 60
+HISTORY_DAYS = 30
 ORG = ("--accounts", "20", "--seed", "4", "--history-days", str(HISTORY_DAYS))
 SAMPLE = 3  # agreements of each kind compared field by field
 

@@ -205,6 +205,20 @@ def _sobject(name: str, prefix: str, *fields: Field, owned: bool = True, **kw: o
     )  # type: ignore[arg-type]
 
 
+def _setup_object(name: str, prefix: str, *fields: Field) -> SObject:
+    """A setup object (permissions and their assignments): no owner, no recycle bin."""
+    return SObject(
+        name,
+        prefix,
+        (
+            Field("Id", "id", nillable=False, length=18),
+            *fields,
+            Field("SystemModstamp", "datetime", nillable=False),
+        ),
+        soft_delete=False,
+    )
+
+
 def custom_object(name: str, prefix: str, *fields: Field, label: str = "") -> SObject:
     """A custom object as Setup creates it: system fields, an owner and a text `Name`."""
     return _sobject(name, prefix, _str("Name", 80, nillable=False), *fields, label=label or name)
@@ -287,42 +301,27 @@ def demo_schema() -> OrgSchema:
         ),
         # Setup objects: the integration user's profile and permission sets, which the org
         # fills as it starts (`Org.grant_access`); the preflight reads them.
-        SObject(
+        _setup_object(
             "PermissionSet",
             "0PS",
-            (
-                Field("Id", "id", nillable=False, length=18),
-                _str("Name", 80, nillable=False),
-                _str("Label", 80, nillable=False),
-                Field("IsOwnedByProfile", "boolean", nillable=False),
-                Field("PermissionsViewAllData", "boolean", nillable=False),
-                Field("SystemModstamp", "datetime", nillable=False),
-            ),
-            soft_delete=False,
+            _str("Name", 80, nillable=False),
+            _str("Label", 80, nillable=False),
+            Field("IsOwnedByProfile", "boolean", nillable=False),
+            Field("PermissionsViewAllData", "boolean", nillable=False),
         ),
-        SObject(
+        _setup_object(
             "PermissionSetAssignment",
             "0Pa",
-            (
-                Field("Id", "id", nillable=False, length=18),
-                _ref("AssigneeId", "User", nillable=False),
-                _ref("PermissionSetId", "PermissionSet", nillable=False),
-                Field("SystemModstamp", "datetime", nillable=False),
-            ),
-            soft_delete=False,
+            _ref("AssigneeId", "User", nillable=False),
+            _ref("PermissionSetId", "PermissionSet", nillable=False),
         ),
-        SObject(
+        _setup_object(
             "ObjectPermissions",
             "110",
-            (
-                Field("Id", "id", nillable=False, length=18),
-                _ref("ParentId", "PermissionSet", "Parent", nillable=False),
-                _str("SobjectType", 80, nillable=False),
-                Field("PermissionsRead", "boolean", nillable=False),
-                Field("PermissionsViewAllRecords", "boolean", nillable=False),
-                Field("SystemModstamp", "datetime", nillable=False),
-            ),
-            soft_delete=False,
+            _ref("ParentId", "PermissionSet", "Parent", nillable=False),
+            _str("SobjectType", 80, nillable=False),
+            Field("PermissionsRead", "boolean", nillable=False),
+            Field("PermissionsViewAllRecords", "boolean", nillable=False),
         ),
         SObject(
             "User",

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
+from pipeline.sandbox.salesforce.app import SalesforceConfig
 from pipeline.sandbox.salesforce.custom_objects import ObjectDefinitionError, load_objects
+from pipeline.sandbox.server import running_sandbox
 from tests.sandbox.salesforce import clients
 
 DEFINITIONS = """\
@@ -29,10 +31,14 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.fixture
-def org(start_sandbox, tmp_path):
-    with start_sandbox(objects=write(tmp_path, DEFINITIONS)) as running:
-        yield clients.soap_client(running)
+@pytest.fixture(scope="module")
+def org(tmp_path_factory):
+    root = tmp_path_factory.mktemp("custom-objects")
+    config = SalesforceConfig(
+        state_dir=root / "salesforce", accounts=3, seed=3, objects=write(root, DEFINITIONS)
+    )
+    with running_sandbox(root, salesforce=config) as running:
+        yield clients.client_credentials_client(running)
 
 
 def _account(sf) -> str:
