@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from pipeline.load.current import Current
 from pipeline.load.journal import Knowledge
 from pipeline.load.reconcile import apply, plan
@@ -179,6 +181,7 @@ load(client, Warehouse(Path(root)), "accounts", [day])
 """
 
 
+@pytest.mark.full  # reliability suite; a killed run's creates are looked up in the default run
 def test_a_load_killed_halfway_and_run_again_converges_without_duplicates(
     client, warehouse, compiled, m3ter_sandbox
 ):

@@ -55,6 +55,7 @@ def test_lost_answers_of_creates_leave_exactly_one_object_each(
         assert len(found) == len(set(found)) == 3
 
 
+@pytest.mark.full  # the reliability suite: lost creates and a third run stay in the default run
 @pytest.mark.parametrize("collection", ["pricings", "accountplans"])
 def test_lost_answers_of_updates_and_end_dates_are_applied_once(
     lossy, warehouse, compiled, collection

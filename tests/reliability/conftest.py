@@ -1,12 +1,12 @@
 """The reliability suite: a fast subset in the default run, the whole matrix on demand.
 
-Tests marked `full` run only with `M3SYNC_RELIABILITY=full` (the README's reliability command);
-the rest run in the default test run. Either way the suite ends with its summary.
+Tests marked `full` run only with `M3SYNC_RELIABILITY=full` (the README's reliability command,
+`tests/conftest.py` leaves them out otherwise); the rest run in the default test run. Either
+way the suite ends with its summary.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -14,17 +14,6 @@ import pytest
 
 from tests.reliability.ledger import LEDGER, SUMMARY_FILE
 from tests.reliability.world import State, World
-
-FULL = os.environ.get("M3SYNC_RELIABILITY", "").lower() == "full"
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if FULL:
-        return
-    deselected = [item for item in items if item.get_closest_marker("full")]
-    if deselected:
-        config.hook.pytest_deselected(items=deselected)
-        items[:] = [item for item in items if not item.get_closest_marker("full")]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
