@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -132,7 +133,7 @@ def test_mappings_export_writes_the_org_s_records_as_the_shipped_files(tmp_path)
         assert path.read_text() == (shipped / path.name).read_text(), path.name
 
 
-def test_mappings_validate_fails_with_every_problem(tmp_path):
+def test_mappings_validate_fails_with_every_problem_of_the_active_mappings(tmp_path):
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "accounts.yaml").write_text(
         "- name: A\n  object: Account\n  fields:\n    code: Nope1__c\n    name: Nope2__c\n"
@@ -145,12 +146,11 @@ def test_mappings_validate_fails_with_every_problem(tmp_path):
                 "validate",
                 "--sandbox",
                 str(tmp_path / "sandbox" / "sandbox.json"),
-                "--dir",
-                str(tmp_path / "m"),
             ],
             capture_output=True,
             text=True,
             check=False,
+            env={**os.environ, "M3SYNC_MAPPINGS_DIR": str(tmp_path / "m")},
         )
     assert result.returncode == 1
     lines = [line for line in result.stdout.splitlines() if "does not resolve" in line]

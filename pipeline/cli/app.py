@@ -73,6 +73,24 @@ def warehouse_root(given: Path | None = None) -> Path:
     return given or Path(os.environ.get("M3SYNC_WAREHOUSE") or DEFAULT_ROOT)
 
 
+MappingsDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--dir",
+        help="The mapping files' directory (default: the active mappings, $M3SYNC_MAPPINGS_DIR "
+        "or the shipped mappings/).",
+    ),
+]
+
+
+def mappings_directory(given: Path | None = None) -> Path:
+    """The mapping files a command reads: the option, else the active ones the code location's
+    runs read."""
+    from pipeline.mapping.source import MappingSource
+
+    return given or MappingSource.from_env(os.environ).directory
+
+
 def salesforce_client(sandbox: Path | None) -> SalesforceClient:
     """A client of the org a command talks to: the sandbox `sandbox.json` describes, else the
     one the M3SYNC_SALESFORCE_* variables configure."""

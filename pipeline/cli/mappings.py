@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pipeline.cli.app import console, fail, mappings_app, salesforce_client
+from pipeline.cli.app import (
+    MappingsDir,
+    console,
+    fail,
+    mappings_app,
+    mappings_directory,
+    salesforce_client,
+)
 from pipeline.mapping.errors import MappingError
 from pipeline.mapping.files import dump_mappings, load_mappings
 from pipeline.mapping.validate import reference_problems
@@ -25,7 +32,6 @@ Sandbox = Annotated[
         "configured by the M3SYNC_SALESFORCE_* variables.",
     ),
 ]
-MappingsDir = Annotated[Path, typer.Option("--dir", help="The mapping files' directory.")]
 
 
 def _org_mappings(client: SalesforceClient) -> MappingSet:
@@ -36,7 +42,7 @@ def _org_mappings(client: SalesforceClient) -> MappingSet:
 
 @mappings_app.command("validate")
 def mappings_validate(
-    directory: MappingsDir = Path("mappings"),
+    directory: MappingsDir = None,
     from_org: Annotated[
         bool, typer.Option("--from-org", help="Validate the org's *Mapping__mdt records instead.")
     ] = False,
@@ -45,7 +51,9 @@ def mappings_validate(
     """Check a mapping set against the org's describe; print every problem at once."""
     try:
         client = salesforce_client(sandbox)
-        mappings = _org_mappings(client) if from_org else load_mappings(directory)
+        mappings = (
+            _org_mappings(client) if from_org else load_mappings(mappings_directory(directory))
+        )
         problems = reference_problems(mappings, client.describe)
     except (MappingError, SalesforceExtractError, ValueError) as exc:
         fail(str(exc))
@@ -57,7 +65,9 @@ def mappings_validate(
 
 @mappings_app.command("export")
 def mappings_export(
-    directory: MappingsDir = Path("mappings"),
+    directory: Annotated[
+        Path, typer.Option("--dir", help="The directory to write the mapping files to.")
+    ] = Path("mappings"),
     sandbox: Sandbox = None,
 ) -> None:
     """Write the org's *Mapping__mdt records as YAML mapping files."""

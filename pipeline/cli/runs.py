@@ -25,11 +25,14 @@ from pipeline.cli.sandbox import (
     Accounts,
     HistoryDays,
     M3terPort,
+    OrgOption,
     Port,
     Seed,
     StateDir,
     serve,
 )
+from pipeline.mapping.source import ENVIRONMENT as MAPPINGS_ENVIRONMENT
+from pipeline.mapping.source import ORG_MAPPINGS
 from pipeline.sandbox.environment import sandbox_environment
 from pipeline.sandbox.m3ter import M3terConfig
 from pipeline.sandbox.salesforce.app import SalesforceConfig
@@ -74,12 +77,17 @@ def configure(sandbox: Path | None, warehouse: Path | None) -> None:
 
 
 def use_sandbox(info: Mapping[str, Any]) -> None:
-    """Connect this process's runs to the sandbox `info` describes; unless the operator chose a
-    start date, partitions begin on the demo org's first day."""
+    """Connect this process's runs to the sandbox `info` describes; unless the operator chose
+    them, partitions begin on the demo org's first day and a CPQ org syncs with the CPQ
+    example mappings."""
     os.environ.update(sandbox_environment(info))
-    history_from = info.get("salesforce", {}).get("history_from")
-    if history_from:
-        os.environ.setdefault("M3SYNC_START_DATE", history_from)
+    salesforce = info.get("salesforce", {})
+    if salesforce.get("history_from"):
+        os.environ.setdefault("M3SYNC_START_DATE", salesforce["history_from"])
+    if salesforce.get("org") in ORG_MAPPINGS:
+        os.environ.setdefault(
+            MAPPINGS_ENVIRONMENT["directory"], str(ORG_MAPPINGS[salesforce["org"]])
+        )
 
 
 def _yesterday() -> str:
@@ -140,6 +148,7 @@ def demo(
     state_dir: StateDir = DEFAULT_STATE_DIR,
     port: Port = 8443,
     m3ter_port: M3terPort = 8444,
+    org_kind: OrgOption = "demo",
     accounts: Accounts = 200,
     seed: Seed = 1,
     history_days: HistoryDays = None,
@@ -168,7 +177,11 @@ def demo(
         "Demo",
         state_dir,
         SalesforceConfig(
-            state_dir=root / "salesforce", accounts=accounts, seed=seed, history_days=history_days
+            state_dir=root / "salesforce",
+            org=org_kind,
+            accounts=accounts,
+            seed=seed,
+            history_days=history_days,
         ),
         M3terConfig(state_dir=root / "m3ter"),
         port,

@@ -20,6 +20,7 @@ from pipeline.sandbox.m3ter import M3terConfig
 from pipeline.sandbox.m3ter.org import OrgSettings, parse_denied
 from pipeline.sandbox.salesforce.app import SalesforceConfig
 from pipeline.sandbox.salesforce.custom_objects import ObjectDefinitionError, load_objects
+from pipeline.sandbox.salesforce.schema import OrgKind
 from pipeline.sandbox.server import RunningSandbox, running_sandbox, wait_for_shutdown
 
 DEFAULT_STATE_DIR = Path(".m3sync/sandbox")
@@ -41,6 +42,14 @@ M3terPort = Annotated[
     int, typer.Option("--m3ter-port", help="m3ter API port on 127.0.0.1 (0: any free).")
 ]
 Only = Annotated[Server | None, typer.Option("--only", help="Start only this server.")]
+OrgOption = Annotated[
+    OrgKind,
+    typer.Option(
+        "--org",
+        help="The demo org, or the demo org with Salesforce CPQ and CPQ deals (amendments, "
+        "renewals); the CPQ org syncs with mappings/examples/cpq.",
+    ),
+]
 Accounts = Annotated[
     int, typer.Option("--accounts", min=1, help="Demo org size: 20 OrderItems per account.")
 ]
@@ -169,6 +178,7 @@ def sandbox_up(
     m3ter_port: M3terPort = 8444,
     state_dir: StateDir = DEFAULT_STATE_DIR,
     only: Only = None,
+    org_kind: OrgOption = "demo",
     accounts: Accounts = 200,
     seed: Seed = 1,
     history_days: HistoryDays = None,
@@ -195,6 +205,7 @@ def sandbox_up(
     if only in (None, Server.salesforce):
         salesforce = SalesforceConfig(
             state_dir=root / "salesforce",
+            org=org_kind,
             accounts=accounts,
             seed=seed,
             history_days=history_days,

@@ -7,19 +7,24 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.app import console, fail, salesforce_client, setup_app
+from pipeline.cli.app import (
+    MappingsDir,
+    console,
+    fail,
+    mappings_directory,
+    salesforce_client,
+    setup_app,
+)
 from pipeline.mapping.compiler import compile_mappings
 from pipeline.mapping.errors import MappingError
 from pipeline.mapping.files import load_mappings
 from pipeline.salesforce.errors import SalesforceExtractError
 
-MappingsDir = Annotated[Path, typer.Option("--dir", help="The mapping files' directory.")]
-
 
 @setup_app.command("salesforce")
 def setup_salesforce(
     out: Annotated[Path, typer.Option("--out", help="Where to write the Salesforce DX project.")],
-    directory: MappingsDir = Path("mappings"),
+    directory: MappingsDir = None,
     from_org: Annotated[
         bool,
         typer.Option(
@@ -45,7 +50,7 @@ def setup_salesforce(
 
     try:
         describe = salesforce_client(None).describe if from_org else demo_describe
-        compiled = compile_mappings(load_mappings(directory), describe)
+        compiled = compile_mappings(load_mappings(mappings_directory(directory)), describe)
         written = write_package(out, compiled, describe)
         created = created_fields(read_fields(compiled, describe))
     except (MappingError, SalesforceExtractError, ValueError) as exc:

@@ -96,6 +96,7 @@ class RunningSandbox:
                 "jwt_private_key_file": str(self.salesforce.jwt_key.path),
                 "org_id": creds.org_id,
                 "history_from": self.salesforce.org.history_from.isoformat(),
+                "org": self.salesforce.config.org,
             }
         if self.m3ter is not None:
             info["m3ter"] = self.m3ter.info(self.ca_file)

@@ -187,6 +187,8 @@ def _metadata_api_type(entry: Mapping[str, Any]) -> str:
 
 def _type_label(entry: Mapping[str, Any]) -> str:
     kind = _metadata_api_type(entry)
+    if entry.get("calculatedFormula"):
+        return f"Formula({kind}): {entry['calculatedFormula']}"
     if kind == "Lookup":
         return f"Lookup({entry['referenceTo'][0]})"
     if kind in ("Text", "LongTextArea"):
@@ -203,7 +205,9 @@ def _custom_field(entry: Mapping[str, Any]) -> str:
         _tag("label", entry.get("label") or _label(entry["name"])),
         _tag("type", kind),
     ]
-    if kind == "Checkbox":
+    if entry.get("calculatedFormula"):
+        body.append(_tag("formula", entry["calculatedFormula"]))
+    elif kind == "Checkbox":
         body.append(_tag("defaultValue", False))
     else:
         body.append(_tag("required", not entry.get("nillable", True)))

@@ -47,10 +47,10 @@ from typing import Any
 
 import duckdb
 import pytest
-import requests
 from simple_salesforce import Salesforce
 
 from pipeline.salesforce.session import salesforce_session
+from tests.m3ter_state import M3ter, read_m3ter
 from tests.processes import M3SYNC, sandbox_process
 from tests.shipped import shipped
 
@@ -111,58 +111,6 @@ def read_org(info: dict[str, Any]) -> Org:
 
 
 # ---- m3ter --------------------------------------------------------------------------------------
-
-COLLECTIONS = (
-    "accounts",
-    "contracts",
-    "plans",
-    "pricings",
-    "accountplans",
-    "commitments",
-    "externalmappings",
-    "plantemplates",
-    "aggregations",
-    "compoundaggregations",
-)
-M3ter = dict[str, list[dict[str, Any]]]  # collection -> objects
-
-
-def m3ter_token(info: dict[str, Any]) -> str:
-    answer = requests.post(
-        f"{info['url']}/oauth/token",
-        auth=(info["access_key_id"], info["api_secret"]),
-        json={"grant_type": "client_credentials"},
-        verify=info["ca_file"],
-        timeout=30,
-    )
-    answer.raise_for_status()
-    return answer.json()["access_token"]
-
-
-def read_m3ter(info: dict[str, Any]) -> M3ter:
-    """Every object of the collections the demo fills or refers to, a page of 100 at a time."""
-    headers = {"Authorization": f"Bearer {m3ter_token(info)}"}
-    state: M3ter = {}
-    for collection in COLLECTIONS:
-        objects: list[dict[str, Any]] = []
-        params: dict[str, Any] = {"pageSize": 100}
-        while True:
-            answer = requests.get(
-                f"{info['url']}/organizations/{info['org_id']}/{collection}",
-                params=params,
-                headers=headers,
-                verify=info["ca_file"],
-                timeout=30,
-            )
-            answer.raise_for_status()
-            page = answer.json()
-            objects += page["data"]
-            if not page.get("nextToken"):
-                break
-            params["nextToken"] = page["nextToken"]
-        state[collection] = objects
-    return state
-
 
 # ---- m3ter's objects, as the oracle writes them -----------------------------------------------
 

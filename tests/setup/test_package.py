@@ -162,6 +162,22 @@ def test_a_lookup_names_its_target_and_relationship(tmp_path):
     assert root.findtext("md:relationshipName", namespaces=NS) == "Account"
 
 
+def test_a_formula_field_the_mappings_read_is_created_with_its_formula(tmp_path):
+    out = _package(tmp_path, MAPPINGS_DIR / "examples" / "cpq")
+    root = ET.parse(
+        out / DEFAULT / "objects/SBQQ__QuoteLine__c/fields/M3ter_Monthly_Amount__c.field-meta.xml"
+    ).getroot()
+    assert root.findtext("md:type", namespaces=NS) == "Currency"
+    assert root.findtext("md:formula", namespaces=NS) == (
+        "SBQQ__Quantity__c * SBQQ__NetPrice__c / SBQQ__ProrateMultiplier__c"
+    )
+    assert root.findtext("md:scale", namespaces=NS) == "6"
+    assert root.find("md:required", NS) is None
+    assert not (
+        out / DEFAULT / "objects/SBQQ__QuoteLine__c/fields/SBQQ__Quantity__c.field-meta.xml"
+    ).exists()
+
+
 def test_the_readme_lists_the_fields_the_shipped_mappings_need():
     table = fields_table(
         compile_mappings(load_mappings(MAPPINGS_DIR), demo_describe), demo_describe

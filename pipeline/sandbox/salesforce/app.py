@@ -42,7 +42,7 @@ from pipeline.sandbox.salesforce.org import (
     ApiError,
     Org,
 )
-from pipeline.sandbox.salesforce.schema import demo_schema
+from pipeline.sandbox.salesforce.schema import OrgKind, org_schema
 from pipeline.sandbox.salesforce.soql import SoqlError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -59,6 +59,7 @@ class SalesforceConfig:
     """How one org sandbox starts: where it keeps state, how big the demo org is, what fails."""
 
     state_dir: Path
+    org: OrgKind = "demo"  # the demo org, or the demo org with Salesforce CPQ and CPQ's deals
     accounts: int = 200
     seed: int = 1
     history_days: int | None = None  # None: three years
@@ -116,7 +117,7 @@ class SalesforceSandbox:
         self.jwt_key = JwtKey(state / "jwt_private_key.pem")
         self.sessions = SessionStore(self.creds.org_id, config.session_ttl_seconds)
         self.auth = Authenticator(self.creds, self.sessions, self.jwt_key)
-        schema = demo_schema()
+        schema = org_schema(config.org)
         if config.objects is not None:
             schema = schema.with_objects(load_objects(config.objects))
         schema = replace(schema, hidden_objects=config.hidden_objects)
@@ -124,6 +125,7 @@ class SalesforceSandbox:
             state,
             schema,
             access=config.access,
+            kind=config.org,
             accounts=config.accounts,
             seed=config.seed,
             history_days=config.history_days,

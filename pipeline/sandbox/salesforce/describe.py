@@ -6,7 +6,7 @@ from functools import cache
 from typing import Any
 
 from pipeline.salesforce.fields import SYSTEM_FIELDS
-from pipeline.sandbox.salesforce.schema import NUMBER_TYPES, Field, OrgSchema, SObject, demo_schema
+from pipeline.sandbox.salesforce.schema import NUMBER_TYPES, Field, OrgSchema, SObject, org_schema
 
 _PRECISION = {"currency": (18, 2), "double": (18, 2), "percent": (3, 2)}
 
@@ -52,6 +52,7 @@ def _field(obj: SObject, f: Field) -> dict[str, Any]:
     system = f.name in SYSTEM_FIELDS
     writable = not (system or f.calculated or f.auto_number or obj.custom_metadata)
     precision, scale = _PRECISION.get(f.type, (0, 0))
+    scale = f.scale if f.scale is not None else scale
     return {
         "name": f.name,
         "label": f.label or f.name,
@@ -65,7 +66,7 @@ def _field(obj: SObject, f: Field) -> dict[str, Any]:
         "nillable": f.nillable,
         "custom": f.custom,
         "calculated": f.calculated,
-        "calculatedFormula": None,
+        "calculatedFormula": f.formula or None,
         "autoNumber": f.auto_number,
         "createable": writable,
         "updateable": writable,
@@ -109,7 +110,8 @@ def object_describe(schema: OrgSchema, obj: SObject, version: str) -> dict[str, 
 
 
 def demo_describe(name: str, version: str = "65.0") -> dict[str, Any]:
-    """The integration user's describe of the embedded demo org, without a server."""
+    """The integration user's describe of the embedded demo org, without a server: the CPQ org,
+    whose objects are the demo's and CPQ's."""
     schema = _demo_visible()
     obj = schema.sobject(name)
     if obj is None:
@@ -119,4 +121,4 @@ def demo_describe(name: str, version: str = "65.0") -> dict[str, Any]:
 
 @cache
 def _demo_visible() -> OrgSchema:
-    return demo_schema().visible_to_integration_user()
+    return org_schema("cpq").visible_to_integration_user()

@@ -21,8 +21,9 @@ import duckdb
 
 from pipeline.salesforce.ids import duckdb_id_macro_sql, make_id
 from pipeline.sandbox.catalog import CATALOG, CURRENCY_RATES
+from pipeline.sandbox.salesforce.cpq_deals import generate_cpq_deals
 from pipeline.sandbox.salesforce.mapping_records import records_of
-from pipeline.sandbox.salesforce.schema import SObject, create_table_sql, demo_schema
+from pipeline.sandbox.salesforce.schema import OrgKind, SObject, create_table_sql, org_schema
 
 INTEGRATION_USERNAME = "integration@m3sync.example"
 # Bumped whenever the generated data or its schema changes, so sandboxes regenerate a cached org.
@@ -202,12 +203,14 @@ def generate_org(
     seed: int,
     as_of: dt.date,
     history_days: int | None = None,
+    kind: OrgKind = "demo",
 ) -> dict[str, int]:
     """Create schema `org` with every object's table (all fields, hidden ones included) and
-    fill it; return row counts per object."""
+    fill it; return row counts per object. The CPQ org has the demo's accounts and catalogue,
+    and CPQ's deals instead of the standard ones."""
     if accounts < 1:
         raise ValueError("accounts must be at least 1")
-    schema = demo_schema()
+    schema = org_schema(kind)
     # Qualified by database: a file named org.duckdb makes a bare `org` ambiguous.
     database = con.execute("SELECT current_database()").fetchall()[0][0]
     target = '"' + database.replace('"', '""') + f'".{SCHEMA}'
@@ -220,7 +223,7 @@ def generate_org(
         con, target, accounts=accounts, seed=int(seed), clock=_Clock.ending(as_of, history_days)
     )
     try:
-        generator.run([o for o in schema.objects if o.custom_metadata])
+        generator.run([o for o in schema.objects if o.custom_metadata], kind)
     finally:
         generator.drop_helpers()
     counts = " UNION ALL ".join(
@@ -293,11 +296,18 @@ class _Generator:
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    def run(self, metadata_types: Sequence[SObject]) -> None:
+    def run(self, metadata_types: Sequence[SObject], kind: OrgKind = "demo") -> None:
         self.create_helpers()
         self.organization_and_users()
         self.catalog()
         self.accounts_()
+        if kind == "cpq":
+            generate_cpq_deals(self)
+        else:
+            self.standard_deals()
+        self.mapping_metadata(metadata_types)
+
+    def standard_deals(self) -> None:
         self.contracts()
         self.deals()
         self.opportunities()
@@ -307,7 +317,6 @@ class _Generator:
         self.quote_line_items()
         self.order_items()
         self.assets()
-        self.mapping_metadata(metadata_types)
 
     def sql(self, statement: str) -> None:
         self.con.execute(statement)

@@ -28,7 +28,7 @@ from pipeline.sandbox.salesforce.generator import (
     generate_org,
     history_start,
 )
-from pipeline.sandbox.salesforce.schema import OrgSchema, SObject, create_table_sql
+from pipeline.sandbox.salesforce.schema import OrgKind, OrgSchema, SObject, create_table_sql
 from pipeline.sandbox.salesforce.soql import compile_query
 
 REST_PAGE_SIZE = 2000
@@ -145,6 +145,7 @@ class Org:
         as_of: dt.date | None = None,
         history_days: int | None = None,
         access: Access = "view_all_data",
+        kind: OrgKind = "demo",
     ) -> None:
         self.state_dir = state_dir
         self.schema = schema
@@ -157,7 +158,7 @@ class Org:
         self.db = duckdb.connect(str(state_dir / "records.duckdb"))
         # The history ends yesterday (UTC): every record lies in a complete daily partition.
         as_of = as_of or dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
-        self.counts = self._ensure_generated(accounts, seed, as_of, history_days)
+        self.counts = self._ensure_generated(kind, accounts, seed, as_of, history_days)
         self.history_from = history_start(as_of, history_days)
         # Objects beyond the demo's (a test org's own) start empty; records come from the API.
         for obj in schema.objects:
@@ -170,9 +171,10 @@ class Org:
         self._sequence = itertools.count(int(time.time() * 1000) % 62**7)
 
     def _ensure_generated(
-        self, accounts: int, seed: int, as_of: dt.date, history_days: int | None
+        self, kind: OrgKind, accounts: int, seed: int, as_of: dt.date, history_days: int | None
     ) -> dict[str, int]:
         wanted = {
+            "org": kind,
             "accounts": accounts,
             "seed": seed,
             "as_of": as_of.isoformat(),
@@ -185,7 +187,12 @@ class Org:
             return json.loads(row[1])
         self.db.execute("DROP SCHEMA IF EXISTS org CASCADE")
         counts = generate_org(
-            self.db, accounts=accounts, seed=seed, as_of=as_of, history_days=history_days
+            self.db,
+            accounts=accounts,
+            seed=seed,
+            as_of=as_of,
+            history_days=history_days,
+            kind=kind,
         )
         self.db.execute("DELETE FROM org_meta")
         self.db.execute(

@@ -7,8 +7,10 @@ translator, so the three can never disagree. Field-level security is applied by
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import Literal
 
 from pipeline.mapping.metadata import MetadataField, type_fields
 
@@ -50,6 +52,8 @@ class Field:
     relationship_name: str | None = None
     picklist: tuple[str, ...] = ()
     calculated: bool = False
+    formula: str = ""  # a calculated field's formula, as describe's `calculatedFormula` shows it
+    scale: int | None = None  # decimal places of a number, where not the type's default
     auto_number: bool = False
     external_id: bool = False
 
@@ -136,6 +140,14 @@ class OrgSchema:
         if clashes:
             raise ValueError(f"the org already has {', '.join(clashes)}")
         return replace(self, objects=self.objects + extra)
+
+    def with_fields(self, extra: Mapping[str, tuple[Field, ...]]) -> OrgSchema:
+        """The schema with fields added to existing objects (a managed package's, say)."""
+        unknown = sorted(set(extra) - {o.name for o in self.objects})
+        if unknown:
+            raise ValueError(f"the org has no {', '.join(unknown)}")
+        objects = tuple(replace(o, fields=o.fields + extra.get(o.name, ())) for o in self.objects)
+        return replace(self, objects=objects)
 
     def visible_to_integration_user(self) -> OrgSchema:
         """The schema as the integration user sees it: hidden objects and fields simply do not
@@ -606,6 +618,220 @@ def demo_schema() -> OrgSchema:
         "OrderItem": frozenset({"Internal_Margin__c"}),
     }
     return OrgSchema(objects=objects, hidden_fields=hidden)
+
+
+# ---- Salesforce CPQ ---------------------------------------------------------------------------
+#
+# The managed package's objects and the fields it adds to standard ones, with the API names and
+# types of Salesforce Help's CPQ field references ("CPQ Quote Fields", "CPQ Quote Line Fields",
+# "CPQ Subscription Fields", and the legacy data upload pages for Contract, Subscription and Quote
+# Line), trimmed to what a billing sync reads. What the records mean (an amendment line carries the
+# new total quantity; its subscription carries the change and revises the original) is in
+# `cpq_deals.py`. Key prefixes of managed custom objects are assigned per org; these are ours.
+
+CPQ_QUOTE_TYPES = ("Quote", "Renewal", "Amendment", "Re-Quote")
+CPQ_QUOTE_STATUSES = (
+    "Draft",
+    "In Review",
+    "Approved",
+    "Denied",
+    "Presented",
+    "Accepted",
+    "Rejected",
+)
+CPQ_CHARGE_TYPES = ("One-Time", "Recurring", "Usage")
+CPQ_BILLING_FREQUENCIES = ("Monthly", "Quarterly", "Semiannual", "Annual", "Invoice Plan", "Usage")
+# The formulas of the two fields the CPQ example mappings read; `cpq_deals.py` computes the
+# same values when it generates the records. Six decimal places: a monthly price per message
+# or gigabyte is a fraction of a cent, which a currency's default two places would round away.
+MONTHLY_UNIT_PRICE = "SBQQ__NetPrice__c / SBQQ__ProrateMultiplier__c"
+MONTHLY_AMOUNT = "SBQQ__Quantity__c * SBQQ__NetPrice__c / SBQQ__ProrateMultiplier__c"
+
+
+def _cpq_objects() -> tuple[SObject, ...]:
+    return (
+        _sobject(
+            "SBQQ__Quote__c",
+            "a0Q",
+            _str("Name", 80, nillable=False, auto_number=True),
+            _ref("SBQQ__Account__c", "Account"),
+            _ref("SBQQ__Opportunity2__c", "Opportunity"),
+            Field("SBQQ__Primary__c", "boolean", nillable=False, label="Primary"),
+            _pick("SBQQ__Type__c", CPQ_QUOTE_TYPES, label="Type"),
+            _pick("SBQQ__Status__c", CPQ_QUOTE_STATUSES, label="Status"),
+            Field("SBQQ__StartDate__c", "date", label="Start Date"),
+            Field("SBQQ__EndDate__c", "date", label="End Date"),
+            Field("SBQQ__SubscriptionTerm__c", "double", label="Subscription Term"),
+            _ref("SBQQ__MasterContract__c", "Contract"),
+            _pick("SBQQ__BillingFrequency__c", CPQ_BILLING_FREQUENCIES, label="Billing Frequency"),
+            Field("SBQQ__NetAmount__c", "currency", calculated=True, label="Net Amount"),
+            Field("SBQQ__LineItemCount__c", "double", calculated=True, label="Line Items"),
+            Field("SBQQ__Ordered__c", "boolean", nillable=False, label="Ordered"),
+            _currency_field(),
+            label="Quote",
+        ),
+        _sobject(
+            "SBQQ__QuoteLine__c",
+            "a0L",
+            _str("Name", 80, nillable=False, auto_number=True),
+            _ref("SBQQ__Quote__c", "SBQQ__Quote__c", nillable=False),
+            _ref("SBQQ__Product__c", "Product2"),
+            Field("SBQQ__Number__c", "double", label="#"),
+            Field("SBQQ__Quantity__c", "double", nillable=False, label="Quantity"),
+            Field("SBQQ__PriorQuantity__c", "double", label="Prior Quantity"),
+            Field(
+                "SBQQ__EffectiveQuantity__c",
+                "double",
+                calculated=True,
+                formula="SBQQ__Quantity__c - BLANKVALUE(SBQQ__PriorQuantity__c, 0)",
+                label="Effective Quantity",
+            ),
+            Field("SBQQ__ListPrice__c", "currency", label="List Unit Price"),
+            Field("SBQQ__NetPrice__c", "currency", label="Net Unit Price"),
+            Field(
+                "SBQQ__NetTotal__c",
+                "currency",
+                calculated=True,
+                formula="SBQQ__NetPrice__c * SBQQ__EffectiveQuantity__c",
+                label="Net Total",
+            ),
+            Field("SBQQ__ProrateMultiplier__c", "double", label="Prorate Multiplier"),
+            # Usually blank: a line inherits its quote's dates through the effective ones.
+            Field("SBQQ__StartDate__c", "date", label="Start Date"),
+            Field("SBQQ__EndDate__c", "date", label="End Date"),
+            Field(
+                "SBQQ__EffectiveStartDate__c",
+                "date",
+                calculated=True,
+                formula="BLANKVALUE(SBQQ__StartDate__c, SBQQ__Quote__r.SBQQ__StartDate__c)",
+                label="Effective Start Date",
+            ),
+            Field(
+                "SBQQ__EffectiveEndDate__c",
+                "date",
+                calculated=True,
+                formula="BLANKVALUE(SBQQ__EndDate__c, SBQQ__Quote__r.SBQQ__EndDate__c)",
+                label="Effective End Date",
+            ),
+            Field("SBQQ__SubscriptionTerm__c", "double", label="Subscription Term"),
+            _pick("SBQQ__SubscriptionPricing__c", ("Fixed Price", "Percent Of Total")),
+            _pick("SBQQ__ChargeType__c", CPQ_CHARGE_TYPES, label="Charge Type"),
+            _pick("SBQQ__BillingFrequency__c", CPQ_BILLING_FREQUENCIES, label="Billing Frequency"),
+            _ref("SBQQ__UpgradedSubscription__c", "SBQQ__Subscription__c"),
+            _ref("SBQQ__RenewedSubscription__c", "SBQQ__Subscription__c"),
+            _currency_field(),
+            # The org's own formula fields for m3ter (the setup package creates them): CPQ's net
+            # unit price covers the line's prorated term, m3ter prices per billing period.
+            Field(
+                "M3ter_Monthly_Unit_Price__c",
+                "currency",
+                calculated=True,
+                formula=MONTHLY_UNIT_PRICE,
+                scale=6,
+                label="m3ter Monthly Unit Price",
+            ),
+            Field(
+                "M3ter_Monthly_Amount__c",
+                "currency",
+                calculated=True,
+                formula=MONTHLY_AMOUNT,
+                scale=6,
+                label="m3ter Monthly Amount",
+            ),
+            owned=False,
+            label="Quote Line",
+        ),
+        _sobject(
+            "SBQQ__Subscription__c",
+            "a0S",
+            _str("Name", 80, nillable=False, auto_number=True),
+            _ref("SBQQ__Account__c", "Account"),
+            _ref("SBQQ__Contract__c", "Contract"),
+            _ref("SBQQ__Product__c", "Product2"),
+            Field("SBQQ__Number__c", "double", label="#"),
+            Field("SBQQ__Quantity__c", "double", nillable=False, label="Quantity"),
+            Field("SBQQ__RenewalQuantity__c", "double", label="Renewal Quantity"),
+            Field("SBQQ__ListPrice__c", "currency", label="List Price"),
+            Field("SBQQ__NetPrice__c", "currency", label="Net Price"),
+            Field("SBQQ__ProrateMultiplier__c", "double", label="Prorate Multiplier"),
+            # Stored dates; the Start and End Date formulas fall back to the contract's.
+            Field("SBQQ__SubscriptionStartDate__c", "date", label="Subscription Start Date"),
+            Field("SBQQ__SubscriptionEndDate__c", "date", label="Subscription End Date"),
+            Field(
+                "SBQQ__StartDate__c",
+                "date",
+                calculated=True,
+                formula="BLANKVALUE(SBQQ__SubscriptionStartDate__c, SBQQ__Contract__r.StartDate)",
+                label="Start Date",
+            ),
+            Field(
+                "SBQQ__EndDate__c",
+                "date",
+                calculated=True,
+                formula="BLANKVALUE(SBQQ__SubscriptionEndDate__c, SBQQ__Contract__r.EndDate)",
+                label="End Date",
+            ),
+            Field("SBQQ__TerminatedDate__c", "date", label="Terminated Date"),
+            _ref("SBQQ__RevisedSubscription__c", "SBQQ__Subscription__c"),
+            _ref("SBQQ__QuoteLine__c", "SBQQ__QuoteLine__c"),
+            _ref("SBQQ__OrderProduct__c", "OrderItem"),
+            _pick("SBQQ__ChargeType__c", CPQ_CHARGE_TYPES, label="Charge Type"),
+            _pick("SBQQ__BillingFrequency__c", CPQ_BILLING_FREQUENCIES, label="Billing Frequency"),
+            _currency_field(),
+            label="Subscription",
+        ),
+    )
+
+
+def _cpq_fields() -> dict[str, tuple[Field, ...]]:
+    return {
+        "Opportunity": (
+            _ref("SBQQ__PrimaryQuote__c", "SBQQ__Quote__c"),
+            _ref("SBQQ__AmendedContract__c", "Contract"),
+            _ref("SBQQ__RenewedContract__c", "Contract"),
+            Field("SBQQ__Contracted__c", "boolean", nillable=False, label="Contracted"),
+            Field("SBQQ__Ordered__c", "boolean", nillable=False, label="Ordered"),
+        ),
+        "Contract": (
+            _ref("SBQQ__Quote__c", "SBQQ__Quote__c"),
+            _ref("SBQQ__Opportunity__c", "Opportunity"),
+            _ref("SBQQ__Order__c", "Order"),
+            _ref("SBQQ__RenewalOpportunity__c", "Opportunity"),
+            Field("SBQQ__RenewalForecast__c", "boolean", nillable=False, label="Renewal Forecast"),
+            Field("SBQQ__RenewalQuoted__c", "boolean", nillable=False, label="Renewal Quoted"),
+            Field("SBQQ__RenewalTerm__c", "double", label="Renewal Term"),
+            Field("SBQQ__AmendmentStartDate__c", "date", label="Amendment Start Date"),
+        ),
+        "Order": (
+            _ref("SBQQ__Quote__c", "SBQQ__Quote__c"),
+            Field("SBQQ__Contracted__c", "boolean", nillable=False, label="Contracted"),
+            _pick("SBQQ__ContractingMethod__c", ("By Subscription End Date", "Single Contract")),
+        ),
+        "OrderItem": (
+            _ref("SBQQ__QuoteLine__c", "SBQQ__QuoteLine__c"),
+            _ref("SBQQ__Subscription__c", "SBQQ__Subscription__c"),
+            _ref("SBQQ__RevisedOrderProduct__c", "OrderItem"),
+            Field("SBQQ__Contracted__c", "boolean", nillable=False, label="Contracted"),
+            _pick(
+                "SBQQ__ContractAction__c",
+                ("New", "Quantity Increase", "Quantity Decrease", "Product Swap", "Renew"),
+            ),
+            _pick("SBQQ__ChargeType__c", CPQ_CHARGE_TYPES, label="Charge Type"),
+            _pick("SBQQ__BillingFrequency__c", CPQ_BILLING_FREQUENCIES, label="Billing Frequency"),
+            Field("SBQQ__OrderedQuantity__c", "double", label="Ordered Quantity"),
+        ),
+    }
+
+
+OrgKind = Literal["demo", "cpq"]
+
+
+def org_schema(kind: OrgKind = "demo") -> OrgSchema:
+    """The demo org, or the demo org with Salesforce CPQ installed."""
+    schema = demo_schema()
+    if kind == "cpq":
+        schema = schema.with_fields(_cpq_fields()).with_objects(_cpq_objects())
+    return schema
 
 
 def create_table_sql(obj: SObject, schema_name: str = "org") -> str:
