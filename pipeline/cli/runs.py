@@ -32,7 +32,7 @@ from pipeline.cli.sandbox import (
     serve,
 )
 from pipeline.mapping.source import ENVIRONMENT as MAPPINGS_ENVIRONMENT
-from pipeline.mapping.source import ORG_MAPPINGS
+from pipeline.mapping.source import SHIPPED_MAPPINGS
 from pipeline.sandbox.environment import sandbox_environment
 from pipeline.sandbox.m3ter import M3terConfig
 from pipeline.sandbox.salesforce.app import SalesforceConfig
@@ -74,6 +74,10 @@ def configure(sandbox: Path | None, warehouse: Path | None) -> None:
             fail(f"cannot read the sandbox description {sandbox}: {exc}")
         use_sandbox(info)
     os.environ["M3SYNC_WAREHOUSE"] = str(warehouse_root(warehouse).resolve())
+
+
+# The mappings each kind of sandbox org syncs with, where they are not the shipped ones.
+ORG_MAPPINGS: dict[str, Path] = {"cpq": SHIPPED_MAPPINGS / "examples" / "cpq"}
 
 
 def use_sandbox(info: Mapping[str, Any]) -> None:

@@ -18,8 +18,6 @@ from pipeline.mapping.spec import MappingSet
 from pipeline.salesforce.client import SalesforceClient
 
 SHIPPED_MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
-# The mappings each kind of sandbox org syncs with, where they are not the shipped ones.
-ORG_MAPPINGS: dict[str, Path] = {"cpq": SHIPPED_MAPPINGS / "examples" / "cpq"}
 Source = Literal["files", "org"]
 ENVIRONMENT: dict[str, str] = {
     "source": "M3SYNC_MAPPINGS_SOURCE",
