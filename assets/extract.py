@@ -58,6 +58,7 @@ def metadata(result: ExtractResult) -> dict[str, object]:
         "method": result.method,
         "api_calls": result.api_calls,
         "bulk_jobs": result.bulk_jobs,
+        "queries": result.queries,
         "bytes": result.bytes,
         "duration_seconds": round(result.seconds, 3),
         "dagster/column_schema": dg.TableSchema(

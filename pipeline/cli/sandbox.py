@@ -109,6 +109,15 @@ SessionTtl = Annotated[
 ApiQuota = Annotated[
     int, typer.Option("--daily-api-requests", help="The org's daily API request allowance.")
 ]
+QueryTimeoutRows = Annotated[
+    int | None,
+    typer.Option(
+        "--query-timeout-rows",
+        min=1,
+        help="A REST query whose filter ORs terms on other objects' fields and matches more "
+        "rows than this answers 400 QUERY_TIMEOUT (default: never).",
+    ),
+]
 RateLimit = Annotated[
     float,
     typer.Option("--m3ter-rate-limit", min=0, help="m3ter requests/s per org (0: no limit)."),
@@ -188,6 +197,7 @@ def sandbox_up(
     fault_seed: FaultSeed = 0,
     session_ttl: SessionTtl = 7200.0,
     daily_api_requests: ApiQuota = 100_000,
+    query_timeout_rows: QueryTimeoutRows = None,
     m3ter_rate_limit: RateLimit = 50.0,
     m3ter_token_ttl: TokenTtl = 5 * 3600.0,
     m3ter_ip_limit: IpLimit = 20_000,
@@ -211,6 +221,7 @@ def sandbox_up(
             history_days=history_days,
             session_ttl_seconds=session_ttl,
             daily_api_requests=daily_api_requests,
+            query_timeout_rows=query_timeout_rows,
             faults=_faults(faults, fault_seed, "--faults"),
             objects=objects,
         )

@@ -29,10 +29,10 @@ STAGE_ROW_GROUP = 8_192
 
 
 class PageStager:
-    """Stages pages in the order they are given; the latest submission of a page name wins.
+    """Stages pages in the order they are given; the latest submission of a page's path wins.
 
     A bulk job that failed and ran again delivers its pages again from the first, under the same
-    names: an earlier submission of a name is then superseded, and its result (or its failure,
+    paths: an earlier submission of a path is then superseded, and its result (or its failure,
     say because its file was removed under it) is never used.
     """
 
@@ -70,15 +70,12 @@ class PageStager:
     def submit(self, page: Path, fmt: str) -> None:
         """Queue `page` (a `csv` or `json` results file) for staging."""
         target = self.directory / f"{page.stem}-{next(self._serial):05d}.parquet"
-        self._latest[page.name] = self._executor.submit(self._stage, page, fmt, target)
+        self._latest[str(page)] = self._executor.submit(self._stage, page, fmt, target)
 
-    def staged(self, pages: Sequence[Path], fmt: str) -> list[Path]:
-        """The staged file of each of `pages`, staging those not submitted yet; raises what
-        typing a page raised."""
-        for page in pages:
-            if page.name not in self._latest:
-                self.submit(page, fmt)
-        return [self._latest[page.name].result() for page in pages]
+    def staged(self, pages: Sequence[Path]) -> list[Path]:
+        """The staged file of each of `pages` (each submitted); raises what typing a page
+        raised."""
+        return [self._latest[str(page)].result() for page in pages]
 
     def close(self) -> None:
         """Drop queued pages, stop the running one, and release the connection."""

@@ -15,10 +15,12 @@ import duckdb
 from pipeline.extract.errors import ExtractError, FieldNotFound
 from pipeline.extract.objects import SourceObject
 from pipeline.extract.pages import PageStager, partition_summary, write_groups
-from pipeline.extract.plan import FieldPlan, plan_fields
-from pipeline.extract.window import WHOLE, Window, count_query, select_clause, window_query
+from pipeline.extract.plan import STAMP, FieldPlan, plan_fields
+from pipeline.extract.window import WHOLE, Slice, Window, select_clause, slice_query, window_query
 from pipeline.salesforce.client import SalesforceClient
+from pipeline.salesforce.errors import QueryTimeout
 from pipeline.warehouse import Table, Warehouse
+from pipeline.warehouse.sql import literal
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,9 @@ class ExtractSettings:
     # these bound the memory a window of any length needs. Each run is a COPY of its own.
     publish_rows: int = 50_000
     publish_partitions: int = 128
+    # A window whose query times out (QUERY_TIMEOUT) is asked again in halves, then their
+    # halves, up to this many queries in all.
+    max_queries: int = 256
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ class ExtractResult:
     bytes: int
     seconds: float
     columns: list[str] = field(default_factory=list)
+    queries: int = 1  # more than one when timed-out queries were asked again in halves
 
     @property
     def rows(self) -> int:
@@ -122,12 +128,14 @@ def extract(
             memory_mb=settings.memory_mb,
         )
         try:
-            method, files, fmt = _download(
+            method, files, queries = _download(
                 client, plan, source, soql, window, work, settings, stager
             )
-            staged = stager.staged(files, fmt)
+            staged = stager.staged(files)
         finally:
             stager.close()
+        if queries > 1:
+            staged = [_one_row_per_record(staged, work, settings)]
         keys = window.partitions if window else [WHOLE]
         rows, deleted = _publish(warehouse, source, plan, staged, keys, work, settings)
     finally:
@@ -144,6 +152,7 @@ def extract(
         bytes=spent.bytes_downloaded,
         seconds=time.monotonic() - started,
         columns=[c.path for c in plan.columns],
+        queries=queries,
     )
 
 
@@ -156,26 +165,107 @@ def _download(
     work: Path,
     settings: ExtractSettings,
     stager: PageStager,
-) -> tuple[str, list[Path], str]:
+) -> tuple[str, list[Path], int]:
+    """Every page of the window, each submitted to `stager`: the method (`bulk` if any query
+    went through a bulk job), the pages, and how many queries the window took (more than one
+    when a query timed out and its slice was asked again in halves)."""
     # Custom metadata is not bulk-queryable and has no recycle bin: REST `query` only.
     if source.custom_metadata:
         path = work / "records.json"
         client.query_all_to_file(soql, path, include_deleted=False)
-        return "rest", [path], "json"
-    expected = client.count(count_query(plan, window, settings.overlap))
+        stager.submit(path, "json")
+        return "rest", [path], 1
+    if window is None:
+        method, files = _download_query(client, plan, soql, work, settings, stager)
+        return method, files, 1
+    pending = [Slice.of(window, settings.overlap)]
+    done: list[tuple[str, list[Path]]] = []
+    asked = 0
+    while pending:
+        part = pending.pop()
+        asked += 1
+        directory = work / f"slice-{asked}"
+        try:
+            done.append(
+                _download_query(client, plan, slice_query(plan, part), directory, settings, stager)
+            )
+        except QueryTimeout as exc:
+            halves = part.halves(lambda: _id_bounds(client, plan))
+            if halves is None or asked + len(pending) + 2 > settings.max_queries:
+                raise QueryTimeout(
+                    f"{source.name}: the window {window.partitions[0]}..{window.partitions[-1]} "
+                    f"still timed out after {asked} queries, each narrower ({exc})",
+                    status=exc.status,
+                    error_code=exc.error_code,
+                ) from exc
+            pending.extend(reversed(halves))
+    method = "bulk" if any(m == "bulk" for m, _ in done) else "rest"
+    return method, [f for _, files in done for f in files], asked
+
+
+def _id_bounds(client: SalesforceClient, plan: FieldPlan) -> tuple[str, str] | None:
+    """The object's first and last Id (deleted records included): two selective queries, each
+    served by the primary key's index."""
+    ends = []
+    for order in ("ASC", "DESC"):
+        records = client.query_records(
+            f"SELECT Id FROM {plan.sobject} ORDER BY Id {order} LIMIT 1",
+            include_deleted=plan.soft_delete,
+        )
+        if not records:
+            return None
+        ends.append(str(records[0]["Id"])[:15])
+    return ends[0], ends[1]
+
+
+def _download_query(
+    client: SalesforceClient,
+    plan: FieldPlan,
+    soql: str,
+    directory: Path,
+    settings: ExtractSettings,
+    stager: PageStager,
+) -> tuple[str, list[Path]]:
+    """One query's pages: REST `queryAll` for a few rows, else a Bulk API 2.0 job."""
+    directory.mkdir(parents=True, exist_ok=True)
+    expected = client.count(soql)
     if expected <= settings.rest_threshold:
-        path = work / "records.json"
+        path = directory / "records.json"
         client.query_all_to_file(soql, path, include_deleted=plan.soft_delete)
-        return "rest", [path], "json"
+        stager.submit(path, "json")
+        return "rest", [path]
     files = client.bulk_query_to_files(
         soql,
-        work,
+        directory,
         include_deleted=plan.soft_delete,
         page_size=settings.bulk_page_size,
         poll_seconds=settings.bulk_poll_seconds,
         on_page=lambda page: stager.submit(page, "csv"),
     )
-    return "bulk", files, "csv"
+    return "bulk", files
+
+
+def _one_row_per_record(staged: Sequence[Path], work: Path, settings: ExtractSettings) -> Path:
+    """The staged rows of a window asked in slices, once per record: a record whose own and
+    parent stamps fell in different slices came in each; the latest stamp wins."""
+    target = work / "one-per-record.parquet"
+    con = duckdb.connect(
+        config={
+            "memory_limit": f"{settings.memory_mb}MB",
+            "temp_directory": str(work / "spill"),
+            "preserve_insertion_order": False,
+        }
+    )
+    try:
+        con.execute(
+            f"""COPY (SELECT * FROM read_parquet(?) QUALIFY row_number() OVER (
+                    PARTITION BY "Id" ORDER BY "{STAMP}" DESC) = 1 ORDER BY _partition)
+                TO {literal(str(target))} (FORMAT parquet)""",
+            [[str(p) for p in staged]],
+        )
+    finally:
+        con.close()
+    return target
 
 
 def _publish(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pipeline.extract.plan import FieldPlan
@@ -35,6 +35,80 @@ class Window:
         return [(self.start + DAY * i).date().isoformat() for i in range(days)]
 
 
+# Ids compare as their 15-character case-sensitive form, base 62 in ASCII order.
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_ID_LENGTH = 15
+SECOND = dt.timedelta(seconds=1)
+
+
+def _id_number(text: str) -> int:
+    number = 0
+    for char in text.ljust(_ID_LENGTH, "0")[:_ID_LENGTH]:
+        number = number * 62 + _BASE62.index(char)
+    return number
+
+
+def _id_text(number: int) -> str:
+    chars = []
+    for _ in range(_ID_LENGTH):
+        number, digit = divmod(number, 62)
+        chars.append(_BASE62[digit])
+    return "".join(reversed(chars))
+
+
+@dataclass(frozen=True)
+class Slice:
+    """One query's share of a window: stamps in `[low, high)`, and Ids in `[ids)` if set.
+
+    A query that times out is asked again as two halves: halves of its stamp range down to one
+    second (SOQL's datetime literals have no finer grain), then halves of its Id range, from
+    the object's first and last Id down to single Ids. [assume] Salesforce compares Ids in
+    filters by their 15-character case-sensitive form, in base-62 order (`0-9A-Za-z`), as
+    PK chunking's Id-range boundaries rely on; it documents the boundaries, not the order.
+
+    Every record of the slice is in one of its halves; one whose own and parent stamps fall in
+    different halves of the stamp range is in both, which the extract allows for
+    (`_one_row_per_record` in `extract/run.py`).
+    """
+
+    low: dt.datetime
+    high: dt.datetime
+    ids: tuple[int, int] | None = None  # [first, last) as base-62 numbers of 15-character Ids
+
+    @classmethod
+    def of(cls, window: Window, overlap: dt.timedelta) -> Slice:
+        return cls(window.start - overlap, window.end)
+
+    def halves(self, ids: Callable[[], tuple[str, str] | None]) -> tuple[Slice, Slice] | None:
+        """The two halves of this slice, or None when it holds one Id of one second; `ids`
+        gives the object's first and last Id, asked only when the Ids must be split."""
+        if self.high - self.low > SECOND:
+            middle = self.low + ((self.high - self.low) // 2 // SECOND) * SECOND
+            return Slice(self.low, middle, self.ids), Slice(middle, self.high, self.ids)
+        if self.ids is None:
+            bounds = ids()
+            if bounds is None:
+                return None
+            first, last = _id_number(bounds[0]), _id_number(bounds[1]) + 1
+        else:
+            first, last = self.ids
+        if last - first <= 1:
+            return None
+        middle = (first + last) // 2
+        return (
+            Slice(self.low, self.high, (first, middle)),
+            Slice(self.low, self.high, (middle, last)),
+        )
+
+    def conditions(self, stamps: Sequence[str]) -> str:
+        low, high = soql_datetime(self.low), soql_datetime(self.high)
+        where = " OR ".join(f"({s} >= {low} AND {s} < {high})" for s in stamps)
+        if self.ids is None:
+            return where
+        first, last = (_id_text(n) for n in self.ids)
+        return f"Id >= '{first}' AND Id < '{last}' AND ({where})"
+
+
 def soql_datetime(value: dt.datetime) -> str:
     """A SOQL datetime literal (unquoted, UTC)."""
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -50,9 +124,11 @@ def window_query(plan: FieldPlan, window: Window, overlap: dt.timedelta) -> str:
     A parent's change to a field the extract reads through (say `Order.Account.Region__c`) makes
     the child row new too, so each parent's stamp widens the filter.
     """
-    low, high = soql_datetime(window.start - overlap), soql_datetime(window.end)
-    conditions = " OR ".join(f"({s} >= {low} AND {s} < {high})" for s in plan.stamps)
-    return f"{select_clause(plan)} WHERE {conditions}"
+    return slice_query(plan, Slice.of(window, overlap))
+
+
+def slice_query(plan: FieldPlan, part: Slice) -> str:
+    return f"{select_clause(plan)} WHERE {part.conditions(plan.stamps)}"
 
 
 def count_query(plan: FieldPlan, window: Window | None, overlap: dt.timedelta) -> str:

@@ -37,6 +37,7 @@ from pipeline.retry import Failure, RetryPolicy
 from pipeline.salesforce.errors import (
     ApiLimitExceeded,
     BulkJobFailed,
+    QueryTimeout,
     QuotaFloorReached,
     SalesforceAuthError,
     SalesforceExtractError,
@@ -370,6 +371,8 @@ class SalesforceClient:
                 status=status,
                 error_code=code,
             )
+        if code == "QUERY_TIMEOUT":
+            return QueryTimeout(f"{action} timed out: {detail}", status=status, error_code=code)
         if classify(exc) is Failure.TRANSIENT:
             detail = f"still failing after {self.retry.attempts} attempts: {detail}"
         return SalesforceRequestError(f"{action} failed: {detail}", status=status, error_code=code)

@@ -34,6 +34,11 @@ class ApiLimitExceeded(SalesforceRequestError):
     """The org's daily API request allowance is used up (403 REQUEST_LIMIT_EXCEEDED)."""
 
 
+class QueryTimeout(SalesforceRequestError):
+    """A query ran past Salesforce's time limit (400 QUERY_TIMEOUT): the same query would time
+    out again, a narrower one may not."""
+
+
 class QuotaFloorReached(SalesforceExtractError):
     """Fewer daily API requests are left than the configured floor: stop before the org runs out."""
 

@@ -13,6 +13,7 @@ from pipeline.extract.errors import ExtractError, FieldNotFound
 from pipeline.extract.objects import SourceObject
 from pipeline.extract.run import ExtractSettings, extract, plan_all, raw_table
 from pipeline.extract.window import Window
+from pipeline.salesforce.errors import QueryTimeout
 from pipeline.warehouse import Warehouse
 from tests.conftest import StartSandbox
 from tests.extract.conftest import YESTERDAY, client_for
@@ -334,3 +335,49 @@ def test_rest_records_are_typed_within_a_small_memory_limit(client, warehouse):
     settings = ExtractSettings(rest_threshold=10**9, memory_mb=32)
     result = extract(client, warehouse, ORDER_ITEM, _last_days(120), settings)
     assert result.method == "rest" and result.rows > 1000
+
+
+def _extract_both_ways(sandbox, tmp_path, days: list[str], limit: int):
+    """The same window extracted with queries timing out past `limit` rows, and without."""
+    client = client_for(sandbox)
+    org = sandbox.salesforce.org
+    timed, plain = Warehouse(tmp_path / "timed"), Warehouse(tmp_path / "plain")
+    org.query_timeout_rows = limit
+    try:
+        result = extract(client, timed, ORDER_ITEM, days, REST)
+    finally:
+        org.query_timeout_rows = None
+    assert extract(client, plain, ORDER_ITEM, days, REST).queries == 1
+    return result, _raw(timed, "order_item"), _raw(plain, "order_item")
+
+
+def test_a_window_that_times_out_is_asked_again_in_halves_and_loses_nothing(
+    start_sandbox: StartSandbox, tmp_path
+):
+    with start_sandbox(accounts=10) as sandbox:
+        result, timed, plain = _extract_both_ways(sandbox, tmp_path, _last_days(30), 40)
+    assert result.queries > 2
+    assert len(plain) > 40 and timed == plain
+
+
+def test_a_mass_re_stamp_at_one_instant_is_asked_again_by_id_range(
+    start_sandbox: StartSandbox, tmp_path
+):
+    with start_sandbox(accounts=10) as sandbox:
+        instant = _day_start(YESTERDAY) + dt.timedelta(hours=12)
+        _mutate(sandbox, 'UPDATE org."Order" SET "SystemModstamp" = ?', [instant])
+        result, timed, plain = _extract_both_ways(sandbox, tmp_path, [YESTERDAY], 40)
+    assert len(plain) > 40 and timed == plain
+    assert result.queries > 10  # halved down to one second, then by Id
+
+
+def test_a_window_that_cannot_be_narrowed_enough_fails_naming_object_and_window(
+    start_sandbox: StartSandbox, tmp_path
+):
+    with start_sandbox(accounts=5) as sandbox:
+        sandbox.salesforce.org.query_timeout_rows = 0
+        settings = replace(REST, max_queries=20)
+        with pytest.raises(QueryTimeout, match=rf"OrderItem: the window {YESTERDAY}"):
+            extract(
+                client_for(sandbox), Warehouse(tmp_path / "w"), ORDER_ITEM, [YESTERDAY], settings
+            )

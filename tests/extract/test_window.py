@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from pipeline.extract.plan import Column, FieldPlan
-from pipeline.extract.window import Window, count_query, window_query
+from pipeline.extract.window import Slice, Window, count_query, window_query
 
 PLAN = FieldPlan(
     "OrderItem",
@@ -52,3 +52,41 @@ def test_the_count_query_counts_the_same_rows():
     window = Window.for_partitions(["2026-11-20"])
     soql = count_query(PLAN, window, dt.timedelta(0))
     assert soql.startswith("SELECT COUNT() FROM OrderItem WHERE (SystemModstamp >= ")
+
+
+def _no_ids() -> tuple[str, str] | None:
+    raise AssertionError("a stamp range wider than a second is halved by time")
+
+
+def test_a_slice_wider_than_a_second_halves_its_stamp_range_on_whole_seconds():
+    part = Slice(
+        dt.datetime(2026, 11, 20, tzinfo=dt.UTC), dt.datetime(2026, 11, 20, 0, 0, 3, tzinfo=dt.UTC)
+    )
+    halves = part.halves(_no_ids)
+    assert halves is not None
+    assert [(h.low.second, h.high.second) for h in halves] == [(0, 1), (1, 3)]
+
+
+def test_a_one_second_slice_halves_the_object_s_id_range():
+    second = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+    part = Slice(second, second + dt.timedelta(seconds=1))
+    halves = part.halves(lambda: ("802000000000000", "80200000000000z"))
+    assert halves is not None
+    low, high = halves
+    assert "Id >= '802000000000000' AND Id < '80200000000000V'" in low.conditions(PLAN.stamps)
+    assert "Id >= '80200000000000V' AND Id < '802000000000010'" in high.conditions(PLAN.stamps)
+
+
+def test_a_slice_of_one_id_and_one_second_cannot_be_halved():
+    second = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+    part = Slice(second, second + dt.timedelta(seconds=1))
+    assert part.halves(lambda: ("802000000000007", "802000000000007")) is None
+    assert part.halves(lambda: None) is None
+
+
+def test_every_record_of_a_slice_is_in_one_of_its_halves_by_id():
+    second = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+    part = Slice(second, second + dt.timedelta(seconds=1), (0, 62**15))
+    low, high = part.halves(_no_ids) or ()
+    assert low.ids is not None and high.ids is not None
+    assert low.ids[1] == high.ids[0] and (low.ids[0], high.ids[1]) == part.ids

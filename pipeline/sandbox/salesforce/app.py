@@ -71,6 +71,8 @@ class SalesforceConfig:
     # Read alone (then sharing decides which rows it would see in a real org).
     access: Access = "view_all_data"
     hidden_objects: frozenset[str] = frozenset()  # objects it has no Read on
+    # A non-selective REST query matching more rows than this answers 400 QUERY_TIMEOUT.
+    query_timeout_rows: int | None = None
 
 
 class ApiUsage:
@@ -126,6 +128,7 @@ class SalesforceSandbox:
             schema,
             access=config.access,
             kind=config.org,
+            query_timeout_rows=config.query_timeout_rows,
             accounts=config.accounts,
             seed=config.seed,
             history_days=config.history_days,

@@ -90,6 +90,9 @@ class CompiledQuery:
     count_only: bool  # SELECT COUNT() (REST only): sql yields one BIGINT column `count`
     sql: str  # `_rn` then `record` (REST JSON) or one VARCHAR per column (Bulk CSV text)
     params: tuple[object, ...]  # values for the `?` placeholders, in order
+    # False when the filter ORs terms on other objects' fields (`Order.SystemModstamp`), which
+    # no single index serves: such a query scans, and can time out (`Org.query`).
+    selective: bool = True
 
 
 def compile_query(
@@ -113,6 +116,27 @@ def compile_query(
     return _Compiler(
         text, schema, api, api_version, table_schema, today or dt.datetime.now(dt.UTC).date()
     ).compile(query, include_deleted)
+
+
+def _crosses_objects(condition: Condition) -> bool:
+    """Whether a condition filters on a field of another object (a relationship path)."""
+    if isinstance(condition, Comparison | InList | SemiJoin):
+        return len(condition.field.path) > 1
+    if isinstance(condition, Not):
+        return _crosses_objects(condition.operand)
+    return any(_crosses_objects(c) for c in condition.operands)
+
+
+def _selective(condition: Condition | None) -> bool:
+    """False when some OR has a term on another object's field: the optimizer cannot use the
+    object's own indexes for it (Salesforce's query plan reports such filters as a TableScan)."""
+    if condition is None or isinstance(condition, Comparison | InList | SemiJoin):
+        return True
+    if isinstance(condition, Not):
+        return _selective(condition.operand)
+    if isinstance(condition, Or) and any(_crosses_objects(c) for c in condition.operands):
+        return False
+    return all(_selective(c) for c in condition.operands)
 
 
 @dataclass(frozen=True)
@@ -205,7 +229,14 @@ class _Compiler:
                 f'SELECT CAST(count(*) AS BIGINT) AS "count" FROM (\n'
                 f"SELECT 1 {source}{paging}\n) AS q"
             )
-            return CompiledQuery(root.name, (), True, sql, (*where_params, *paging_params))
+            return CompiledQuery(
+                root.name,
+                (),
+                True,
+                sql,
+                (*where_params, *paging_params),
+                selective=_selective(query.where),
+            )
 
         row_number = f"row_number() OVER (ORDER BY {', '.join(order_keys)}) - 1"
         select_params: list[object] = []
@@ -225,6 +256,7 @@ class _Compiler:
             False,
             sql,
             (*select_params, *where_params, *paging_params),
+            selective=_selective(query.where),
         )
 
     def _resolve_root(self, query: Query) -> SObject:
