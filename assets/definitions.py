@@ -10,7 +10,13 @@ import os
 import dagster as dg
 
 from assets.extract import extract_assets
-from assets.jobs import full_reconcile_job, nightly_schedule, sync_job
+from assets.jobs import (
+    full_reconcile_job,
+    nightly_schedule,
+    refresh_job,
+    refresh_schedule,
+    sync_job,
+)
 from assets.load import load_assets
 from assets.partitions import daily_partitions
 from assets.resources import (
@@ -82,8 +88,8 @@ def defs() -> dg.Definitions:
             *staged_assets(partitions, objects),
             *load_assets(partitions, objects),
         ],
-        jobs=[sync_job, full_reconcile_job],
-        schedules=[nightly_schedule()],
+        jobs=[sync_job, full_reconcile_job, refresh_job],
+        schedules=[nightly_schedule(), refresh_schedule()],
         sensors=[run_failure_alert],
         resources=resources(),
         executor=dg.in_process_executor,

@@ -4,14 +4,26 @@ import os
 
 import dagster as dg
 
-from assets.resources import M3terResource, WarehouseResource
+from assets.extract import PERMANENT
+from assets.resources import (
+    ExtractResource,
+    M3terResource,
+    MappingsResource,
+    SalesforceResource,
+    StageResource,
+    WarehouseResource,
+)
 from pipeline.load.drift import ReconcileResult, full_reconcile
 from pipeline.m3ter.errors import M3terError
+from pipeline.refresh import RefreshResult, refresh
 
 SYNC = "sync"
 FULL_RECONCILE = "full_reconcile"
 NIGHTLY = "nightly"
 DEFAULT_NIGHTLY_AT = "02:00"
+REFRESH = "refresh"
+WEEKLY_REFRESH = "weekly_refresh"
+DEFAULT_REFRESH_CRON = "0 3 * * 0"  # Sundays 03:00 UTC
 
 
 # Every asset: extract, stage and load one range of daily partitions. The unpartitioned
@@ -120,3 +132,98 @@ def reconcile_all(
 )
 def full_reconcile_job() -> None:
     reconcile_all()
+
+
+class RefreshConfig(dg.Config):
+    """`dry_run`: plan the m3ter writes without making them."""
+
+    dry_run: bool = False
+
+
+def _refresh_metadata(result: RefreshResult) -> dict[str, object]:
+    by_object = {
+        o.sobject: {
+            "live": o.live,
+            "changed": o.changed,
+            "gone": o.gone,
+            "unknown": o.unknown,
+            "api_calls": o.api_calls,
+            "bulk_jobs": o.bulk_jobs,
+            "seconds": round(o.seconds, 3),
+        }
+        for o in result.objects
+    }
+    return {
+        "found": result.found,
+        "api_calls": sum(o.api_calls for o in result.objects),
+        "bulk_jobs": sum(o.bulk_jobs for o in result.objects),
+        "rows_read": sum(o.live for o in result.objects),
+        "by_object": dg.MetadataValue.json(by_object),
+        "m3ter_writes": sum(r.writes for r in result.loaded),
+        "outcomes": dg.MetadataValue.json({r.entity: r.outcomes for r in result.loaded}),
+    }
+
+
+@dg.op(
+    name="refresh_all",
+    description="Read every mapped record again; stage and load what changed without a stamp.",
+    pool="m3ter_api",
+)
+def refresh_all(
+    context: dg.OpExecutionContext,
+    config: RefreshConfig,
+    salesforce: SalesforceResource,
+    mappings: MappingsResource,
+    warehouse: WarehouseResource,
+    extract_settings: ExtractResource,
+    stage_settings: StageResource,
+    m3ter: M3terResource,
+) -> None:
+    try:
+        client = salesforce.client()
+        result = refresh(
+            client,
+            m3ter.client(),
+            warehouse.warehouse(),
+            mappings.compiled(client),
+            extract_settings.settings(),
+            stage_settings.settings(),
+            dry_run=config.dry_run,
+            concurrency=m3ter.settings().concurrency,
+        )
+    except (*PERMANENT, M3terError) as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    for found in result.objects:
+        context.log.info(
+            "%s: %d live, %d changed, %d gone, %d never extracted",
+            found.sobject,
+            found.live,
+            found.changed,
+            found.gone,
+            found.unknown,
+        )
+    unfinished = [r.unfinished() for r in result.loaded]
+    if any(unfinished):
+        raise dg.Failure(description="; ".join(filter(None, unfinished)))
+    context.add_output_metadata(_refresh_metadata(result))
+
+
+@dg.job(
+    name=REFRESH,
+    description="What daily windows cannot see (formula values, purged deletes), into m3ter.",
+)
+def refresh_job() -> None:
+    refresh_all()
+
+
+def refresh_schedule() -> dg.ScheduleDefinition:
+    """Weekly (`M3SYNC_REFRESH_CRON`, default Sundays 03:00 UTC); off until an operator
+    switches it on, like the nightly."""
+    return dg.ScheduleDefinition(
+        name=WEEKLY_REFRESH,
+        job=refresh_job,
+        cron_schedule=os.environ.get("M3SYNC_REFRESH_CRON", DEFAULT_REFRESH_CRON),
+        execution_timezone="UTC",
+        description="Refresh every mapped record: formula values and purged deletes.",
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -58,3 +59,16 @@ def sandbox_process(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def run_demo(root: Path, *org: str) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
+    """`m3sync demo --no-serve` as a user runs it, on free ports, with a DAGSTER_HOME of its own
+    and the environment's choices of start date and mappings left out (the demo makes them);
+    the sandbox's state goes to `root/sandbox`, the warehouse to `root/warehouse`."""
+    env = {**os.environ, "COLUMNS": "200", "DAGSTER_HOME": str(root / "dagster")}
+    for name in ("M3SYNC_START_DATE", "M3SYNC_MAPPINGS_DIR", "M3SYNC_MAPPINGS_SOURCE"):
+        env.pop(name, None)
+    command = [M3SYNC, "demo", "--no-serve", *org, "--port", "0", "--m3ter-port", "0"]
+    command += ["--state-dir", str(root / "sandbox"), "--warehouse", str(root / "warehouse")]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+    return result, env

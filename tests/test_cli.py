@@ -29,6 +29,7 @@ SUBCOMMANDS = [
     ["run"],
     ["backfill"],
     ["reconcile"],
+    ["refresh"],
     ["inspect"],
     ["ui"],
 ]

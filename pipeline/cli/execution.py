@@ -33,7 +33,7 @@ from rich.progress import (
 from rich.table import Table
 
 from assets.definitions import defs
-from assets.jobs import FULL_RECONCILE, SYNC
+from assets.jobs import FULL_RECONCILE, REFRESH, SYNC
 from assets.load import AFTER
 from assets.partitions import daily_partitions, partitions_per_run
 from pipeline.alerts import one_line
@@ -353,6 +353,41 @@ def reconcile(apply: bool) -> None:
         )
     console.print(table)
     console.print(Markdown(output["objects"]))
+    _where(ran)
+
+
+def refresh(dry_run: bool) -> None:
+    """The `refresh` job, and what it found per object."""
+    config = {"ops": {"refresh_all": {"config": {"dry_run": dry_run}}}}
+    result = launch(REFRESH, "refresh", run_config=config)
+    if not result.success:
+        fail(f"run {result.run_id} failed: {_failure(result)}")
+    ran = Ran()
+    ran.add(result)
+    output = ran.outputs["refresh_all"]
+    table = _table(
+        "Refresh" + (" (nothing written)" if dry_run else ""),
+        ("object", "live", "changed", "gone", "never extracted", "API calls", "bulk jobs"),
+    )
+    for sobject, found in output["by_object"].items():
+        table.add_row(
+            sobject,
+            *(
+                f"{found[k]:,}"
+                for k in ("live", "changed", "gone", "unknown", "api_calls", "bulk_jobs")
+            ),
+        )
+    console.print(table)
+    console.print(
+        f"m3ter writes: {output['m3ter_writes']:,}; outcomes: "
+        + ", ".join(
+            f"{entity} {', '.join(f'{k} {v}' for k, v in outcomes.items())}"
+            for entity, outcomes in output["outcomes"].items()
+            if outcomes
+        ),
+        highlight=False,
+        soft_wrap=True,
+    )
     _where(ran)
 
 

@@ -17,7 +17,7 @@ from pipeline.cli.app import (
 )
 from pipeline.mapping.errors import MappingError
 from pipeline.mapping.files import dump_mappings, load_mappings
-from pipeline.mapping.validate import reference_problems
+from pipeline.mapping.validate import validate
 from pipeline.salesforce.errors import SalesforceExtractError
 
 if TYPE_CHECKING:
@@ -54,13 +54,15 @@ def mappings_validate(
         mappings = (
             _org_mappings(client) if from_org else load_mappings(mappings_directory(directory))
         )
-        problems = reference_problems(mappings, client.describe)
+        checked = validate(mappings, client.describe)
     except (MappingError, SalesforceExtractError, ValueError) as exc:
         fail(str(exc))
-    if problems:
-        fail("\n".join(problems))
+    if checked.problems:
+        fail("\n".join(checked.problems))
     count = sum(1 for _ in mappings)
     console.print(f"{count} mappings valid against the org.")
+    for warning in checked.warnings:
+        console.print(f"warning: {warning}", style="yellow", markup=False, soft_wrap=True)
 
 
 @mappings_app.command("export")

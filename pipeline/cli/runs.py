@@ -147,6 +147,20 @@ def reconcile_command(
     execution.reconcile(apply)
 
 
+@app.command("refresh")
+def refresh_command(
+    dry_run: DryRun = False,
+    sandbox: SandboxFile = None,
+    warehouse: WarehouseRoot = None,
+) -> None:
+    """Read every mapped record again and bill what daily windows cannot see: formula values
+    that changed, records purged from the recycle bin (what the weekly schedule runs)."""
+    configure(sandbox, warehouse)
+    from pipeline.cli import execution
+
+    execution.refresh(dry_run)
+
+
 @app.command()
 def demo(
     state_dir: StateDir = DEFAULT_STATE_DIR,

@@ -20,6 +20,7 @@ from pipeline.sandbox.m3ter import M3terConfig
 from pipeline.sandbox.m3ter.org import OrgSettings, parse_denied
 from pipeline.sandbox.salesforce.app import SalesforceConfig
 from pipeline.sandbox.salesforce.custom_objects import ObjectDefinitionError, load_objects
+from pipeline.sandbox.salesforce.org import RECYCLE_BIN_DAYS
 from pipeline.sandbox.salesforce.schema import OrgKind
 from pipeline.sandbox.server import RunningSandbox, running_sandbox, wait_for_shutdown
 
@@ -118,6 +119,14 @@ QueryTimeoutRows = Annotated[
         "rows than this answers 400 QUERY_TIMEOUT (default: never).",
     ),
 ]
+RecycleBinDays = Annotated[
+    int,
+    typer.Option(
+        "--recycle-bin-days",
+        min=0,
+        help="Days a deleted record stays in the recycle bin (queryAll) before it is purged.",
+    ),
+]
 RateLimit = Annotated[
     float,
     typer.Option("--m3ter-rate-limit", min=0, help="m3ter requests/s per org (0: no limit)."),
@@ -198,6 +207,7 @@ def sandbox_up(
     session_ttl: SessionTtl = 7200.0,
     daily_api_requests: ApiQuota = 100_000,
     query_timeout_rows: QueryTimeoutRows = None,
+    recycle_bin_days: RecycleBinDays = RECYCLE_BIN_DAYS,
     m3ter_rate_limit: RateLimit = 50.0,
     m3ter_token_ttl: TokenTtl = 5 * 3600.0,
     m3ter_ip_limit: IpLimit = 20_000,
@@ -222,6 +232,7 @@ def sandbox_up(
             session_ttl_seconds=session_ttl,
             daily_api_requests=daily_api_requests,
             query_timeout_rows=query_timeout_rows,
+            recycle_bin_days=recycle_bin_days,
             faults=_faults(faults, fault_seed, "--faults"),
             objects=objects,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -104,6 +105,28 @@ def resolve_path(sobject: str, path: str, describe: Describe) -> tuple[str, str,
         )
     canonical.append(field["name"])
     return ".".join(canonical), field["type"], prefixes
+
+
+_UNSTAMPED_INPUTS = re.compile(r"\b(TODAY|NOW|TIMENOW)\s*\(|\.", re.IGNORECASE)
+
+
+def changes_unstamped(sobject: str, path: str, describe: Describe) -> bool:
+    """Whether the field a resolved path ends on is calculated in a way that can change its
+    value while no `SystemModstamp` moves: a roll-up or a formula describe does not show, or a
+    formula over a parent's field (`Account.Region__c`) or the date (`TODAY()`). A formula over
+    the record's own fields changes only when they do, which moves the record's stamp."""
+    parts = path.split(".")
+    current = sobject
+    for relationship in parts[:-1]:
+        field = _relationships(describe(current)).get(relationship.lower())
+        if field is None or len(field.get("referenceTo") or []) != 1:
+            return False
+        current = field["referenceTo"][0]
+    field = _fields_by_name(describe(current)).get(parts[-1].lower())
+    if not field or not field.get("calculated"):
+        return False
+    formula = field.get("calculatedFormula")
+    return not formula or bool(_UNSTAMPED_INPUTS.search(formula))
 
 
 def plan_fields(source: SourceObject, describe: Describe, extra: Iterable[str] = ()) -> FieldPlan:

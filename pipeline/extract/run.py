@@ -134,10 +134,10 @@ def extract(
             staged = stager.staged(files)
         finally:
             stager.close()
-        if queries > 1:
-            staged = [_one_row_per_record(staged, work, settings)]
         keys = window.partitions if window else [WHOLE]
-        rows, deleted = _publish(warehouse, source, plan, staged, keys, work, settings)
+        rows, deleted = _publish(
+            warehouse, source, plan, staged, keys, work, settings, sliced=queries > 1
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     spent = client.spent() - before
@@ -176,7 +176,7 @@ def _download(
         stager.submit(path, "json")
         return "rest", [path], 1
     if window is None:
-        method, files = _download_query(client, plan, soql, work, settings, stager)
+        method, files = download_query(client, plan, soql, work, settings, stager)
         return method, files, 1
     pending = [Slice.of(window, settings.overlap)]
     done: list[tuple[str, list[Path]]] = []
@@ -187,7 +187,7 @@ def _download(
         directory = work / f"slice-{asked}"
         try:
             done.append(
-                _download_query(client, plan, slice_query(plan, part), directory, settings, stager)
+                download_query(client, plan, slice_query(plan, part), directory, settings, stager)
             )
         except QueryTimeout as exc:
             halves = part.halves(lambda: _id_bounds(client, plan))
@@ -218,26 +218,30 @@ def _id_bounds(client: SalesforceClient, plan: FieldPlan) -> tuple[str, str] | N
     return ends[0], ends[1]
 
 
-def _download_query(
+def download_query(
     client: SalesforceClient,
     plan: FieldPlan,
     soql: str,
     directory: Path,
     settings: ExtractSettings,
     stager: PageStager,
+    *,
+    live: bool = False,
 ) -> tuple[str, list[Path]]:
-    """One query's pages: REST `queryAll` for a few rows, else a Bulk API 2.0 job."""
+    """One query's pages, each submitted to `stager`: REST for a few rows, else a Bulk API 2.0
+    job; `queryAll` (deleted records too) unless `live`."""
     directory.mkdir(parents=True, exist_ok=True)
+    include_deleted = plan.soft_delete and not live
     expected = client.count(soql)
     if expected <= settings.rest_threshold:
         path = directory / "records.json"
-        client.query_all_to_file(soql, path, include_deleted=plan.soft_delete)
+        client.query_all_to_file(soql, path, include_deleted=include_deleted)
         stager.submit(path, "json")
         return "rest", [path]
     files = client.bulk_query_to_files(
         soql,
         directory,
-        include_deleted=plan.soft_delete,
+        include_deleted=include_deleted,
         page_size=settings.bulk_page_size,
         poll_seconds=settings.bulk_poll_seconds,
         on_page=lambda page: stager.submit(page, "csv"),
@@ -245,26 +249,16 @@ def _download_query(
     return "bulk", files
 
 
-def _one_row_per_record(staged: Sequence[Path], work: Path, settings: ExtractSettings) -> Path:
+def _one_row_per_record(con: duckdb.DuckDBPyConnection, staged: Sequence[Path], work: Path) -> Path:
     """The staged rows of a window asked in slices, once per record: a record whose own and
     parent stamps fell in different slices came in each; the latest stamp wins."""
     target = work / "one-per-record.parquet"
-    con = duckdb.connect(
-        config={
-            "memory_limit": f"{settings.memory_mb}MB",
-            "temp_directory": str(work / "spill"),
-            "preserve_insertion_order": False,
-        }
+    con.execute(
+        f"""COPY (SELECT * FROM read_parquet(?) QUALIFY row_number() OVER (
+                PARTITION BY "Id" ORDER BY "{STAMP}" DESC) = 1 ORDER BY _partition)
+            TO {literal(str(target))} (FORMAT parquet)""",
+        [[str(p) for p in staged]],
     )
-    try:
-        con.execute(
-            f"""COPY (SELECT * FROM read_parquet(?) QUALIFY row_number() OVER (
-                    PARTITION BY "Id" ORDER BY "{STAMP}" DESC) = 1 ORDER BY _partition)
-                TO {literal(str(target))} (FORMAT parquet)""",
-            [[str(p) for p in staged]],
-        )
-    finally:
-        con.close()
     return target
 
 
@@ -276,10 +270,13 @@ def _publish(
     keys: Sequence[str],
     work: Path,
     settings: ExtractSettings,
+    *,
+    sliced: bool = False,
 ) -> tuple[dict[str, int], int]:
     """Write the window's partitions from the staged pages, a run of partitions at a time, under
     a memory limit that is raised only when DuckDB must; return the rows per partition and how
     many of them are deleted (counted from the staged rows, which are exactly the rows written).
+    A `sliced` window's rows are first made one per record.
     """
     for attempt in range(3):
         con = duckdb.connect(
@@ -295,9 +292,10 @@ def _publish(
         )
         try:
             con.execute("SET TimeZone = 'UTC'")
-            summary = partition_summary(con, staged, plan.soft_delete)
+            pages = [_one_row_per_record(con, staged, work)] if sliced else staged
+            summary = partition_summary(con, pages, plan.soft_delete)
             groups = write_groups(
-                staged, summary, settings.publish_rows, settings.publish_partitions
+                pages, summary, settings.publish_rows, settings.publish_partitions
             )
             rows = warehouse.write_partition_groups(
                 con, raw_table(source), groups, "_partition", cover=keys

@@ -24,7 +24,7 @@ from typing import Any
 
 from pipeline.extract.errors import FieldNotFound
 from pipeline.extract.objects import SourceObject, SourceObjects, source_objects
-from pipeline.extract.plan import resolve_path
+from pipeline.extract.plan import changes_unstamped, resolve_path
 from pipeline.mapping.errors import MappingError, SegmentError
 from pipeline.mapping.products import ProductMapping, resolution_sql
 from pipeline.mapping.segments import parse_segments, resolve_segments, segment_sql
@@ -359,6 +359,8 @@ def _compile_record(
         else:
             condition = where.sql
             builder.columns.update(dict.fromkeys(where.columns))
+            for column in where.columns:
+                builder.note_calculated(column)
     allowed = targets(entity)
     for section, items in (("fields", record.fields), ("hardcoded", record.hardcoded)):
         for name, value in items.items():
@@ -414,6 +416,13 @@ def _compile_record(
         builder.field(allowed["code"], "Id")
     if problems:
         return problems
+    builder.warnings += [
+        f"{label()}: {source}.{path} is calculated (a roll-up, or a formula over a parent, the "
+        "date or unknown inputs): its value can change while no SystemModstamp moves, which "
+        "daily runs do not see; the refresh (`m3sync refresh`, or the weekly_refresh schedule "
+        "switched on) keeps it true"
+        for path in builder.calculated
+    ]
     return CompiledMapping(
         entity=entity,
         name=record.name,
@@ -479,6 +488,7 @@ class _Builder:
         self.errors: list[str] = []
         self.columns: dict[str, None] = {}
         self.warnings: list[str] = []
+        self.calculated: dict[str, None] = {}  # fields read that change unstamped, in order
 
     def resolve(self, path: str) -> tuple[str, str]:
         try:
@@ -489,7 +499,14 @@ class _Builder:
                 "field-level security count as missing)"
             ) from None
         self.columns.setdefault(canonical)
+        self.note_calculated(canonical)
         return canonical, kind
+
+    def note_calculated(self, canonical: str) -> None:
+        if canonical not in self.calculated and changes_unstamped(
+            self.source, canonical, self.describe
+        ):
+            self.calculated[canonical] = None
 
     def field(self, target: Target, path: str) -> None:
         if is_template(path):

@@ -4,6 +4,7 @@ each problem naming file, mapping, key and field."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline.mapping.compiler import MappingCompileError, compile_mappings
@@ -12,10 +13,21 @@ from pipeline.mapping.spec import MappingSet
 Describe = Callable[[str], dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class Validation:
+    problems: list[str]  # what the compiler refuses; empty when the set compiles
+    warnings: list[str]  # what compiles but deserves a look (formula fields, ignored segments)
+
+
+def validate(mappings: MappingSet, describe: Describe) -> Validation:
+    """The set's active mappings against the org: every problem and warning, a line each."""
+    try:
+        compiled = compile_mappings(mappings, describe)
+    except MappingCompileError as exc:
+        return Validation(list(exc.problems), [])
+    return Validation([], list(compiled.warnings()))
+
+
 def reference_problems(mappings: MappingSet, describe: Describe) -> list[str]:
     """One line per problem of the set's active mappings; empty when the set compiles."""
-    try:
-        compile_mappings(mappings, describe)
-    except MappingCompileError as exc:
-        return list(exc.problems)
-    return []
+    return validate(mappings, describe).problems

@@ -1,5 +1,5 @@
 """The operator's Dagster surface: the sync job, its nightly schedule, backfill runs, the full
-reconcile job and the failure sensor."""
+reconcile job, the refresh job and its weekly schedule, and the failure sensor."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import dagster as dg
 import pytest
 
 from assets.definitions import defs
-from assets.jobs import FULL_RECONCILE, NIGHTLY, SYNC
+from assets.jobs import FULL_RECONCILE, NIGHTLY, REFRESH, SYNC, WEEKLY_REFRESH
 from assets.sensors import WEBHOOK, run_failure_alert
 
 
@@ -41,6 +41,15 @@ def test_a_bad_nightly_time_is_refused_with_the_variable(monkeypatch):
     monkeypatch.setenv("M3SYNC_NIGHTLY_AT", "25:00")
     with pytest.raises(ValueError, match="M3SYNC_NIGHTLY_AT"):
         defs()
+
+
+def test_the_weekly_refresh_is_off_until_switched_on_and_runs_the_refresh_job(monkeypatch):
+    schedule = defs().resolve_schedule_def(WEEKLY_REFRESH)
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert schedule.job_name == REFRESH and schedule.cron_schedule == "0 3 * * 0"
+    assert defs().resolve_job_def(REFRESH).partitions_def is None
+    monkeypatch.setenv("M3SYNC_REFRESH_CRON", "0 4 * * 6")
+    assert defs().resolve_schedule_def(WEEKLY_REFRESH).cron_schedule == "0 4 * * 6"
 
 
 def test_a_nightly_tick_asks_for_yesterday_s_partition():

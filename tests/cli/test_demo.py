@@ -37,7 +37,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
-import os
 import subprocess
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -51,7 +50,7 @@ from simple_salesforce import Salesforce
 
 from pipeline.salesforce.session import salesforce_session
 from tests.m3ter_state import M3ter, read_m3ter
-from tests.processes import M3SYNC, sandbox_process
+from tests.processes import M3SYNC, run_demo, sandbox_process
 from tests.shipped import shipped
 
 HISTORY_DAYS = 30
@@ -614,28 +613,7 @@ class Demo:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """`m3sync demo --no-serve` over the demo org, then `m3sync sandbox up` on its state."""
     root = tmp_path_factory.mktemp("demo")
-    env = {**os.environ, "COLUMNS": "200", "DAGSTER_HOME": str(root / "dagster")}
-    env.pop("M3SYNC_START_DATE", None)  # partitions start at the org's first day
-    result = subprocess.run(
-        [
-            M3SYNC,
-            "demo",
-            "--no-serve",
-            *ORG,
-            "--port",
-            "0",
-            "--m3ter-port",
-            "0",
-            "--state-dir",
-            str(root / "sandbox"),
-            "--warehouse",
-            str(root / "warehouse"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=env,
-    )
+    result, env = run_demo(root, *ORG)
     if result.returncode != 0:
         pytest.fail(f"m3sync demo failed:\n{result.stdout}\n{result.stderr}")
     demo_org = json.loads((root / "sandbox" / "sandbox.json").read_text())["salesforce"]

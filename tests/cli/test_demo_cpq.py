@@ -16,8 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
-import subprocess
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,7 +28,7 @@ from simple_salesforce import Salesforce
 
 from pipeline.salesforce.session import salesforce_session
 from tests.m3ter_state import M3ter, read_m3ter
-from tests.processes import M3SYNC, sandbox_process
+from tests.processes import run_demo, sandbox_process
 
 # The default run's size, and the reliability suite's (`M3SYNC_RELIABILITY=full`).
 SIZES = [
@@ -85,29 +83,7 @@ def cpq(
 ) -> Iterator[CpqDemo]:
     org = ("--org", "cpq", *request.param)
     root = tmp_path_factory.mktemp("cpq")
-    env = {**os.environ, "COLUMNS": "200", "DAGSTER_HOME": str(root / "dagster")}
-    for name in ("M3SYNC_START_DATE", "M3SYNC_MAPPINGS_DIR", "M3SYNC_MAPPINGS_SOURCE"):
-        env.pop(name, None)
-    result = subprocess.run(
-        [
-            M3SYNC,
-            "demo",
-            "--no-serve",
-            *org,
-            "--port",
-            "0",
-            "--m3ter-port",
-            "0",
-            "--state-dir",
-            str(root / "sandbox"),
-            "--warehouse",
-            str(root / "warehouse"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=env,
-    )
+    result, _ = run_demo(root, *org)
     if result.returncode != 0:
         pytest.fail(f"m3sync demo failed:\n{result.stdout}\n{result.stderr}")
     first = json.loads((root / "sandbox" / "sandbox.json").read_text())["salesforce"]

@@ -196,3 +196,12 @@ def test_verbose_shows_the_traceback_of_a_failed_run(operator, tmp_path):
     assert "Traceback" not in quiet.stdout + quiet.stderr
     assert "Stack Trace" not in quiet.stdout + quiet.stderr
     assert "Traceback" in loud.stdout or "Stack Trace" in loud.stdout
+
+
+def test_a_refresh_after_the_backfill_reads_every_record_and_writes_nothing(operator):
+    refreshed = operator("refresh")
+    assert refreshed.returncode == 0, refreshed.stdout + refreshed.stderr
+    out = refreshed.stdout
+    assert "Refresh" in out and "OrderItem" in out and "m3ter writes: 0" in out
+    (run,) = [r for r in operator.runs() if r.job_name == "refresh"]
+    assert run.status == dg.DagsterRunStatus.SUCCESS

@@ -24,7 +24,7 @@ from pipeline.mapping.compiler import (
     compile_mappings,
 )
 from pipeline.mapping.files import load_mappings
-from pipeline.sandbox.salesforce.describe import object_describe
+from pipeline.sandbox.salesforce.describe import demo_describe, object_describe
 from pipeline.sandbox.salesforce.schema import demo_schema
 from pipeline.warehouse.sql import identifier
 
@@ -873,6 +873,43 @@ def test_the_shipped_mappings_compile_against_the_demo_describe():
         compiled.fields("OrderItem")
     )
     assert compiled.warnings == ()
+
+
+QUOTE_LINE_PRICING = """
+- name: Lines
+  object: SBQQ__QuoteLine__c
+  sync_level: agreement
+  agreement: SBQQ__Quote__c
+  fields:
+    planCode: '{{SBQQ__Quote__c}}_{{SBQQ__Product__r.M3ter_Product_Code__c}}'
+    aggregationCode: SBQQ__Product__r.M3ter_Aggregation_Code__c
+    startDate: {start}
+    unitPrice: M3ter_Monthly_Unit_Price__c
+"""
+
+
+def test_a_formula_over_a_parent_s_field_is_a_warning_naming_the_refresh(tmp_path):
+    cpq = compile_mappings(
+        load_mappings(
+            write(tmp_path, pricings=QUOTE_LINE_PRICING.format(start="SBQQ__EffectiveStartDate__c"))
+        ),
+        demo_describe,
+    )
+    (warning,) = cpq.warnings
+    assert (
+        "pricings.yaml:2: mapping 'Lines': SBQQ__QuoteLine__c.SBQQ__EffectiveStartDate__c"
+        in warning
+    )
+    assert "SBQQ__QuoteLine__c.SBQQ__EffectiveStartDate__c is calculated" in warning
+    assert "m3sync refresh" in warning
+
+
+def test_a_formula_over_the_record_s_own_fields_is_no_warning(tmp_path):
+    cpq = compile_mappings(
+        load_mappings(write(tmp_path, pricings=QUOTE_LINE_PRICING.format(start="CreatedDate"))),
+        demo_describe,
+    )
+    assert cpq.warnings == ()
 
 
 def test_the_plan_group_example_compiles_over_the_shipped_mappings(tmp_path):

@@ -37,6 +37,7 @@ from pipeline.sandbox.salesforce.describe import global_describe, object_describ
 from pipeline.sandbox.salesforce.generator import INTEGRATION_USERNAME
 from pipeline.sandbox.salesforce.org import (
     DEFAULT_BULK_PAGE,
+    RECYCLE_BIN_DAYS,
     REST_PAGE_SIZE,
     Access,
     ApiError,
@@ -73,6 +74,8 @@ class SalesforceConfig:
     hidden_objects: frozenset[str] = frozenset()  # objects it has no Read on
     # A non-selective REST query matching more rows than this answers 400 QUERY_TIMEOUT.
     query_timeout_rows: int | None = None
+    # Deleted records are purged this many days after their delete (None: kept).
+    recycle_bin_days: int | None = RECYCLE_BIN_DAYS
 
 
 class ApiUsage:
@@ -129,6 +132,7 @@ class SalesforceSandbox:
             access=config.access,
             kind=config.org,
             query_timeout_rows=config.query_timeout_rows,
+            recycle_bin_days=config.recycle_bin_days,
             accounts=config.accounts,
             seed=config.seed,
             history_days=config.history_days,

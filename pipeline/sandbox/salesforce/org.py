@@ -32,6 +32,7 @@ from pipeline.sandbox.salesforce.schema import OrgKind, OrgSchema, SObject, crea
 from pipeline.sandbox.salesforce.soql import compile_query
 
 REST_PAGE_SIZE = 2000
+RECYCLE_BIN_DAYS = 15  # Salesforce keeps deleted records this long before it purges them
 CURSOR_IDLE_SECONDS = 15 * 60
 DEFAULT_BULK_PAGE = 50_000
 COLUMN_DELIMITERS = {
@@ -147,6 +148,7 @@ class Org:
         access: Access = "view_all_data",
         kind: OrgKind = "demo",
         query_timeout_rows: int | None = None,
+        recycle_bin_days: int | None = RECYCLE_BIN_DAYS,
     ) -> None:
         self.state_dir = state_dir
         self.query_timeout_rows = query_timeout_rows
@@ -166,6 +168,8 @@ class Org:
         for obj in schema.objects:
             self.db.execute(create_table_sql(obj))
         self.grant_access(access)
+        if recycle_bin_days is not None:
+            self.empty_recycle_bin(dt.timedelta(days=recycle_bin_days))
         self.db.execute("DROP SCHEMA IF EXISTS work CASCADE; CREATE SCHEMA work")
         self._cursors: dict[str, Cursor] = {}
         self._jobs: dict[str, BulkJob] = {}
@@ -205,6 +209,31 @@ class Org:
 
     def close(self) -> None:
         self.db.close()
+
+    def empty_recycle_bin(self, older_than: dt.timedelta = dt.timedelta(0)) -> int:
+        """Purge deleted records deleted longer ago than `older_than` (all of them by default,
+        as `emptyRecycleBin()` or a hard delete does): `queryAll` no longer returns them.
+
+        Salesforce purges the recycle bin's records after 15 days, sooner when the bin is over
+        its size limit; the sandbox purges at start (`RECYCLE_BIN_DAYS`) and when asked.
+        """
+        cutoff = dt.datetime.now(dt.UTC).replace(tzinfo=None) - older_than
+        purged = 0
+        for obj in self.schema.objects:
+            if not obj.soft_delete or obj.field("IsDeleted") is None:
+                continue
+            (count,) = self.db.execute(
+                f'SELECT count(*) FROM org."{obj.name}" '
+                'WHERE "IsDeleted" AND "SystemModstamp" <= ?',
+                [cutoff],
+            ).fetchone() or (0,)
+            if count:
+                self.db.execute(
+                    f'DELETE FROM org."{obj.name}" WHERE "IsDeleted" AND "SystemModstamp" <= ?',
+                    [cutoff],
+                )
+                purged += int(count)
+        return purged
 
     def _next_id(self, prefix: str) -> str:
         with self._lock:

@@ -417,7 +417,9 @@ def demo_schema() -> OrgSchema:
             "800",
             _ref("AccountId", "Account", nillable=False),
             Field("StartDate", "date"),
-            Field("EndDate", "date", calculated=True),
+            Field(
+                "EndDate", "date", calculated=True, formula="ADDMONTHS(StartDate, ContractTerm) - 1"
+            ),
             Field("ContractTerm", "int"),
             _pick("Status", ("Draft", "In Approval Process", "Activated"), nillable=False),
             _pick(

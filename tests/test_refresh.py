@@ -1,0 +1,144 @@
+"""The refresh end to end over both sandboxes: what the nightly run cannot see reaches m3ter.
+
+Each hazard is first shown to be real (the nightly run leaves m3ter as it was), then the refresh
+makes m3ter say what the org says, without a duplicate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import pytest
+
+from pipeline.extract.run import ExtractSettings, extract, plan_all
+from pipeline.load.entities import ORDER
+from pipeline.load.run import load
+from pipeline.m3ter.client import M3terClient
+from pipeline.m3ter.settings import sandbox_settings as m3ter_settings
+from pipeline.mapping.compiler import CompiledSet, compile_mappings
+from pipeline.mapping.files import load_mappings
+from pipeline.refresh import refresh
+from pipeline.salesforce.client import SalesforceClient
+from pipeline.salesforce.settings import sandbox_settings as salesforce_settings
+from pipeline.sandbox.m3ter import M3terConfig
+from pipeline.sandbox.salesforce.app import SalesforceConfig
+from pipeline.sandbox.server import RunningSandbox, running_sandbox
+from pipeline.staging.stage import StageSettings, stage
+from pipeline.warehouse import Warehouse
+from tests.load.conftest import MAPPINGS
+
+HISTORY_DAYS = 6
+EXTRACT = ExtractSettings(rest_threshold=10**9)
+STAGE = StageSettings(memory_mb=256)
+
+
+def _days(n: int) -> list[str]:
+    today = dt.datetime.now(dt.UTC).date()
+    return [(today - dt.timedelta(days=d)).isoformat() for d in range(n, 0, -1)]
+
+
+@dataclass
+class World:
+    sandbox: RunningSandbox
+    salesforce: SalesforceClient
+    m3ter: M3terClient
+    warehouse: Warehouse
+    compiled: CompiledSet
+
+    def sync(self, partitions: list[str]) -> None:
+        """Extract, stage and load `partitions`, as the sync job does."""
+        sources = [o for o in self.compiled.objects.objects if o.partitioned]
+        plans = plan_all(self.salesforce, sources, self.compiled.fields)
+        for source in sources:
+            extract(
+                self.salesforce, self.warehouse, source, partitions, EXTRACT, plans[source.name]
+            )
+        entities = [e for e in ORDER if self.compiled[e].mappings]
+        for entity in entities:
+            stage(self.warehouse, self.compiled[entity], partitions, STAGE)
+        for entity in entities:
+            load(self.m3ter, self.warehouse, entity, partitions)
+
+    def refresh(self):
+        return refresh(self.salesforce, self.m3ter, self.warehouse, self.compiled, EXTRACT, STAGE)
+
+    def org(self, statement: str, params: list[object]) -> None:
+        self.sandbox.salesforce.org.db.cursor().execute(statement, params)
+
+    def m3ter_objects(self, collection: str, code: str) -> list[dict]:
+        return [o for o in self.m3ter.list(collection) if o.get("code") == code]
+
+    def billed_item(self, n: int) -> str:
+        """The `n`th OrderItem m3ter prices (a pricing's code is its line's Id) whose latest
+        version is older than yesterday, so that the nightly run does not read it again; each
+        test takes its own."""
+        codes = sorted(p["code"] for p in self.m3ter.list("pricings"))
+        older = {
+            row[0]
+            for row in self.warehouse.connect()
+            .execute('SELECT "Id" FROM raw.order_item WHERE _partition < ?', _days(1))
+            .fetchall()
+        }
+        billed = [code for code in codes if code in older]
+        assert len(billed) > n, "the sync priced lines of earlier days"
+        return billed[n]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """Both sandboxes, the load suites' mappings on OrderItem, and every day synced."""
+    tmp_path = tmp_path_factory.mktemp("refresh")
+    directory = tmp_path / "mappings"
+    directory.mkdir()
+    for entity, text in MAPPINGS.items():
+        (directory / f"{entity}.yaml").write_text(text)
+    config = SalesforceConfig(
+        state_dir=tmp_path / "sandbox" / "salesforce", accounts=4, history_days=HISTORY_DAYS
+    )
+    m3ter = M3terConfig(state_dir=tmp_path / "sandbox" / "m3ter")
+    with running_sandbox(tmp_path / "sandbox", salesforce=config, m3ter=m3ter) as sandbox:
+        info = sandbox.info()
+        salesforce = SalesforceClient(salesforce_settings(info["salesforce"]))
+        client = M3terClient(replace(m3ter_settings(info["m3ter"]), rate_limit=45.0))
+        compiled = compile_mappings(load_mappings(directory), salesforce.describe)
+        built = World(sandbox, salesforce, client, Warehouse(tmp_path / "warehouse"), compiled)
+        built.sync(_days(HISTORY_DAYS + 1))
+        yield built
+
+
+def test_a_price_changed_without_a_stamp_reaches_m3ter_with_the_refresh(world):
+    item = world.billed_item(0)
+    world.org('UPDATE org."OrderItem" SET "UnitPrice" = 0.4321 WHERE "Id" = ?', [item])
+    world.sync(_days(1))  # the nightly run
+    (before,) = world.m3ter_objects("pricings", item)
+    assert before["pricingBands"][0]["unitPrice"] != 0.4321, "the nightly run cannot see it"
+    found = world.refresh()
+    assert found.found == 1
+    (after,) = world.m3ter_objects("pricings", item)
+    assert after["pricingBands"][0]["unitPrice"] == 0.4321 and after["id"] == before["id"]
+
+
+def test_a_purged_line_s_m3ter_objects_end_with_the_refresh(world):
+    item = world.billed_item(1)
+    world.org('DELETE FROM org."OrderItem" WHERE "Id" = ?', [item])  # purged from the bin
+    world.sync(_days(1))
+    (before,) = world.m3ter_objects("pricings", item)
+    found = world.refresh()
+    assert found.found == 1
+    (after,) = world.m3ter_objects("pricings", item)
+    assert after["id"] == before["id"], "ended, never deleted"
+    assert after["endDate"] < before["endDate"], "the nightly run left it billing"
+
+
+def test_a_second_refresh_with_nothing_changed_writes_nothing(world):
+    world.org(
+        'UPDATE org."OrderItem" SET "UnitPrice" = 0.4321 WHERE "Id" = ?', [world.billed_item(2)]
+    )
+    world.refresh()
+    again = world.refresh()
+    assert again.found == 0
+    # Only what m3ter refused before is tried again, as every load does.
+    applied = [k for r in again.loaded for k in r.outcomes if k.endswith(":applied")]
+    assert applied == []
