@@ -41,7 +41,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
     """One org sandbox for the whole session, with the demo org and no faults."""
     state = tmp_path_factory.mktemp("sandbox")
-    config = SalesforceConfig(state_dir=state / "salesforce", accounts=SANDBOX_ACCOUNTS, seed=7)
+    # The recycle bin is kept whole: these tests count the generated org's records, deleted
+    # ones included (`tests/sandbox/salesforce/test_recycle_bin.py` purges).
+    config = SalesforceConfig(
+        state_dir=state / "salesforce", accounts=SANDBOX_ACCOUNTS, seed=7, recycle_bin_days=None
+    )
     with running_sandbox(state, salesforce=config) as running:
         yield running
 
@@ -60,6 +64,7 @@ def start_sandbox(tmp_path: Path) -> StartSandbox:
         **settings: Any,
     ) -> Iterator[RunningSandbox]:
         state = tmp_path / name
+        settings.setdefault("recycle_bin_days", None)  # the generated org whole, as above
         config = SalesforceConfig(
             state_dir=state / "salesforce",
             accounts=accounts,

@@ -159,11 +159,12 @@ def _write_differences(
     con.execute(
         f"""CREATE TEMP TABLE latest AS
             SELECT "Id", arg_max({values}, {order}) AS _values,
-                   arg_max(coalesce({deleted}, false), {order}) AS _deleted
+                   arg_max(coalesce({deleted}, false), {order}) AS _deleted,
+                   max({order}) AS _latest
             FROM {versions} GROUP BY 1"""
         if held
         else 'CREATE TEMP TABLE latest AS SELECT "Id", NULL::UBIGINT AS _values, '
-        "false AS _deleted FROM fresh WHERE false"
+        f"false AS _deleted, {order} AS _latest FROM fresh WHERE false"
     )
     differs = f"{values} IS DISTINCT FROM l._values" if held >= set(compared) else "true"
     con.execute(
@@ -194,10 +195,14 @@ def _write_differences(
                    (SELECT count(*) FROM found WHERE coalesce({deleted}, false)),
                    (SELECT count(*) FROM fresh WHERE "Id" NOT IN (SELECT "Id" FROM latest))"""
     ).fetchone() or (0, 0, 0, 0)
+    # Earlier refreshes' rows stay while they are their record's latest version: one a later
+    # extract superseded would otherwise be staged again over it by every refresh.
     earlier = warehouse.partition_path(table, REFRESH)
     kept = (
-        f"""UNION ALL BY NAME SELECT * FROM read_parquet({literal(str(earlier))})
-            WHERE "Id" NOT IN (SELECT "Id" FROM found)"""
+        f"""UNION ALL BY NAME SELECT r.* FROM read_parquet({literal(str(earlier))}) r
+            JOIN latest l ON l."Id" = r."Id"
+                AND l._latest = struct_pack(v := r._version_stamp, e := r._extracted_at)
+            WHERE r."Id" NOT IN (SELECT "Id" FROM found)"""
         if earlier.is_file()
         else ""
     )

@@ -25,7 +25,7 @@ def validate(mappings: MappingSet, describe: Describe) -> Validation:
         compiled = compile_mappings(mappings, describe)
     except MappingCompileError as exc:
         return Validation(list(exc.problems), [])
-    return Validation([], list(compiled.warnings()))
+    return Validation([], list(compiled.warnings))
 
 
 def reference_problems(mappings: MappingSet, describe: Describe) -> list[str]:

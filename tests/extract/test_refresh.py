@@ -106,3 +106,19 @@ def test_records_the_warehouse_never_held_are_counted_not_staged(start_sandbox, 
         extract(client_for(sandbox), warehouse, ORDER_ITEM, _days(1), SETTINGS)
         found = refresh_object(client_for(sandbox), warehouse, ORDER_ITEM, SETTINGS)
     assert found.unknown > 0 and found.changed == 0
+
+
+def test_a_refreshed_version_a_later_extract_superseded_is_dropped(org):
+    record = org.live_item()
+    org.sql('UPDATE org."OrderItem" SET "UnitPrice" = 4321.5 WHERE "Id" = ?', [record])
+    org.refresh()
+    extract(client_for(org.sandbox), org.warehouse, ORDER_ITEM, _days(HISTORY_DAYS + 1), SETTINGS)
+    org.refresh()
+    held = org.warehouse.partition_path(raw_table(ORDER_ITEM), REFRESH)
+    rows = (
+        org.warehouse.connect()
+        .execute('SELECT count(*) FROM read_parquet(?) WHERE "Id" = ?', [str(held), record])
+        .fetchone()
+    )
+    assert rows == (0,)
+    assert org.latest(record)[0] == 4321.5
