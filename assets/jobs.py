@@ -13,6 +13,7 @@ from assets.resources import (
     StageResource,
     WarehouseResource,
 )
+from pipeline.extract.live import compare_all_live_ids
 from pipeline.load.drift import ReconcileResult, full_reconcile
 from pipeline.m3ter.errors import M3terError
 from pipeline.refresh import RefreshResult, refresh
@@ -81,23 +82,45 @@ def _report(result: ReconcileResult) -> str:
 
 @dg.op(
     name="reconcile_all",
-    description="Diff every staged object against m3ter; report drift; apply when asked.",
+    description="Salesforce's live records against the warehouse, and every staged object "
+    "against m3ter; report drift; apply when asked.",
     pool="m3ter_api",
 )
 def reconcile_all(
     context: dg.OpExecutionContext,
     config: ReconcileConfig,
+    salesforce: SalesforceResource,
+    mappings: MappingsResource,
     m3ter: M3terResource,
     warehouse: WarehouseResource,
+    extract_settings: ExtractResource,
+    stage_settings: StageResource,
 ) -> None:
     try:
+        client = salesforce.client()
+        compiled = mappings.compiled(client)
+        stored = warehouse.warehouse()
+        live = compare_all_live_ids(
+            client, stored, list(compiled.objects.objects), extract_settings.settings()
+        )
+        if config.apply and any(found.gone for found in live):
+            # The refresh turns records Salesforce no longer has into tombstones and loads them.
+            refresh(
+                client,
+                m3ter.client(),
+                stored,
+                compiled,
+                extract_settings.settings(),
+                stage_settings.settings(),
+                concurrency=m3ter.settings().concurrency,
+            )
         result = full_reconcile(
             m3ter.client(),
-            warehouse.warehouse(),
+            stored,
             apply=config.apply,
             concurrency=m3ter.settings().concurrency,
         )
-    except M3terError as exc:
+    except (*PERMANENT, M3terError) as exc:
         raise dg.Failure(description=str(exc)) from exc
     for entity in result.entities:
         context.log_event(
@@ -122,6 +145,19 @@ def reconcile_all(
             "pending": result.pending,
             "by_entity": dg.MetadataValue.json({e.entity: e.causes for e in result.entities}),
             "objects": dg.MetadataValue.md(_report(result)),
+            "salesforce": dg.MetadataValue.json(
+                {
+                    found.sobject: {
+                        "live": found.live,
+                        "missing": found.missing,
+                        "gone": found.gone,
+                        "missing_days": list(found.missing_days),
+                        "examples": found.examples,
+                        "api_calls": found.api_calls,
+                    }
+                    for found in live
+                }
+            ),
         }
     )
 

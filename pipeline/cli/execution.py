@@ -353,7 +353,38 @@ def reconcile(apply: bool) -> None:
         )
     console.print(table)
     console.print(Markdown(output["objects"]))
+    _salesforce_side(output["salesforce"], apply)
     _where(ran)
+
+
+def _salesforce_side(by_object: Mapping[str, Mapping[str, Any]], applied: bool) -> None:
+    """Salesforce's live records against the warehouse, and what to run for what is missing."""
+    table = _table(
+        "Salesforce against the warehouse",
+        ("object", "live", "not in the warehouse", "gone from Salesforce", "examples"),
+    )
+    days: list[str] = []
+    for sobject, found in by_object.items():
+        examples = ", ".join([*found["examples"]["missing"], *found["examples"]["gone"]][:3])
+        table.add_row(
+            sobject, f"{found['live']:,}", f"{found['missing']:,}", f"{found['gone']:,}", examples
+        )
+        days += found["missing_days"]
+    console.print(table)
+    if any(found["gone"] for found in by_object.values()):
+        console.print(
+            "Records gone from Salesforce: "
+            + ("the refresh ended their m3ter objects." if applied else "--apply ends them.")
+        )
+    if days:
+        first, last = min(days), max(days)
+        console.print(
+            f"Records the warehouse never held fall on {len(set(days))} days from {first} to "
+            f"{last}: `m3sync backfill --from {first} --to {last}` extracts them (days before "
+            "M3SYNC_START_DATE stay out).",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def refresh(dry_run: bool) -> None:

@@ -145,6 +145,10 @@ def test_reconcile_after_a_backfill_finds_no_drift(operator):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Full reconcile (nothing written)" in result.stdout
     assert any(r.job_name == "full_reconcile" for r in operator.runs())
+    # The org's three years are older than the backfill's first day: the warehouse never held
+    # them, and the reconcile says which days to extract.
+    assert "Salesforce against the warehouse" in result.stdout
+    assert "m3sync backfill --from" in result.stdout
 
 
 def test_inspect_lists_the_warehouse_tables(operator):

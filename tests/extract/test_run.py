@@ -16,13 +16,10 @@ from pipeline.extract.window import Window
 from pipeline.salesforce.errors import QueryTimeout
 from pipeline.warehouse import Warehouse
 from tests.conftest import StartSandbox
-from tests.extract.conftest import YESTERDAY, client_for
+from tests.extract.conftest import ORDER_ITEM, REST, YESTERDAY, client_for
 from tests.shipped import mapped
 
-# What the shipped mappings read of an OrderItem, and Quantity, which tests change in the org.
-ORDER_ITEM = replace(mapped("OrderItem"), fields=(*mapped("OrderItem").fields, "Quantity"))
 BULK = ExtractSettings(rest_threshold=0, bulk_page_size=500)
-REST = ExtractSettings(rest_threshold=10**9)
 
 
 def _raw(warehouse: Warehouse, table: str, partition: str | None = None) -> list[tuple]:

@@ -1,0 +1,161 @@
+"""Salesforce's live records against the warehouse, by Id: the third side of a full reconcile.
+
+m3ter against the staged state (`load/drift.py`) cannot see a record the windows never
+extracted, nor one Salesforce purged. One query of every live Id per object (Bulk API 2.0 past
+the REST threshold) against the warehouse's latest version of each record tells both apart:
+
+- **missing**: live in Salesforce, never in the warehouse. The day its stamp falls on says what
+  to extract again; a day before the first partition is the operator's start date at work.
+- **gone**: live in the warehouse, not in Salesforce (purged from the recycle bin, or hard
+  deleted): the refresh (`extract/refresh.py`) turns these into tombstones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import uuid
+from dataclasses import dataclass, field
+
+import duckdb
+
+from pipeline.extract.objects import SourceObject
+from pipeline.extract.pages import PageStager
+from pipeline.extract.plan import STAMP, Column, FieldPlan
+from pipeline.extract.run import ExtractSettings, download_query, raw_table
+from pipeline.extract.window import select_clause
+from pipeline.salesforce.client import SalesforceClient
+from pipeline.warehouse import Warehouse
+from pipeline.warehouse.sql import literal
+
+EXAMPLES = 5  # Ids listed per kind
+
+
+@dataclass(frozen=True)
+class LiveIds:
+    sobject: str
+    live: int  # records Salesforce holds
+    missing: int  # of them, never in the warehouse
+    gone: int  # records the warehouse holds live that Salesforce no longer has
+    missing_days: tuple[str, ...] = ()  # the days (by stamp) the missing records fall on
+    examples: dict[str, list[str]] = field(default_factory=dict)  # missing / gone -> Ids
+    api_calls: int = 0
+
+
+def compare_live_ids(
+    client: SalesforceClient,
+    warehouse: Warehouse,
+    source: SourceObject,
+    settings: ExtractSettings,
+) -> LiveIds:
+    """Every live Id of `source` in Salesforce against the warehouse's latest versions."""
+    before = client.spent()
+    described = {f["name"] for f in client.describe(source.name)["fields"]}
+    plan = FieldPlan(
+        source.name,
+        (Column("Id", "id"), Column(STAMP, "datetime")),
+        (),
+        "IsDeleted" in described,
+    )
+    client.ensure_quota(settings.quota_floor)
+    work = warehouse.root / "tmp" / f"live-{source.table}-{uuid.uuid4().hex}"
+    work.mkdir(parents=True)
+    try:
+        stager = PageStager(
+            plan,
+            window=None,
+            overlap=settings.overlap,
+            extracted_at=dt.datetime.now(dt.UTC),
+            directory=work / "staged",
+            memory_mb=settings.memory_mb,
+        )
+        try:
+            _, files = download_query(
+                client, plan, select_clause(plan), work / "pages", settings, stager, live=True
+            )
+            staged = stager.staged(files)
+        finally:
+            stager.close()
+        con = duckdb.connect(
+            config={
+                "memory_limit": f"{settings.memory_mb}MB",
+                "temp_directory": str(work / "spill"),
+                "preserve_insertion_order": False,
+            }
+        )
+        try:
+            found = _compare(con, warehouse, source, plan, staged)
+        finally:
+            con.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return LiveIds(**found, api_calls=(client.spent() - before).api_calls)
+
+
+def compare_all_live_ids(
+    client: SalesforceClient,
+    warehouse: Warehouse,
+    objects: list[SourceObject],
+    settings: ExtractSettings,
+) -> list[LiveIds]:
+    """`compare_live_ids` for each daily-partitioned object of `objects` (an object read whole
+    is read whole by every run: nothing can be missing or gone from it for long)."""
+    return [compare_live_ids(client, warehouse, o, settings) for o in objects if o.partitioned]
+
+
+def _compare(
+    con: duckdb.DuckDBPyConnection,
+    warehouse: Warehouse,
+    source: SourceObject,
+    plan: FieldPlan,
+    staged: list,
+) -> dict:
+    table = raw_table(source)
+    files = "[" + ", ".join(literal(str(p)) for p in staged) + "]"
+    con.execute(f'CREATE TEMP VIEW live AS SELECT "Id", "{STAMP}" FROM read_parquet({files})')
+    if warehouse.partitions(table):
+        versions = literal(str(warehouse.table_dir(table) / "*.parquet"))
+        deleted = 'coalesce("IsDeleted", false)' if plan.soft_delete else "false"
+        order = "struct_pack(v := _version_stamp, e := _extracted_at)"
+        con.execute(
+            f"""CREATE TEMP TABLE held AS SELECT "Id", arg_max({deleted}, {order}) AS _deleted
+                FROM read_parquet({versions}, union_by_name = true) GROUP BY 1"""
+        )
+    else:
+        con.execute(
+            'CREATE TEMP TABLE held AS SELECT "Id", false AS _deleted FROM live WHERE false'
+        )
+    con.execute(
+        'CREATE TEMP TABLE missing AS SELECT * FROM live WHERE "Id" NOT IN (SELECT "Id" FROM held)'
+    )
+    con.execute(
+        'CREATE TEMP TABLE gone AS SELECT "Id" FROM held WHERE NOT _deleted '
+        'AND "Id" NOT IN (SELECT "Id" FROM live)'
+    )
+    (live, missing, gone) = con.execute(
+        "SELECT (SELECT count(*) FROM live), (SELECT count(*) FROM missing), "
+        "(SELECT count(*) FROM gone)"
+    ).fetchone() or (0, 0, 0)
+    days = tuple(
+        str(row[0])
+        for row in con.execute(
+            f"SELECT DISTINCT strftime(\"{STAMP}\", '%Y-%m-%d') AS d FROM missing ORDER BY d"
+        ).fetchall()
+    )
+    examples = {
+        kind: [
+            str(row[0])
+            for row in con.execute(
+                f'SELECT "Id" FROM {kind} ORDER BY "Id" LIMIT {EXAMPLES}'
+            ).fetchall()
+        ]
+        for kind in ("missing", "gone")
+    }
+    return {
+        "sobject": source.name,
+        "live": int(live),
+        "missing": int(missing),
+        "gone": int(gone),
+        "missing_days": days,
+        "examples": examples,
+    }
