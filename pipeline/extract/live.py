@@ -15,7 +15,10 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 
@@ -42,6 +45,49 @@ class LiveIds:
     api_calls: int = 0
 
 
+@contextmanager
+def live_records(
+    client: SalesforceClient, warehouse: Warehouse, plan: FieldPlan, settings: ExtractSettings
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, list[Path]]]:
+    """Every live record of the plan's object (its columns) staged as Parquet, one query after
+    the quota-floor check, and a DuckDB connection to compare them in, its memory bounded and
+    spilling to disk; both are gone on exit."""
+    client.ensure_quota(settings.quota_floor)
+    work = warehouse.root / "tmp" / f"live-{plan.sobject.lower()}-{uuid.uuid4().hex}"
+    work.mkdir(parents=True)
+    try:
+        stager = PageStager(
+            plan,
+            window=None,
+            overlap=settings.overlap,
+            extracted_at=dt.datetime.now(dt.UTC),
+            directory=work / "staged",
+            memory_mb=settings.memory_mb,
+        )
+        try:
+            # Live records only (`query`): a record in the recycle bin is the windows' to see.
+            _, files = download_query(
+                client, plan, select_clause(plan), work / "pages", settings, stager, live=True
+            )
+            staged = stager.staged(files)
+        finally:
+            stager.close()
+        con = duckdb.connect(
+            config={
+                "memory_limit": f"{settings.memory_mb}MB",
+                "temp_directory": str(work / "spill"),
+                "preserve_insertion_order": False,
+            }
+        )
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            yield con, staged
+        finally:
+            con.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def compare_live_ids(
     client: SalesforceClient,
     warehouse: Warehouse,
@@ -57,38 +103,8 @@ def compare_live_ids(
         (),
         "IsDeleted" in described,
     )
-    client.ensure_quota(settings.quota_floor)
-    work = warehouse.root / "tmp" / f"live-{source.table}-{uuid.uuid4().hex}"
-    work.mkdir(parents=True)
-    try:
-        stager = PageStager(
-            plan,
-            window=None,
-            overlap=settings.overlap,
-            extracted_at=dt.datetime.now(dt.UTC),
-            directory=work / "staged",
-            memory_mb=settings.memory_mb,
-        )
-        try:
-            _, files = download_query(
-                client, plan, select_clause(plan), work / "pages", settings, stager, live=True
-            )
-            staged = stager.staged(files)
-        finally:
-            stager.close()
-        con = duckdb.connect(
-            config={
-                "memory_limit": f"{settings.memory_mb}MB",
-                "temp_directory": str(work / "spill"),
-                "preserve_insertion_order": False,
-            }
-        )
-        try:
-            found = _compare(con, warehouse, source, plan, staged)
-        finally:
-            con.close()
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with live_records(client, warehouse, plan, settings) as (con, staged):
+        found = _compare(con, warehouse, source, plan, staged)
     return LiveIds(**found, api_calls=(client.spent() - before).api_calls)
 
 
@@ -108,8 +124,8 @@ def _compare(
     warehouse: Warehouse,
     source: SourceObject,
     plan: FieldPlan,
-    staged: list,
-) -> dict:
+    staged: list[Path],
+) -> dict[str, object]:
     table = raw_table(source)
     files = "[" + ", ".join(literal(str(p)) for p in staged) + "]"
     con.execute(f'CREATE TEMP VIEW live AS SELECT "Id", "{STAMP}" FROM read_parquet({files})')

@@ -24,19 +24,16 @@ operator's. Staging and loading the `_refresh` partition is the caller's (`pipel
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
+from pipeline.extract.live import live_records
 from pipeline.extract.objects import SourceObject
-from pipeline.extract.pages import PageStager
 from pipeline.extract.plan import STAMP, FieldPlan, plan_fields
-from pipeline.extract.run import ExtractSettings, download_query, raw_table
-from pipeline.extract.window import select_clause
+from pipeline.extract.run import ExtractSettings, raw_table
 from pipeline.salesforce.client import SalesforceClient
 from pipeline.warehouse import Table, Warehouse
 from pipeline.warehouse.sql import identifier, literal
@@ -74,41 +71,8 @@ def refresh_object(
     started = time.monotonic()
     before = client.spent()
     plan = plan or plan_fields(source, client.describe)
-    client.ensure_quota(settings.quota_floor)
-    table = raw_table(source)
-    work = warehouse.root / "tmp" / f"refresh-{source.table}-{uuid.uuid4().hex}"
-    work.mkdir(parents=True)
-    try:
-        stager = PageStager(
-            plan,
-            window=None,
-            overlap=settings.overlap,
-            extracted_at=dt.datetime.now(dt.UTC),
-            directory=work / "staged",
-            memory_mb=settings.memory_mb,
-        )
-        try:
-            # Live records only (`query`): a record in the recycle bin is the windows' to see.
-            _, files = download_query(
-                client, plan, select_clause(plan), work / "pages", settings, stager, live=True
-            )
-            staged = stager.staged(files)
-        finally:
-            stager.close()
-        con = duckdb.connect(
-            config={
-                "memory_limit": f"{settings.memory_mb}MB",
-                "temp_directory": str(work / "spill"),
-                "preserve_insertion_order": False,
-            }
-        )
-        try:
-            con.execute("SET TimeZone = 'UTC'")
-            counts = _write_differences(con, warehouse, table, plan, staged)
-        finally:
-            con.close()
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with live_records(client, warehouse, plan, settings) as (con, staged):
+        counts = _write_differences(con, warehouse, raw_table(source), plan, staged)
     spent = client.spent() - before
     return ObjectRefresh(
         sobject=source.name,

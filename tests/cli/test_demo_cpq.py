@@ -32,7 +32,7 @@ from tests.processes import run_demo, sandbox_process
 
 # The default run's size, and the reliability suite's (`M3SYNC_RELIABILITY=full`).
 SIZES = [
-    pytest.param(("--accounts", "10", "--seed", "2", "--history-days", "30"), id="small"),
+    pytest.param(("--accounts", "10", "--seed", "2", "--history-days", "10"), id="small"),
     pytest.param(
         ("--accounts", "200", "--seed", "3", "--history-days", "120"),
         id="large",
