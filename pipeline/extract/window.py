@@ -129,8 +129,3 @@ def window_query(plan: FieldPlan, window: Window, overlap: dt.timedelta) -> str:
 
 def slice_query(plan: FieldPlan, part: Slice) -> str:
     return f"{select_clause(plan)} WHERE {part.conditions(plan.stamps)}"
-
-
-def count_query(plan: FieldPlan, window: Window | None, overlap: dt.timedelta) -> str:
-    query = window_query(plan, window, overlap) if window else select_clause(plan)
-    return "SELECT COUNT() " + query[query.index(" FROM ") + 1 :]
