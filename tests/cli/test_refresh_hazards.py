@@ -1,0 +1,132 @@
+"""What daily windows cannot see, through the real commands: `m3sync backfill`, `run`, `refresh`.
+
+The org sandbox serves from this process, so that the test can change its records the way
+Salesforce does unseen (a formula's new value, a purge from the recycle bin); the commands run
+as processes of their own against it over real sockets. For each hazard the nightly `m3sync run`
+is shown to leave m3ter as it was, then `m3sync refresh` makes m3ter say what the org says,
+on the same m3ter object.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipeline.m3ter.client import M3terClient
+from pipeline.m3ter.settings import sandbox_settings
+from pipeline.sandbox.m3ter import M3terConfig
+from pipeline.sandbox.salesforce.app import SalesforceConfig
+from pipeline.sandbox.server import RunningSandbox, running_sandbox
+from tests.processes import M3SYNC
+
+pytestmark = pytest.mark.operator
+
+HISTORY_DAYS = 6
+TODAY = dt.datetime.now(dt.UTC).date()
+FIRST = (TODAY - dt.timedelta(days=HISTORY_DAYS)).isoformat()
+LAST = (TODAY - dt.timedelta(days=1)).isoformat()
+
+
+@dataclass
+class Operated:
+    root: Path
+    sandbox: RunningSandbox
+    env: dict[str, str]
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        command = [M3SYNC, *args, "--sandbox", str(self.root / "sandbox" / "sandbox.json")]
+        done = subprocess.run(command, capture_output=True, text=True, env=self.env, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    def org(self, statement: str, params: list[object]) -> None:
+        self.sandbox.salesforce.org.db.cursor().execute(statement, params)
+
+    def pricings(self, code: str) -> list[dict]:
+        client = M3terClient(replace(sandbox_settings(self.sandbox.info()["m3ter"]), rate_limit=45))
+        return [p for p in client.list("pricings") if p.get("code") == code]
+
+    def pricing(self, code: str) -> dict:
+        (found,) = self.pricings(code)
+        return found
+
+    def old_billed_items(self) -> list[str]:
+        """OrderItems m3ter prices whose latest version is older than the last day."""
+        client = M3terClient(replace(sandbox_settings(self.sandbox.info()["m3ter"]), rate_limit=45))
+        codes = {p["code"] for p in client.list("pricings")}
+        with duckdb.connect(
+            str(self.root / "warehouse" / "warehouse.duckdb"), read_only=True
+        ) as con:
+            rows = con.execute(
+                'SELECT "Id" FROM raw.order_item WHERE _partition < ? AND NOT "IsDeleted" '
+                'ORDER BY "Id"',
+                [LAST],
+            ).fetchall()
+        return [r[0] for r in rows if r[0] in codes]
+
+
+@pytest.fixture(scope="module")
+def operated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operated]:
+    root = tmp_path_factory.mktemp("hazards")
+    state = root / "sandbox"
+    salesforce = SalesforceConfig(
+        state_dir=state / "salesforce", accounts=4, history_days=HISTORY_DAYS
+    )
+    m3ter = M3terConfig(state_dir=state / "m3ter")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(root / "dagster"),
+        "M3SYNC_WAREHOUSE": str(root / "warehouse"),
+        "M3SYNC_START_DATE": FIRST,
+        "COLUMNS": "200",
+    }
+    for name in ("M3SYNC_MAPPINGS_DIR", "M3SYNC_MAPPINGS_SOURCE"):
+        env.pop(name, None)
+    with running_sandbox(state, salesforce=salesforce, m3ter=m3ter) as sandbox:
+        sandbox.write_info()
+        operated = Operated(root, sandbox, env)
+        operated("backfill", "--from", FIRST, "--to", LAST)
+        yield operated
+
+
+def test_a_price_changed_unstamped_reaches_m3ter_with_m3sync_refresh(operated):
+    item = operated.old_billed_items()[0]
+    before = operated.pricing(item)
+    operated.org('UPDATE org."OrderItem" SET "UnitPrice" = 0.4321 WHERE "Id" = ?', [item])
+    operated("run", "--partition", LAST)
+    assert operated.pricing(item) == before, "the nightly run cannot see it"
+    refreshed = operated("refresh")
+    assert "Refresh" in refreshed.stdout
+    after = operated.pricing(item)
+    assert after["id"] == before["id"] and after["pricingBands"][0]["unitPrice"] == 0.4321
+
+
+def test_a_purged_line_s_pricing_ends_with_m3sync_refresh(operated):
+    item = operated.old_billed_items()[1]
+    before = operated.pricing(item)
+    operated.org('DELETE FROM org."OrderItem" WHERE "Id" = ?', [item])  # purged from the bin
+    operated("run", "--partition", LAST)
+    assert operated.pricing(item) == before, "the nightly run cannot see it"
+    operated("refresh")
+    # The end is the day after the refresh: a pricing that started by then ends there, one that
+    # had not started is deleted (billing history is never deleted, and it has none).
+    end = (TODAY + dt.timedelta(days=1)).isoformat()
+    if before["startDate"][:10] >= end:
+        assert operated.pricings(item) == []
+    else:
+        after = operated.pricing(item)
+        assert after["id"] == before["id"] and after["endDate"][:10] == end
+
+
+def test_the_reconcile_finds_nothing_gone_after_the_refresh(operated):
+    reconciled = operated("reconcile")
+    assert "Salesforce against the warehouse" in reconciled.stdout
+    line = next(x for x in reconciled.stdout.splitlines() if x.startswith("│ OrderItem"))
+    assert line.split("│")[4].strip() == "0", line  # gone from Salesforce
