@@ -1,6 +1,7 @@
 """What an operator runs: the partitioned sync, its nightly schedule, the full reconcile."""
 
 import os
+from dataclasses import asdict
 
 import dagster as dg
 
@@ -145,19 +146,7 @@ def reconcile_all(
             "pending": result.pending,
             "by_entity": dg.MetadataValue.json({e.entity: e.causes for e in result.entities}),
             "objects": dg.MetadataValue.md(_report(result)),
-            "salesforce": dg.MetadataValue.json(
-                {
-                    found.sobject: {
-                        "live": found.live,
-                        "missing": found.missing,
-                        "gone": found.gone,
-                        "missing_days": list(found.missing_days),
-                        "examples": found.examples,
-                        "api_calls": found.api_calls,
-                    }
-                    for found in live
-                }
-            ),
+            "salesforce": dg.MetadataValue.json({found.sobject: asdict(found) for found in live}),
         }
     )
 
@@ -177,18 +166,7 @@ class RefreshConfig(dg.Config):
 
 
 def _refresh_metadata(result: RefreshResult) -> dict[str, object]:
-    by_object = {
-        o.sobject: {
-            "live": o.live,
-            "changed": o.changed,
-            "gone": o.gone,
-            "unknown": o.unknown,
-            "api_calls": o.api_calls,
-            "bulk_jobs": o.bulk_jobs,
-            "seconds": round(o.seconds, 3),
-        }
-        for o in result.objects
-    }
+    by_object = {o.sobject: asdict(o) for o in result.objects}
     return {
         "found": result.found,
         "api_calls": sum(o.api_calls for o in result.objects),

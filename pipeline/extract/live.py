@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +28,12 @@ from pipeline.extract.plan import STAMP, Column, FieldPlan
 from pipeline.extract.run import ExtractSettings, download_query, raw_table
 from pipeline.extract.window import select_clause
 from pipeline.salesforce.client import SalesforceClient
-from pipeline.warehouse import Warehouse
+from pipeline.warehouse import Table, Warehouse
 from pipeline.warehouse.sql import literal
 
 EXAMPLES = 5  # Ids listed per kind
+# The raw view's order of a record's versions (`raw_table`), as one comparable value.
+VERSION_ORDER = "struct_pack(v := _version_stamp, e := _extracted_at)"
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,36 @@ def live_records(
         shutil.rmtree(work, ignore_errors=True)
 
 
+def versions_sql(warehouse: Warehouse, table: Table) -> str | None:
+    """Every version of every record the warehouse holds of `table`, earlier refreshes
+    included; None while it holds none."""
+    if not warehouse.partitions(table):
+        return None
+    glob = literal(str(warehouse.table_dir(table) / "*.parquet"))
+    return f"read_parquet({glob}, union_by_name = true)"
+
+
+def latest_versions(
+    con: duckdb.DuckDBPyConnection,
+    versions: str | None,
+    empty: str,
+    values: Mapping[str, str],
+) -> None:
+    """Temporary table `latest`: per record, each of `values` (name -> SQL expression) as its
+    latest version has it, and `_latest`, that version's order (`VERSION_ORDER`).
+
+    A hash aggregate (`arg_max`) instead of the raw view's ranking of every version: it holds
+    one small row per record. With no `versions`, the table is empty, typed by `empty` (a
+    relation with the columns the expressions read).
+    """
+    picked = "".join(f", arg_max({sql}, {VERSION_ORDER}) AS {name}" for name, sql in values.items())
+    source = versions if versions is not None else f"(SELECT * FROM {empty} WHERE false)"
+    con.execute(
+        f"""CREATE TEMP TABLE latest AS SELECT "Id"{picked}, max({VERSION_ORDER}) AS _latest
+            FROM {source} GROUP BY 1"""
+    )
+
+
 def compare_live_ids(
     client: SalesforceClient,
     warehouse: Warehouse,
@@ -126,26 +158,17 @@ def _compare(
     plan: FieldPlan,
     staged: list[Path],
 ) -> dict[str, object]:
-    table = raw_table(source)
     files = "[" + ", ".join(literal(str(p)) for p in staged) + "]"
-    con.execute(f'CREATE TEMP VIEW live AS SELECT "Id", "{STAMP}" FROM read_parquet({files})')
-    if warehouse.partitions(table):
-        versions = literal(str(warehouse.table_dir(table) / "*.parquet"))
-        deleted = 'coalesce("IsDeleted", false)' if plan.soft_delete else "false"
-        order = "struct_pack(v := _version_stamp, e := _extracted_at)"
-        con.execute(
-            f"""CREATE TEMP TABLE held AS SELECT "Id", arg_max({deleted}, {order}) AS _deleted
-                FROM read_parquet({versions}, union_by_name = true) GROUP BY 1"""
-        )
-    else:
-        con.execute(
-            'CREATE TEMP TABLE held AS SELECT "Id", false AS _deleted FROM live WHERE false'
-        )
+    con.execute(f"CREATE TEMP VIEW live AS SELECT * FROM read_parquet({files})")
+    deleted = 'coalesce("IsDeleted", false)' if plan.soft_delete else "false"
+    versions = versions_sql(warehouse, raw_table(source))
+    latest_versions(con, versions, "live", {"_deleted": deleted})
     con.execute(
-        'CREATE TEMP TABLE missing AS SELECT * FROM live WHERE "Id" NOT IN (SELECT "Id" FROM held)'
+        f'CREATE TEMP TABLE missing AS SELECT "Id", "{STAMP}" FROM live '
+        'WHERE "Id" NOT IN (SELECT "Id" FROM latest)'
     )
     con.execute(
-        'CREATE TEMP TABLE gone AS SELECT "Id" FROM held WHERE NOT _deleted '
+        'CREATE TEMP TABLE gone AS SELECT "Id" FROM latest WHERE NOT _deleted '
         'AND "Id" NOT IN (SELECT "Id" FROM live)'
     )
     (live, missing, gone) = con.execute(

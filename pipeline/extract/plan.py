@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,7 +66,17 @@ def _relationships(describe: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def resolve_path(sobject: str, path: str, describe: Describe) -> tuple[str, str, list[str]]:
-    """Canonical path, field type and canonical parent prefixes of one field or relationship path.
+    """Canonical path, field type and canonical parent prefixes of one field or relationship
+    path (`resolve_field`)."""
+    canonical, field, prefixes = resolve_field(sobject, path, describe)
+    return canonical, field["type"], prefixes
+
+
+def resolve_field(
+    sobject: str, path: str, describe: Describe
+) -> tuple[str, dict[str, Any], list[str]]:
+    """Canonical path, the describe entry of the field it ends on, and canonical parent
+    prefixes of one field or relationship path.
 
     Matches case-insensitively; raises FieldNotFound when any step is missing,
     hidden by field-level security, polymorphic, too deep or not selectable in bulk queries.
@@ -104,26 +114,18 @@ def resolve_path(sobject: str, path: str, describe: Describe) -> tuple[str, str,
             "queries cannot select",
         )
     canonical.append(field["name"])
-    return ".".join(canonical), field["type"], prefixes
+    return ".".join(canonical), field, prefixes
 
 
 _UNSTAMPED_INPUTS = re.compile(r"\b(TODAY|NOW|TIMENOW)\s*\(|\.", re.IGNORECASE)
 
 
-def changes_unstamped(sobject: str, path: str, describe: Describe) -> bool:
-    """Whether the field a resolved path ends on is calculated in a way that can change its
-    value while no `SystemModstamp` moves: a roll-up or a formula describe does not show, or a
+def changes_unstamped(field: Mapping[str, Any]) -> bool:
+    """Whether a field (its describe entry) is calculated in a way that can change its value
+    while no `SystemModstamp` moves: a roll-up or a formula describe does not show, or a
     formula over a parent's field (`Account.Region__c`) or the date (`TODAY()`). A formula over
     the record's own fields changes only when they do, which moves the record's stamp."""
-    parts = path.split(".")
-    current = sobject
-    for relationship in parts[:-1]:
-        field = _relationships(describe(current)).get(relationship.lower())
-        if field is None or len(field.get("referenceTo") or []) != 1:
-            return False
-        current = field["referenceTo"][0]
-    field = _fields_by_name(describe(current)).get(parts[-1].lower())
-    if not field or not field.get("calculated"):
+    if not field.get("calculated"):
         return False
     formula = field.get("calculatedFormula")
     return not formula or bool(_UNSTAMPED_INPUTS.search(formula))

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.extract.live import live_records
+from pipeline.extract.live import VERSION_ORDER, latest_versions, live_records, versions_sql
 from pipeline.extract.objects import SourceObject
 from pipeline.extract.plan import STAMP, FieldPlan, plan_fields
 from pipeline.extract.run import ExtractSettings, raw_table
@@ -100,44 +100,31 @@ def _write_differences(
     """
     files = "[" + ", ".join(literal(str(p)) for p in staged) + "]"
     con.execute(f"CREATE TEMP VIEW fresh AS SELECT * FROM read_parquet({files})")
-    versions = (
-        f"read_parquet({literal(str(warehouse.table_dir(table) / '*.parquet'))}, "
-        "union_by_name = true)"
-    )
+    versions = versions_sql(warehouse, table)
     held = (
         {str(r[0]) for r in con.execute(f"DESCRIBE SELECT * FROM {versions}").fetchall()}
-        if warehouse.partitions(table)
+        if versions
         else set()
     )
     compared = compared_columns(plan)
     # A column the warehouse lacks (a field mapped since) differs for every record.
-    values = (
-        "hash(" + ", ".join(identifier(c) for c in compared) + ")"
-        if held >= set(compared)
-        else "NULL::UBIGINT"
+    comparable = bool(versions) and held >= set(compared)
+    values = "hash(" + ", ".join(identifier(c) for c in compared) + ")"
+    deleted = 'coalesce("IsDeleted", false)' if plan.soft_delete else "false"
+    latest_versions(
+        con,
+        versions,
+        "fresh",
+        {"_values": values if comparable else "NULL::UBIGINT", "_deleted": deleted},
     )
-    deleted = '"IsDeleted"' if plan.soft_delete else "false"
-    # The latest version of each record (the raw view's order), as a hash aggregate: cheaper
-    # than ranking every version, and it holds one small row per record.
-    order = "struct_pack(v := _version_stamp, e := _extracted_at)"
-    con.execute(
-        f"""CREATE TEMP TABLE latest AS
-            SELECT "Id", arg_max({values}, {order}) AS _values,
-                   arg_max(coalesce({deleted}, false), {order}) AS _deleted,
-                   max({order}) AS _latest
-            FROM {versions} GROUP BY 1"""
-        if held
-        else 'CREATE TEMP TABLE latest AS SELECT "Id", NULL::UBIGINT AS _values, '
-        f"false AS _deleted, {order} AS _latest FROM fresh WHERE false"
-    )
-    differs = f"{values} IS DISTINCT FROM l._values" if held >= set(compared) else "true"
+    differs = f"{values} IS DISTINCT FROM l._values" if comparable else "true"
     con.execute(
         f"""CREATE TEMP TABLE found AS
             SELECT f.* REPLACE ('{REFRESH}' AS _partition) FROM fresh f
             JOIN latest l USING ("Id") WHERE {differs}"""
     )
     con.execute(
-        'CREATE TEMP TABLE gone AS SELECT "Id" FROM latest WHERE NOT _deleted '
+        'CREATE TEMP TABLE gone AS SELECT "Id", _latest FROM latest WHERE NOT _deleted '
         'AND "Id" NOT IN (SELECT "Id" FROM fresh)'
     )
     (any_gone,) = con.execute("SELECT count(*) FROM gone").fetchone() or (0,)
@@ -148,15 +135,14 @@ def _write_differences(
             f"""INSERT INTO found BY NAME
                 SELECT {columns}, true AS "IsDeleted", $now AS _version_stamp,
                        '{REFRESH}' AS _partition, $now AS _extracted_at
-                FROM {versions} WHERE "Id" IN (SELECT "Id" FROM gone)
-                QUALIFY row_number() OVER (PARTITION BY "Id"
-                    ORDER BY _version_stamp DESC NULLS LAST, _extracted_at DESC) = 1""",
+                FROM {versions}
+                WHERE ("Id", {VERSION_ORDER}) IN (SELECT ("Id", _latest) FROM gone)""",
             {"now": dt.datetime.now(dt.UTC).replace(tzinfo=None)},
         )
     (live, changed, gone, unknown) = con.execute(
         f"""SELECT (SELECT count(*) FROM fresh),
-                   (SELECT count(*) FROM found WHERE NOT coalesce({deleted}, false)),
-                   (SELECT count(*) FROM found WHERE coalesce({deleted}, false)),
+                   (SELECT count(*) FROM found WHERE NOT {deleted}),
+                   (SELECT count(*) FROM found WHERE {deleted}),
                    (SELECT count(*) FROM fresh WHERE "Id" NOT IN (SELECT "Id" FROM latest))"""
     ).fetchone() or (0, 0, 0, 0)
     # Earlier refreshes' rows stay while they are their record's latest version: one a later
@@ -164,8 +150,7 @@ def _write_differences(
     earlier = warehouse.partition_path(table, REFRESH)
     kept = (
         f"""UNION ALL BY NAME SELECT r.* FROM read_parquet({literal(str(earlier))}) r
-            JOIN latest l ON l."Id" = r."Id"
-                AND l._latest = struct_pack(v := r._version_stamp, e := r._extracted_at)
+            JOIN latest l ON l."Id" = r."Id" AND l._latest = {VERSION_ORDER}
             WHERE r."Id" NOT IN (SELECT "Id" FROM found)"""
         if earlier.is_file()
         else ""

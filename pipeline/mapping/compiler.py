@@ -24,7 +24,7 @@ from typing import Any
 
 from pipeline.extract.errors import FieldNotFound
 from pipeline.extract.objects import SourceObject, SourceObjects, source_objects
-from pipeline.extract.plan import changes_unstamped, resolve_path
+from pipeline.extract.plan import changes_unstamped, resolve_field
 from pipeline.mapping.errors import MappingError, SegmentError
 from pipeline.mapping.products import ProductMapping, resolution_sql
 from pipeline.mapping.segments import parse_segments, resolve_segments, segment_sql
@@ -358,9 +358,8 @@ def _compile_record(
             problems.append(f"{label('where')}: where: {exc}")
         else:
             condition = where.sql
-            builder.columns.update(dict.fromkeys(where.columns))
             for column in where.columns:
-                builder.note_calculated(column)
+                builder.resolve(column)
     allowed = targets(entity)
     for section, items in (("fields", record.fields), ("hardcoded", record.hardcoded)):
         for name, value in items.items():
@@ -492,21 +491,16 @@ class _Builder:
 
     def resolve(self, path: str) -> tuple[str, str]:
         try:
-            canonical, kind, _ = resolve_path(self.source, path, self.describe)
+            canonical, field, _ = resolve_field(self.source, path, self.describe)
         except FieldNotFound as exc:
             raise MappingError(
                 f"{path!r} does not resolve on {self.source} ({exc.reason}; fields hidden by "
                 "field-level security count as missing)"
             ) from None
         self.columns.setdefault(canonical)
-        self.note_calculated(canonical)
-        return canonical, kind
-
-    def note_calculated(self, canonical: str) -> None:
-        if canonical not in self.calculated and changes_unstamped(
-            self.source, canonical, self.describe
-        ):
-            self.calculated[canonical] = None
+        if changes_unstamped(field):
+            self.calculated.setdefault(canonical)
+        return canonical, field["type"]
 
     def field(self, target: Target, path: str) -> None:
         if is_template(path):

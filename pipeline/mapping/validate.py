@@ -26,8 +26,3 @@ def validate(mappings: MappingSet, describe: Describe) -> Validation:
     except MappingCompileError as exc:
         return Validation(list(exc.problems), [])
     return Validation([], list(compiled.warnings))
-
-
-def reference_problems(mappings: MappingSet, describe: Describe) -> list[str]:
-    """One line per problem of the set's active mappings; empty when the set compiles."""
-    return validate(mappings, describe).problems

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.mapping.files import load_mappings
-from pipeline.mapping.validate import reference_problems
+from pipeline.mapping.validate import validate
 from tests.shipped import MAPPINGS_DIR as SHIPPED
 from tests.shipped import describe
 
@@ -18,14 +18,14 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 def test_the_shipped_mappings_resolve_against_the_demo_org():
-    assert reference_problems(load_mappings(SHIPPED), describe) == []
+    assert validate(load_mappings(SHIPPED), describe).problems == []
 
 
 def test_an_unknown_field_names_file_line_mapping_key_and_field(tmp_path):
     mappings = load_mappings(
         _write(tmp_path, "- name: A\n  object: Account\n  fields:\n    code: Id\n    name: Nmae\n")
     )
-    (problem,) = reference_problems(mappings, describe)
+    (problem,) = validate(mappings, describe).problems
     assert problem.startswith(
         f"{tmp_path / 'accounts.yaml'}:5: mapping 'A': fields key 'name': "
         "'Nmae' does not resolve on Account (Account has no field 'Nmae'"
@@ -39,13 +39,13 @@ def test_a_field_hidden_by_field_level_security_is_missing(tmp_path):
             "- name: A\n  object: Account\n  custom_fields:\n    rating: Credit_Rating__c\n",
         )
     )
-    (problem,) = reference_problems(mappings, describe)
+    (problem,) = validate(mappings, describe).problems
     assert "custom_fields key 'rating': 'Credit_Rating__c' does not resolve" in problem
 
 
 def test_an_unknown_source_object_is_a_problem(tmp_path):
     mappings = load_mappings(_write(tmp_path, "- name: A\n  object: Acount\n"))
-    (problem,) = reference_problems(mappings, describe)
+    (problem,) = validate(mappings, describe).problems
     assert "object: 'Acount' cannot be described" in problem
 
 
@@ -59,7 +59,7 @@ def test_every_problem_is_reported_at_once(tmp_path):
             "    code: Order.Id\n",
         )
     )
-    assert len(reference_problems(mappings, describe)) == 3
+    assert len(validate(mappings, describe).problems) == 3
 
 
 @pytest.mark.parametrize(
@@ -70,5 +70,5 @@ def test_segment_problems_are_reported_with_the_rest(tmp_path, segments):
         "- name: P\n  object: OrderItem\n  sync_level: line_item\n  fields:\n    planCode: Id\n"
         f"  segments: '{segments}'\n"
     )
-    (problem,) = reference_problems(load_mappings(tmp_path), describe)
+    (problem,) = validate(load_mappings(tmp_path), describe).problems
     assert "mapping 'P': segments: key" in problem and "does not resolve on OrderItem" in problem

@@ -50,7 +50,7 @@ RENEWAL_UPLIFT = 1.03
 _AMENDED_SHARE = 0.6
 _RENEWED_SHARE = 0.4
 _DRAFT_SHARE = 0.3
-_CPQ_TABLES = ("_q_chain", "_q_quote", "_q_line", "_q_contract", "_q_sub", "_q_opp")
+_CPQ_TABLES = ("_q_chain", "_q_quote", "_q_line", "_q_contract", "_q_sub")
 _QUOTE_KINDS = "['original', 'draft', 'amendment', 'renewal']"
 
 

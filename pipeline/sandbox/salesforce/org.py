@@ -223,16 +223,10 @@ class Org:
             if not obj.soft_delete or obj.field("IsDeleted") is None:
                 continue
             (count,) = self.db.execute(
-                f'SELECT count(*) FROM org."{obj.name}" '
-                'WHERE "IsDeleted" AND "SystemModstamp" <= ?',
+                f'DELETE FROM org."{obj.name}" WHERE "IsDeleted" AND "SystemModstamp" <= ?',
                 [cutoff],
             ).fetchone() or (0,)
-            if count:
-                self.db.execute(
-                    f'DELETE FROM org."{obj.name}" WHERE "IsDeleted" AND "SystemModstamp" <= ?',
-                    [cutoff],
-                )
-                purged += int(count)
+            purged += int(count)
         return purged
 
     def _next_id(self, prefix: str) -> str:
