@@ -142,3 +142,61 @@ def test_a_second_refresh_with_nothing_changed_writes_nothing(world):
     # Only what m3ter refused before is tried again, as every load does.
     applied = [k for r in again.loaded for k in r.outcomes if k.endswith(":applied")]
     assert applied == []
+
+
+def _replace_order(world: World, n: int, **changes: object) -> dict[str, str]:
+    """Replace, yesterday, the lines of the `n`th order from the last with an item m3ter prices,
+    as an integration that rewrites an order's items does; returns each old line's new Id."""
+    codes = [p["code"] for p in world.m3ter.list("pricings")]
+    orders = (
+        world.warehouse.connect()
+        .execute(
+            'SELECT DISTINCT "OrderId" FROM raw.order_item WHERE "Id" IN (SELECT unnest(?)) '
+            "ORDER BY 1",
+            [codes],
+        )
+        .fetchall()
+    )
+    at = dt.datetime.combine(dt.date.fromisoformat(_days(1)[0]), dt.time(12))
+    org = world.sandbox.salesforce.org
+    return org.replace_lines("OrderItem", "OrderId", orders[-n][0], at, **changes)
+
+
+def test_a_line_replaced_by_an_equal_one_keeps_its_m3ter_objects(world):
+    collections = ("plans", "pricings", "accountplans")
+    replaced = _replace_order(world, 1)
+    before = {c: {old: world.m3ter_objects(c, old) for old in replaced} for c in collections}
+    world.sync(_days(1))
+    gone = (
+        world.warehouse.connect()
+        .execute(
+            'SELECT count(*) FROM raw.order_item WHERE "IsDeleted" AND "Id" IN (SELECT unnest(?))',
+            [list(replaced)],
+        )
+        .fetchone()
+    )
+    assert gone == (len(replaced),), "the old lines are deleted: the Ids changed"
+    for collection in collections:
+        for old, new in replaced.items():
+            assert world.m3ter_objects(collection, old) == before[collection][old], collection
+            assert world.m3ter_objects(collection, new) == [], "no second object"
+    successions = (
+        world.warehouse.connect()
+        .execute("SELECT _source_id, continues FROM staged.successions")
+        .fetchall()
+    )
+    assert {new: old for old, new in replaced.items()}.items() <= dict(successions).items()
+
+
+def test_a_line_replaced_with_another_price_ends_and_its_replacement_starts(world):
+    replaced = _replace_order(world, 2, UnitPrice=0.777)
+    before = {old: world.m3ter_objects("pricings", old) for old in replaced}
+    world.sync(_days(1))
+    priced = [old for old in replaced if before[old]]
+    assert priced, "m3ter priced lines of the order"
+    for old in priced:
+        # ended the day after, or deleted if it had not started
+        for ended in world.m3ter_objects("pricings", old):
+            assert ended["endDate"] < before[old][0]["endDate"]
+        (started,) = world.m3ter_objects("pricings", replaced[old])
+        assert started["pricingBands"][0]["unitPrice"] == 0.777

@@ -25,6 +25,9 @@ DUCKDB_TYPES = {
 # Compound fields cannot be selected in Bulk API queries; their parts can.
 UNSELECTABLE_TYPES = frozenset({"address", "location", "base64"})
 STAMP = "SystemModstamp"
+# Read with every deletable object's rows: a line created as another is deleted may be its
+# replacement (`staging/successions.py`).
+CREATED = "CreatedDate"
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,8 @@ def plan_fields(source: SourceObject, describe: Describe, extra: Iterable[str] =
     described = describe(source.name)
     names = _fields_by_name(described)
     soft_delete = "isdeleted" in names
-    wanted = ["Id", STAMP, *(["IsDeleted"] if soft_delete else [])]
+    deletable = ["IsDeleted", *([CREATED] if CREATED.lower() in names else [])]
+    wanted = ["Id", STAMP, *(deletable if soft_delete else [])]
     if source.all_fields:
         wanted += [f["name"] for f in described["fields"] if f["type"] not in UNSELECTABLE_TYPES]
     wanted += [*source.fields, *extra]

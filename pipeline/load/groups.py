@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import duckdb
 
 from pipeline.load.journal import refused_sql
-from pipeline.mapping.compiler import COMBINE, GROUPED
+from pipeline.mapping.compiler import COMBINE, GROUPED, IDENTITY
 from pipeline.mapping.spec import Entity
 from pipeline.staging.stage import staged_table
 from pipeline.warehouse import Warehouse
@@ -90,14 +90,25 @@ def objects(
         params,
     )
     data = [(name, str(kind)) for name, kind, *_ in columns if not name.startswith("_")]
+    # A record's object passes to the line that replaced it (`staging/successions.py`): of the
+    # rows of one identity, the live one holds it, and while none is live the latest tombstone
+    # ends it (once).
+    identity = (
+        f"coalesce({identifier(IDENTITY)}, _source_id)" if IDENTITY in names else "_source_id"
+    )
     singles = f"""
-        SELECT *, [_source_id] AS {SOURCES}, NULL::VARCHAR AS {DISAGREEMENT},
-               {in_partitions()} AS {TOUCHED}
-        FROM _latest l
-        WHERE NOT ({grouped} AND NOT _tombstone)
-          AND NOT (_tombstone AND EXISTS (
-              SELECT 1 FROM _memberships m
-              WHERE m._source_object = l._source_object AND m._source_id = l._source_id))"""
+        SELECT * EXCLUDE (_held, _rank) FROM (
+            SELECT *, [_source_id] AS {SOURCES}, NULL::VARCHAR AS {DISAGREEMENT},
+                   {in_partitions()} AS {TOUCHED},
+                   bool_or(NOT _tombstone) OVER same AS _held,
+                   row_number() OVER (same ORDER BY _version_stamp DESC, _source_id) AS _rank
+            FROM _latest l
+            WHERE NOT ({grouped} AND NOT _tombstone)
+              AND NOT (_tombstone AND EXISTS (
+                  SELECT 1 FROM _memberships m
+                  WHERE m._source_object = l._source_object AND m._source_id = l._source_id))
+            WINDOW same AS (PARTITION BY _source_object, {identity}))
+        WHERE NOT _tombstone OR (NOT _held AND _rank = 1)"""
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {OBJECTS} AS
             {singles}

@@ -32,6 +32,7 @@ from pipeline.load.groups import DISAGREEMENT, REFUSED
 from pipeline.load.journal import Key, Knowledge, Known
 from pipeline.load.payloads import UnknownReference, body_of, changes, full_body, row_fields
 from pipeline.m3ter.errors import M3terAuthError, M3terError, M3terRejected, M3terStaleVersion
+from pipeline.mapping.compiler import IDENTITY
 from pipeline.mapping.spec import Entity
 
 Kind = Literal["create", "update", "unchanged", "end_date", "delete", "reject"]
@@ -84,9 +85,13 @@ def prepare(
         # by code: the id map's objects hold the rows' codes too
         current.fetch_codes(spec.collection, (_code(row) for row in rows))
     else:
+        # by the id map: the record's own object, else (a line that replaced another) the
+        # object of its code
         mine = knowledge.of(spec.entity)
         keys = [(row["_source_object"], row["_source_id"]) for row in rows]
-        current.fetch_ids(spec.collection, (mine.ids[k] for k in keys if k in mine.ids))
+        held = [mine.ids[k] for k in keys if k in mine.ids]
+        continued = (mine.codes.get(_code(row)) for row in rows if spec.has_code)
+        current.fetch_ids(spec.collection, [*held, *(i for i in continued if i)])
     live = [row for row in rows if not row["_tombstone"]]
     for ref in spec.references:
         codes = {row[ref.column] for row in live if row.get(ref.column)}
@@ -189,9 +194,9 @@ def plan(
 
 
 def _code(row: dict[str, Any]) -> str:
-    """A row's code; a tombstone has none, and its code was its source Id unless a mapping set
-    one."""
-    return str(row.get("code") or row["_source_id"])
+    """A row's code; a tombstone has none, and its code was its identity (its source Id, or
+    the line it replaced) unless a mapping set one."""
+    return str(row.get("code") or row.get(IDENTITY) or row["_source_id"])
 
 
 def _find(

@@ -58,6 +58,7 @@ META_COLUMNS = (
     "_grouped",
     "_combine",
     "_agreement",
+    "_identity",
 )
 CUSTOM_FIELDS = "customFields"
 SEGMENT = "segment"
@@ -72,6 +73,13 @@ COMBINE = "_combine"
 # The agreement a row belongs to: a line's header (its Order, Opportunity or Quote), else the
 # record itself; what sync levels and coverage speak of.
 AGREEMENT = "_agreement"
+# Who a row is across replacements: its mapping's `identity` field, else the record its values
+# show it replaced (`CONTINUES`, from `staging/successions.py`), else its own Id. Keys that name
+# the record (a default code, `planCode: Id`) name its identity, so a replacement keeps them.
+IDENTITY = "_identity"
+# The identity a line continues, which the stage's relation supplies for lines without an
+# `identity` field (null for the others).
+CONTINUES = "_continues"
 ERRORS = "_errors"
 CONFLICT = "_conflict"
 # Columns the stage reads to reject rows, and never writes to a staged table.
@@ -94,6 +102,8 @@ GROUPING_FIELD: dict[Entity, str] = {
     "plan_groups": "code",
     "plan_group_links": "code",
 }
+# Target kinds that name an m3ter object: where the record's Id stands for its identity.
+KEY_KINDS = frozenset({"code", "reference"})
 # Which target kinds each combine rule can combine.
 RULE_KINDS: dict[str, frozenset[str]] = {
     "earliest": DATE_KINDS | DATETIME_KINDS,
@@ -131,6 +141,7 @@ class CompiledMapping:
     grouped: bool = False  # the code is computed: rows sharing it are one object
     header: str | None = None  # a line's field naming its agreement; None on a header
     combine: Mapping[str, str] = field(default_factory=dict)  # field -> combine rule
+    identity: str | None = None  # the raw column naming the line across replacements
 
     @property
     def sets(self) -> tuple[str, ...]:
@@ -155,6 +166,16 @@ class CompiledEntity:
     def source(self, name: str) -> SourceObject:
         return next((o for o in self.objects if o.name == name), SourceObject(name))
 
+    def identity_field(self, source: str) -> str | None:
+        """The raw column `source`'s mappings name as its lines' identity (they agree)."""
+        return next((m.identity for m in self.mappings if m.source == source and m.identity), None)
+
+    def succeeds(self, source: str) -> bool:
+        """Whether `source`'s rows take their identity from successions: deletable lines whose
+        mappings name no identity field (the relation then supplies `CONTINUES`)."""
+        lines = any(m.header is not None for m in self.mappings if m.source == source)
+        return lines and self.soft_delete.get(source, False) and not self.identity_field(source)
+
     @property
     def columns(self) -> dict[str, str]:
         """Staged column -> DuckDB type, in table order (m3ter fields first, then ours)."""
@@ -175,6 +196,7 @@ class CompiledEntity:
                 GROUPED: "BOOLEAN",
                 COMBINE: "VARCHAR[]",
                 AGREEMENT: "VARCHAR",
+                IDENTITY: "VARCHAR",
                 ERRORS: "VARCHAR[]",
                 CONFLICT: "VARCHAR",
             }
@@ -216,9 +238,15 @@ class CompiledEntity:
                 f"CASE WHEN {m.condition} THEN {literal(m.name)} END" for m in mappings
             )
             conflict = f"CASE WHEN NOT {deleted} AND {taken} > 1 THEN concat_ws(', ', {names}) END"
+        named = self.identity_field(source)
+        identity = 'src."Id"'
+        if named:
+            identity = f'coalesce(CAST(src.{identifier(named)} AS VARCHAR), src."Id")'
+        elif self.succeeds(source):
+            identity = f'coalesce(src.{identifier(CONTINUES)}, src."Id")'
         scan = (
             f"SELECT *, CASE WHEN {deleted} THEN -1 {first} ELSE -1 END AS _m, "
-            f"{conflict} AS _conflict FROM {relation} AS src"
+            f"{conflict} AS _conflict, {identity} AS {IDENTITY} FROM {relation} AS src"
         )
 
         def by_mapping(expressions: Sequence[str | None], otherwise: str = "NULL") -> str:
@@ -244,6 +272,7 @@ class CompiledEntity:
                     [_text_list([f"{k}:{r}" for k, r in m.combine.items()]) for m in mappings]
                 ),
                 AGREEMENT: f"src.{identifier(mappings[0].header or 'Id')}",
+                IDENTITY: f"src.{identifier(IDENTITY)}",
                 ERRORS: by_mapping(
                     [_error_list(m.errors) if m.errors else None for m in mappings],
                     "CAST([] AS VARCHAR[])",
@@ -280,6 +309,8 @@ def compile_mappings(mappings: MappingSet, describe: Describe) -> CompiledSet:
     """Compile every active mapping; raises MappingCompileError listing every problem."""
     problems: list[str] = []
     entities: dict[Entity, CompiledEntity] = {}
+    # The first compiled mapping of each object: every entity's lines of it share one identity.
+    identities: dict[str, CompiledMapping] = {}
     for entity in ENTITIES:
         compiled: list[CompiledMapping] = []
         soft_delete: dict[str, bool] = {}
@@ -288,10 +319,7 @@ def compile_mappings(mappings: MappingSet, describe: Describe) -> CompiledSet:
             if isinstance(result, list):
                 problems += result
                 continue
-            rival = next(
-                (m for m in compiled if m.source == result.source and m.header != result.header),
-                None,
-            )
+            rival = _rival(compiled, result, "header")
             if rival is not None:
                 problems.append(
                     f"{mappings.label(entity, record.name, 'agreement')}: agreement: "
@@ -299,6 +327,15 @@ def compile_mappings(mappings: MappingSet, describe: Describe) -> CompiledSet:
                     f"({rival.header or 'none'}): one object's lines have one agreement"
                 )
                 continue
+            rival = _rival([*identities.values(), *compiled], result, "identity")
+            if rival is not None:
+                problems.append(
+                    f"{mappings.label(entity, record.name, 'identity')}: identity: "
+                    f"{result.identity or 'none'} differs from mapping {rival.name!r}'s "
+                    f"({rival.identity or 'none'}): one object's lines have one identity"
+                )
+                continue
+            identities.setdefault(result.source, result)
             compiled.append(result)
             names = {f["name"] for f in describe(result.source)["fields"]}
             soft_delete[result.source] = "IsDeleted" in names
@@ -311,6 +348,20 @@ def compile_mappings(mappings: MappingSet, describe: Describe) -> CompiledSet:
         for entity, compiled in entities.items()
     }
     return CompiledSet(entities, objects)
+
+
+def _rival(
+    compiled: Sequence[CompiledMapping], result: CompiledMapping, key: str
+) -> CompiledMapping | None:
+    """A mapping of the same object that says otherwise about `key`."""
+    return next(
+        (
+            m
+            for m in compiled
+            if m.source == result.source and getattr(m, key) != getattr(result, key)
+        ),
+        None,
+    )
 
 
 def _compile_record(
@@ -346,6 +397,23 @@ def _compile_record(
                 problems.append(
                     f"{label('agreement')}: agreement: {header} is a {kind} field, not the "
                     "lookup naming the line's agreement"
+                )
+    identity = None
+    if record.identity:
+        try:
+            identity, kind = builder.resolve(record.identity)
+        except MappingError as exc:
+            problems.append(f"{label('identity')}: identity: {exc}")
+        else:
+            if header is None:
+                problems.append(
+                    f"{label('identity')}: identity: only lines are replaced ({source} is "
+                    "not a line object)"
+                )
+            elif kind not in ID_TYPES | TEXT_TYPES:
+                problems.append(
+                    f"{label('identity')}: identity: {identity} is a {kind} field, not an id "
+                    "or text naming the line"
                 )
     grain = sync_level_problem(entity, record, source, header)
     if grain:
@@ -434,6 +502,7 @@ def _compile_record(
         grouped=record.grouped,
         combine=dict(record.combine),
         header=header,
+        identity=identity,
     )
 
 
@@ -502,12 +571,19 @@ class _Builder:
             self.calculated.setdefault(canonical)
         return canonical, field["type"]
 
+    @staticmethod
+    def column(canonical: str, target: Target) -> str:
+        """The column a value reads: a key naming the record's own Id names its identity."""
+        if canonical == "Id" and target.kind in KEY_KINDS:
+            return identifier(IDENTITY)
+        return identifier(canonical)
+
     def field(self, target: Target, path: str) -> None:
         if is_template(path):
             self.template(target, path)
             return
         canonical, sf_type = self.resolve(path)
-        expr, check = convert(target, identifier(canonical), sf_type)
+        expr, check = convert(target, self.column(canonical, target), sf_type)
         self.values[target.name] = expr
         if check is not None:
             self.errors.append(
@@ -528,7 +604,7 @@ class _Builder:
                 pieces.append(literal(part))
                 continue
             canonical, sf_type = self.resolve(part)
-            pieces.append(f"({convert(TEXT, identifier(canonical), sf_type)[0]})")
+            pieces.append(f"({convert(TEXT, self.column(canonical, target), sf_type)[0]})")
         self.values[target.name] = "(" + " || ".join(pieces) + ")"
 
     def product_mapping(self, lookup: Mapping[str, str], table: Sequence[ProductMapping]) -> None:

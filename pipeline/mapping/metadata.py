@@ -40,6 +40,7 @@ FIELD_KEYS: Final[dict[str, str]] = {
     "Where__c": "where",
     "Sync_Level__c": "sync_level",
     "Agreement_Field__c": "agreement",
+    "Identity_Field__c": "identity",
     "Fields__c": "fields",
     "Hardcoded__c": "hardcoded",
     "Custom_Fields__c": "custom_fields",
@@ -76,6 +77,7 @@ METADATA_FIELD_DEFINITIONS: Final[dict[str, MetadataField]] = {
         MetadataField("Where__c", "LongTextArea", 1000),
         MetadataField("Sync_Level__c", "Picklist", values=SYNC_LEVELS),
         MetadataField("Agreement_Field__c", "Text", 255),
+        MetadataField("Identity_Field__c", "Text", 255),
         MetadataField("Fields__c", "LongTextArea", _JSON_TEXT),
         MetadataField("Hardcoded__c", "LongTextArea", _JSON_TEXT),
         MetadataField("Custom_Fields__c", "LongTextArea", _JSON_TEXT),
@@ -97,7 +99,8 @@ def _select_list(entity: Entity) -> tuple[str, ...]:
         name
         for name in FIELD_KEYS
         if not (
-            name in ("Sync_Level__c", "Agreement_Field__c") and entity not in AGREEMENT_ENTITIES
+            name in ("Sync_Level__c", "Agreement_Field__c", "Identity_Field__c")
+            and entity not in AGREEMENT_ENTITIES
         )
         and not (name == "Segments__c" and entity not in SEGMENTED_ENTITIES)
         and not (name == "Product_Mapping__c" and entity != "plans")

@@ -63,6 +63,7 @@ KEYS: Final[tuple[str, ...]] = (
     "where",
     "sync_level",
     "agreement",
+    "identity",
     "fields",
     "hardcoded",
     "custom_fields",
@@ -124,6 +125,10 @@ class MappingRecord:
     # The field naming a line's agreement (its header), for line objects Salesforce's standard
     # model does not know (`SBQQ__Quote__c` on a quote line, a custom object's lookup).
     agreement: str | None = None
+    # The field that names a line across its replacements (a quote re-sync deletes an
+    # opportunity's line items and makes new ones): an external id, or the quote line it came
+    # from. Without one, a replacement is matched by its values (`staging/successions.py`).
+    identity: str | None = None
     product_mapping: dict[str, str] = field(default_factory=dict)
     combine: dict[str, CombineRule] = field(default_factory=dict)
     active: bool = True
@@ -133,7 +138,7 @@ class MappingRecord:
         if problems:
             raise MappingSpecError(f"mapping {self.name!r}: {p.message}" for p in problems)
         # Blank text means "no condition" / "unsegmented" (DESIGN §6 rule 7): store it as absent.
-        for key in ("where", "segments", "agreement"):
+        for key in ("where", "segments", "agreement", "identity"):
             if not (getattr(self, key) or "").strip():
                 object.__setattr__(self, key, None)
         for key in ("fields", "hardcoded", "custom_fields", "product_mapping", "combine"):
@@ -182,6 +187,17 @@ def record_problems(entity: Entity | None, data: Mapping[str, Any]) -> list[Prob
                 ("agreement",),
                 f"'agreement' must be the field naming a line's agreement (e.g. "
                 f"SBQQ__Quote__c), not {agreement!r}",
+            )
+        )
+    identity = data.get("identity")
+    if identity is not None and not (
+        isinstance(identity, str) and (not identity.strip() or _SF_PATH.fullmatch(identity))
+    ):
+        problems.append(
+            Problem(
+                ("identity",),
+                f"'identity' must be the field naming a line across its replacements (e.g. "
+                f"SBQQ__QuoteLine__c), not {identity!r}",
             )
         )
     sync_level = data.get("sync_level")
@@ -414,7 +430,7 @@ def _entity_problems(entity: Entity, data: Mapping[str, Any]) -> list[Problem]:
         allowed = ", ".join(e for e in ENTITIES if e in AGREEMENT_ENTITIES)
         problems += [
             Problem((key,), f"'{key}' is only allowed in {allowed} mappings")
-            for key in ("sync_level", "agreement")
+            for key in ("sync_level", "agreement", "identity")
             if data.get(key) is not None
         ]
     return problems

@@ -35,6 +35,7 @@ from pipeline.mapping.compiler import (
 )
 from pipeline.mapping.spec import Entity
 from pipeline.mapping.targets import has_code
+from pipeline.staging import successions
 from pipeline.staging.schemas import MESSAGES, SCHEMAS
 from pipeline.warehouse import Table, Warehouse
 from pipeline.warehouse.sql import identifier, literal
@@ -119,13 +120,20 @@ def stage(
         clock = _Clock(profile)
         relations = {s: _relation(con, warehouse, compiled, s, keys) for s in compiled.sources}
         clock("check raw")
+        staged_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        for source in compiled.sources:
+            if compiled.succeeds(source):
+                obj = compiled.source(source)
+                relations[source] = successions.continued(
+                    con, warehouse, obj, relations[source], keys, staged_at
+                )
+        clock("match replaced lines (SQL)")
         _candidates(con, compiled, relations)
         clock("map and resolve (SQL)")
         _sql_rejects(con, compiled)
         clock("set checks (SQL)")
         _pandera_rejects(con, compiled.entity)
         clock("validate (pandera)")
-        staged_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         rows = warehouse.write_partitions(
             con,
             staged_table(compiled.entity),

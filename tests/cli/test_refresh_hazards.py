@@ -130,3 +130,25 @@ def test_the_reconcile_finds_nothing_gone_after_the_refresh(operated):
     assert "Salesforce against the warehouse" in reconciled.stdout
     line = next(x for x in reconciled.stdout.splitlines() if x.startswith("│ OrderItem"))
     assert line.split("│")[4].strip() == "0", line  # gone from Salesforce
+
+
+def test_a_quote_re_synced_to_its_opportunity_keeps_its_lines_m3ter_objects(operated):
+    client = M3terClient(replace(sandbox_settings(operated.sandbox.info()["m3ter"]), rate_limit=45))
+    priced = {p["code"]: p for p in client.list("pricings")}
+    with duckdb.connect(
+        str(operated.root / "warehouse" / "warehouse.duckdb"), read_only=True
+    ) as con:
+        (opportunity,) = con.execute(
+            'SELECT min("OpportunityId") FROM raw.opportunity_line_item '
+            'WHERE "Id" IN (SELECT unnest(?))',
+            [list(priced)],
+        ).fetchone() or (None,)
+    assert opportunity, "m3ter prices opportunity lines"
+    at = dt.datetime.combine(dt.date.fromisoformat(LAST), dt.time(12))
+    replaced = operated.sandbox.salesforce.org.resync_quote(opportunity, at)
+    operated("run", "--partition", LAST)
+    after = {p["code"]: p for p in client.list("pricings")}
+    for old, new in replaced.items():
+        assert new not in after, "no second pricing for a re-synced line"
+        if old in priced:
+            assert after[old] == priced[old], "the line's pricing goes on as it was"

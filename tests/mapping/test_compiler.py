@@ -18,6 +18,7 @@ import pytest
 
 from pipeline.extract.plan import Column, resolve_path
 from pipeline.mapping.compiler import (
+    CONTINUES,
     CompiledEntity,
     CompiledSet,
     MappingCompileError,
@@ -76,6 +77,7 @@ def stage(
         "Id": "VARCHAR",
         "IsDeleted": "BOOLEAN",
         "_version_stamp": "TIMESTAMP",
+        CONTINUES: "VARCHAR",
         **read,
         **(columns or {}),
     }
@@ -140,6 +142,59 @@ def segmented(directory: Path, segments: str) -> CompiledEntity:
 def test_code_defaults_to_the_source_record_id(tmp_path):
     staged = one_row(pricing(tmp_path), **SYNCED)
     assert staged["code"] == "802000000000001AAA"
+
+
+def test_a_code_naming_the_record_names_the_line_it_continues(tmp_path):
+    staged = one_row(pricing(tmp_path), **SYNCED, _continues="802000000000009AAA")
+    assert staged["code"] == staged["_identity"] == "802000000000009AAA"
+    assert staged["_source_id"] == "802000000000001AAA"
+
+
+def test_a_mapping_s_identity_field_names_the_line(tmp_path):
+    compiled = pricing(tmp_path, "  identity: QuoteLineItemId\n")
+    staged = one_row(compiled, **SYNCED, QuoteLineItemId="0QL000000000001AAA")
+    assert staged["code"] == staged["_identity"] == "0QL000000000001AAA"
+    assert not compiled.succeeds("OrderItem")
+
+
+def test_a_line_without_its_identity_field_value_keeps_its_id(tmp_path):
+    compiled = pricing(tmp_path, "  identity: QuoteLineItemId\n")
+    assert one_row(compiled, **SYNCED)["code"] == "802000000000001AAA"
+
+
+def test_an_identity_on_a_header_object_is_an_error(tmp_path):
+    text = """\
+    - name: Orders
+      object: Order
+      sync_level: agreement
+      identity: OrderNumber
+      fields:
+        name: OrderNumber
+        planTemplateCode: Type
+    """
+    (problem,) = problems_of(tmp_path, plans=text)
+    assert "identity: only lines are replaced (Order is not a line object)" in problem
+
+
+def test_an_identity_of_a_number_field_is_an_error(tmp_path):
+    (problem,) = problems_of(tmp_path, pricings=PRICING + "  identity: Quantity\n")
+    assert "identity: Quantity is a double field, not an id or text naming the line" in problem
+
+
+def test_two_mappings_of_one_object_naming_different_identities_are_an_error(tmp_path):
+    plans = """\
+    - name: Items
+      object: OrderItem
+      sync_level: line_item
+      identity: Description
+      fields:
+        name: Product2.Name
+        planTemplateCode: Product2.M3ter_Plan_Template_Code__c
+    """
+    problems = problems_of(
+        tmp_path, plans=plans, pricings=PRICING + "  identity: QuoteLineItemId\n"
+    )
+    assert any("identity: QuoteLineItemId differs from mapping 'Items'" in p for p in problems)
 
 
 def test_a_hardcoded_code_replaces_the_default(tmp_path):

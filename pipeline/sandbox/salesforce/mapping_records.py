@@ -31,6 +31,7 @@ class MappingRecord:
     combine: Mapping[str, str] = field(default_factory=dict)  # m3ter field -> combine rule
     product_mapping: Mapping[str, str] = field(default_factory=dict)  # PlanMapping__mdt only
     agreement: str | None = None  # the field naming a line's agreement, beyond standard lines
+    identity: str | None = None  # the field naming a line across its replacements
 
     @property
     def label(self) -> str:
@@ -56,6 +57,7 @@ class MappingRecord:
             "Active__c": True,
             "Sync_Level__c": self.sync_level,
             "Agreement_Field__c": self.agreement,
+            "Identity_Field__c": self.identity,
             "Segments__c": self.segments,
         }
 

@@ -229,6 +229,86 @@ class Org:
             purged += int(count)
         return purged
 
+    def resync_quote(
+        self, opportunity_id: str, at: dt.datetime | None = None, **changes: object
+    ) -> dict[str, str]:
+        """Sync a quote to `opportunity_id` again, as Salesforce does: the opportunity's line
+        items are deleted (into the recycle bin) and made again from the quote's lines, with
+        new Ids (Salesforce Help, "Sync Quotes and Opportunities"). Returns each old Id's new
+        Id."""
+        return self.replace_lines(
+            "OpportunityLineItem", "OpportunityId", opportunity_id, at, **changes
+        )
+
+    def replace_lines(
+        self,
+        line_object: str,
+        header_field: str,
+        header_id: str,
+        at: dt.datetime | None = None,
+        **changes: object,
+    ) -> dict[str, str]:
+        """Delete the lines whose `header_field` is `header_id` and make them again with new
+        Ids, as a quote re-sync or an integration that rewrites an order's items does; the
+        header is stamped. `changes` are values the new lines carry that the old did not (a new
+        price). Returns each old Id's new Id.
+
+        Salesforce documents the replacement, not the order of its writes; [assume:
+        pessimistic] the deletes and inserts share one instant, and nothing on the new lines
+        names the old ones.
+        """
+        now = at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        obj = self.schema.sobject(line_object)
+        assert obj is not None
+        header = obj.field(header_field)
+        assert header is not None and header.type == "reference", header_field
+        (header_object,) = header.reference_to
+        stamps = {
+            "IsDeleted": False,
+            "CreatedDate": now,
+            "LastModifiedDate": now,
+            "SystemModstamp": now,
+            **changes,
+        }
+        unknown = set(stamps) - {f.name for f in obj.fields}
+        assert not unknown, f"{line_object} has no field {', '.join(sorted(unknown))}"
+        kept = ", ".join(
+            f'? AS "{f.name}"' if f.name in stamps else f'"{f.name}"'
+            for f in obj.fields
+            if f.name != "Id"
+        )
+        values = [stamps[f.name] for f in obj.fields if f.name in stamps]
+        cur = self.db.cursor()
+        try:
+            old = [
+                row[0]
+                for row in cur.execute(
+                    f'SELECT "Id" FROM org."{obj.name}" WHERE "{header.name}" = ? '
+                    'AND NOT "IsDeleted" ORDER BY "Id"',
+                    [header_id],
+                ).fetchall()
+            ]
+            replaced = {line: self._next_id(obj.key_prefix) for line in old}
+            for line, new in replaced.items():
+                cur.execute(
+                    f'INSERT INTO org."{obj.name}" BY NAME SELECT ? AS "Id", {kept} '
+                    f'FROM org."{obj.name}" WHERE "Id" = ?',
+                    [new, *values, line],
+                )
+            cur.execute(
+                f'UPDATE org."{obj.name}" SET "IsDeleted" = true, "LastModifiedDate" = ?, '
+                '"SystemModstamp" = ? WHERE "Id" IN (SELECT unnest(?))',
+                [now, now, old],
+            )
+            cur.execute(
+                f'UPDATE org."{header_object}" SET "LastModifiedDate" = ?, "SystemModstamp" = ? '
+                'WHERE "Id" = ?',
+                [now, now, header_id],
+            )
+        finally:
+            cur.close()
+        return replaced
+
     def _next_id(self, prefix: str) -> str:
         with self._lock:
             return make_id(prefix, next(self._sequence))

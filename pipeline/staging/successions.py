@@ -1,0 +1,133 @@
+"""Lines that replace lines: which deleted record a new record continues.
+
+Re-syncing a quote to its opportunity deletes the opportunity's line items and makes new ones
+with new Ids (Salesforce Help, "Sync Quotes and Opportunities"); so can an integration that
+rewrites an order's items. Keyed by Id, m3ter would see each line end and a new one start over
+the same period: two pricings and two account plans where the deal has one line.
+
+A new record continues a deleted one when, among the rows staged together, the old one was
+deleted and the new one created within `GAP` of each other, and the two agree on every raw
+column the mappings read (the agreement, the product, the dates and the price among them): a
+replacement that carries a real change (another price) is a change, and ends the old line as
+before. Equal lines pair in Id order. `staged.successions` keeps each pairing in the new
+record's partition, and a record's identity is the first record of its chain, so a line
+re-synced twice keeps its first line's objects.
+
+Lines whose mappings name an `identity` field (an external id, the quote line they came from)
+take that instead, and nothing is matched.
+
+Only rows staged in one run are paired: a replacement changed again before the day of its
+creation was first extracted lies in a later partition than the delete, and is matched only
+when a run stages both days (a backfill over them); otherwise its old line ends and it starts,
+as without successions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import duckdb
+
+from pipeline.extract.objects import SourceObject
+from pipeline.extract.plan import CREATED, STAMP
+from pipeline.warehouse import Table, Warehouse
+from pipeline.warehouse.catalog import View
+from pipeline.warehouse.sql import identifier, literal
+
+SUCCESSIONS = Table(
+    "staged", "successions", latest_by=("_source_object", "_source_id"), order_by=("_staged_at",)
+)
+# How far apart a line's delete and its replacement's creation may be. A re-sync writes both in
+# one transaction; an hour leaves room for an integration that deletes and inserts in batches.
+GAP = dt.timedelta(hours=1)
+# Columns that differ between a line and its replacement by nature, not by content.
+_SYSTEM = frozenset(
+    {
+        "Id",
+        "IsDeleted",
+        CREATED,
+        "CreatedById",
+        "LastModifiedDate",
+        "LastModifiedById",
+        STAMP,
+    }
+)
+_MAX_CHAIN = 64  # replacements followed back from one record
+
+
+def continued(
+    con: duckdb.DuckDBPyConnection,
+    warehouse: Warehouse,
+    obj: SourceObject,
+    relation: str,
+    keys: Sequence[str],
+    staged_at: dt.datetime,
+) -> str:
+    """Record the successions `relation` (the raw rows of `obj` for `keys`) shows, and return
+    it with the identity each record continues (`_continues`, null for none)."""
+    columns = [str(row[0]) for row in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
+    if CREATED not in columns:
+        # A raw partition extracted before m3sync read creation dates: nothing can be matched.
+        return f"(SELECT *, NULL::VARCHAR AS _continues FROM {relation})"
+    compared = [
+        c for c in columns if c not in _SYSTEM and not c.startswith("_") and not _is_stamp(c)
+    ]
+    values = ", ".join(f"{identifier(c)} := {identifier(c)}" for c in compared) or "x := 1"
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _successions AS
+            WITH rows AS (
+                SELECT "Id", "IsDeleted", {identifier(CREATED)} AS created,
+                       {identifier(STAMP)} AS stamp, _partition,
+                       CAST(to_json(struct_pack({values})) AS VARCHAR) AS _values
+                FROM {relation}),
+            gone AS (
+                SELECT "Id", stamp AS at, _values,
+                       row_number() OVER (PARTITION BY _values ORDER BY "Id") AS n
+                FROM rows WHERE "IsDeleted"),
+            new AS (
+                SELECT "Id", created AS at, _partition, _values,
+                       row_number() OVER (PARTITION BY _values ORDER BY "Id") AS n
+                FROM rows r
+                WHERE NOT coalesce("IsDeleted", false)
+                  AND EXISTS (SELECT 1 FROM gone g WHERE g._values = r._values))
+            SELECT {literal(obj.name)} AS _source_object, new."Id" AS _source_id,
+                   gone."Id" AS continues, new._partition,
+                   TIMESTAMP {literal(str(staged_at))} AS _staged_at
+            FROM new JOIN gone USING (_values, n)
+            WHERE abs(epoch(new.at) - epoch(gone.at)) <= {GAP.total_seconds()}
+              AND new."Id" <> gone."Id\""""
+    )
+    warehouse.write_partitions(
+        con,
+        SUCCESSIONS,
+        "SELECT * FROM _successions",
+        [],
+        "_partition",
+        cover=keys,
+        file_prefix=f"{obj.table}.",
+    )
+    roots = _roots_sql(warehouse, obj)
+    return (
+        f"(SELECT r.*, i.identity AS _continues FROM {relation} r "
+        f'LEFT JOIN ({roots}) i ON i._source_id = r."Id")'
+    )
+
+
+def _is_stamp(column: str) -> bool:
+    return column.endswith(f".{STAMP}")
+
+
+def _roots_sql(warehouse: Warehouse, obj: SourceObject) -> str:
+    """Each continuing record of `obj` with the first record of its chain."""
+    glob = warehouse.table_dir(SUCCESSIONS) / f"{obj.table}.*.parquet"
+    latest = View(SUCCESSIONS, glob).sql()
+    return f"""
+        WITH RECURSIVE succession AS (SELECT _source_id, continues FROM ({latest})),
+        chain AS (
+            SELECT _source_id, continues AS identity, 1 AS depth FROM succession
+            UNION ALL
+            SELECT c._source_id, s.continues, c.depth + 1
+            FROM chain c JOIN succession s ON s._source_id = c.identity
+            WHERE c.depth < {_MAX_CHAIN})
+        SELECT _source_id, arg_max(identity, depth) AS identity FROM chain GROUP BY _source_id"""
