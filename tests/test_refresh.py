@@ -188,6 +188,7 @@ def test_a_line_replaced_by_an_equal_one_keeps_its_m3ter_objects(world):
     assert {new: old for old, new in replaced.items()}.items() <= dict(successions).items()
 
 
+@pytest.mark.operator  # slow: in the operator suite
 def test_a_line_replaced_with_another_price_ends_and_its_replacement_starts(world):
     replaced = _replace_order(world, 2, UnitPrice=0.777)
     before = {old: world.m3ter_objects("pricings", old) for old in replaced}
@@ -200,3 +201,55 @@ def test_a_line_replaced_with_another_price_ends_and_its_replacement_starts(worl
             assert ended["endDate"] < before[old][0]["endDate"]
         (started,) = world.m3ter_objects("pricings", replaced[old])
         assert started["pricingBands"][0]["unitPrice"] == 0.777
+
+
+@pytest.mark.operator  # slow: in the operator suite
+def test_a_merged_away_account_s_lines_move_to_the_surviving_account_with_the_refresh(world):
+    lines = (
+        world.warehouse.connect()
+        .execute(
+            'SELECT "Order.AccountId", list(DISTINCT "Id") FROM raw.order_item '
+            'WHERE NOT "IsDeleted" GROUP BY 1 ORDER BY 1'
+        )
+        .fetchall()
+    )
+    plans = {p["code"]: p for p in world.m3ter.list("accountplans")}
+    billed = [(account, [i for i in items if i in plans]) for account, items in lines]
+    billed = [(account, items) for account, items in billed if items]
+    assert len(billed) >= 2, "m3ter bills lines of two accounts"
+    (master, _), (merged, moved) = billed[0], billed[1]
+    accounts = {a["code"]: a["id"] for a in world.m3ter.list("accounts")}
+    at = dt.datetime.combine(dt.date.fromisoformat(_days(1)[0]), dt.time(12))
+    world.sandbox.salesforce.org.merge_accounts(master, [merged], at)
+    world.sync(_days(1))
+    seen = {
+        row[0]
+        for row in world.warehouse.connect()
+        .execute('SELECT "Id" FROM raw.order_item WHERE _partition = ?', _days(1))
+        .fetchall()
+    }
+    unseen = [i for i in moved if i not in seen]
+    assert unseen, "lines of the merged account last changed before yesterday"
+    stayed = {p["code"]: p for p in world.m3ter.list("accountplans")}
+    assert {stayed[i]["accountId"] for i in unseen} == {accounts[merged]}, (
+        "the nightly run cannot see the re-parented lines"
+    )
+    world.refresh()
+    after = {p["code"]: p for p in world.m3ter.list("accountplans")}
+    journal = dict(
+        world.warehouse.connect()
+        .execute(
+            "SELECT source_id, message FROM load.journal WHERE entity = 'account_plans' "
+            'QUALIFY row_number() OVER (PARTITION BY source_id ORDER BY "at" DESC) = 1'
+        )
+        .fetchall()
+    )
+    for item in unseen:
+        if item in after and after[item]["accountId"] == accounts[master]:
+            assert after[item]["id"] == plans[item]["id"], "moved, not made again"
+        else:
+            assert journal.get(item), f"{item} stays on the merged account with a reason"
+    assert any(after.get(i, {}).get("accountId") == accounts[master] for i in unseen), [
+        journal.get(i) for i in unseen
+    ]
+    assert merged in {a["code"] for a in world.m3ter.list("accounts")}, "billing history kept"

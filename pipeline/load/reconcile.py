@@ -389,13 +389,26 @@ def apply(
         for a in actions
         if not a.writes
     ]
-    # Changes to existing objects go first: an account plan cut short must end before the one
-    # that supersedes it is created.
+    # Objects that give up time go first, then other changes, then new objects: an account
+    # plan cut short must end before the one that supersedes it moves in (another account's,
+    # after a merge) or is created.
     done: list[Outcome] = []
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        for wave in (False, True):
-            done += pool.map(run, [a for a in actions if a.writes and (a.kind == "create") == wave])
+        for wave in range(3):
+            done += pool.map(run, [a for a in actions if a.writes and write_wave(a) == wave])
     return settled + done
+
+
+def write_wave(action: Action) -> int:
+    """0 for a write that only ends or shortens an object, 2 for a create, 1 for the rest."""
+    if action.kind == "create":
+        return 2
+    if action.kind in ("end_date", "delete"):
+        return 0
+    before, after = action.changes.get("endDate", (None, None))
+    if set(action.changes) == {"endDate"} and after and (not before or str(after) < str(before)):
+        return 0
+    return 1
 
 
 def _apply_one(client: Client, action: Action, current: Current) -> Outcome:

@@ -9,9 +9,9 @@ A new record continues a deleted one when, among the rows staged together, the o
 deleted and the new one created within `GAP` of each other, and the two agree on every raw
 column the mappings read (the agreement, the product, the dates and the price among them): a
 replacement that carries a real change (another price) is a change, and ends the old line as
-before. Equal lines pair in Id order. `staged.successions` keeps each pairing in the new
-record's partition, and a record's identity is the first record of its chain, so a line
-re-synced twice keeps its first line's objects.
+before. Equal lines pair in the order they went and came. `staged.successions` keeps each
+pairing in the new record's partition, and a record's identity is the first record of its
+chain, so a line re-synced twice keeps its first line's objects.
 
 Lines whose mappings name an `identity` field (an external id, the quote line they came from)
 take that instead, and nothing is matched.
@@ -73,30 +73,57 @@ def continued(
     compared = [
         c for c in columns if c not in _SYSTEM and not c.startswith("_") and not _is_stamp(c)
     ]
-    values = ", ".join(f"{identifier(c)} := {identifier(c)}" for c in compared) or "x := 1"
+    values = (
+        "struct_pack("
+        + (", ".join(f"{identifier(c)} := {identifier(c)}" for c in compared) or "x := 1")
+        + ")"
+    )
+    # Rows pair by a hash of their values (one pass, no text built per row); a pair is then
+    # checked value by value, so a collision pairs nothing.
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _successions AS
             WITH rows AS (
-                SELECT "Id", "IsDeleted", {identifier(CREATED)} AS created,
-                       {identifier(STAMP)} AS stamp, _partition,
-                       CAST(to_json(struct_pack({values})) AS VARCHAR) AS _values
+                SELECT "Id", coalesce("IsDeleted", false) AS deleted,
+                       {identifier(CREATED)} AS created, {identifier(STAMP)} AS stamp,
+                       _partition, hash({values}) AS _h
                 FROM {relation}),
-            gone AS (
-                SELECT "Id", stamp AS at, _values,
-                       row_number() OVER (PARTITION BY _values ORDER BY "Id") AS n
-                FROM rows WHERE "IsDeleted"),
-            new AS (
-                SELECT "Id", created AS at, _partition, _values,
-                       row_number() OVER (PARTITION BY _values ORDER BY "Id") AS n
+            deletes AS (
+                SELECT "Id", stamp, stamp AS moment, _h FROM rows WHERE deleted
+                QUALIFY row_number() OVER (PARTITION BY "Id" ORDER BY stamp DESC) = 1),
+            creates AS (
+                -- a line as it was first staged (it may be gone again by the last day staged),
+                -- made within GAP of another equal line's delete
+                SELECT "Id", stamp, created AS moment, _partition, _h
                 FROM rows r
-                WHERE NOT coalesce("IsDeleted", false)
-                  AND EXISTS (SELECT 1 FROM gone g WHERE g._values = r._values))
-            SELECT {literal(obj.name)} AS _source_object, new."Id" AS _source_id,
-                   gone."Id" AS continues, new._partition,
+                WHERE EXISTS (
+                    SELECT 1 FROM deletes d
+                    WHERE d._h = r._h AND d."Id" <> r."Id"
+                      AND abs(epoch(r.created) - epoch(d.moment)) <= {GAP.total_seconds()})
+                QUALIFY row_number() OVER (PARTITION BY "Id" ORDER BY stamp) = 1),
+            -- equal lines pair in the order they went and came, so that a chain of
+            -- replacements staged together pairs link by link
+            gone AS (
+                SELECT *, row_number() OVER (PARTITION BY _h ORDER BY moment, "Id") AS n
+                FROM deletes),
+            new AS (
+                SELECT *, row_number() OVER (PARTITION BY _h ORDER BY moment, "Id") AS n
+                FROM creates),
+            paired AS (
+                SELECT new."Id" AS new_id, new.stamp AS new_stamp, gone."Id" AS gone_id,
+                       gone.stamp AS gone_stamp, new._partition
+                FROM new JOIN gone USING (_h, n)
+                WHERE abs(epoch(new.moment) - epoch(gone.moment)) <= {GAP.total_seconds()}
+                  AND new."Id" <> gone."Id"),
+            versions AS (
+                SELECT "Id", {identifier(STAMP)} AS stamp, {values} AS v FROM {relation}
+                WHERE "Id" IN (SELECT new_id FROM paired UNION ALL SELECT gone_id FROM paired))
+            SELECT {literal(obj.name)} AS _source_object, p.new_id AS _source_id,
+                   p.gone_id AS continues, p._partition,
                    TIMESTAMP {literal(str(staged_at))} AS _staged_at
-            FROM new JOIN gone USING (_values, n)
-            WHERE abs(epoch(new.at) - epoch(gone.at)) <= {GAP.total_seconds()}
-              AND new."Id" <> gone."Id\""""
+            FROM paired p
+            JOIN versions a ON a."Id" = p.new_id AND a.stamp = p.new_stamp
+            JOIN versions b ON b."Id" = p.gone_id AND b.stamp = p.gone_stamp
+            WHERE a.v IS NOT DISTINCT FROM b.v"""
     )
     warehouse.write_partitions(
         con,

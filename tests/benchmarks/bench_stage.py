@@ -5,7 +5,8 @@ Run: `uv run --frozen python -m tests.benchmarks.bench_stage [--rows 1000000] [-
 A fresh warehouse gets a raw `order_item` table generated in DuckDB SQL over daily partitions:
 about 70% of orders synced, aggregation codes spread over the ones the shipped pricing mappings'
 `where` clauses name plus compound products and a few unpriced ones, regions and tiers sometimes
-null (segment keys omitted), ~2% deleted rows and ~0.5% bad rows (end before start, a negative
+null (segment values sent as m3ter's wildcard), ~2% deleted rows (which the stage tries to pair
+with replacements, `staging/successions.py`) and ~0.5% bad rows (end before start, a negative
 price). The shipped OrderItem mappings of plans, pricings and account plans are then staged by
 `pipeline.staging.stage.stage` (one DuckDB statement maps and resolves, SQL set checks, pandera,
 Parquet writes), one entity after another, each with its profile.
@@ -13,11 +14,11 @@ Parquet writes), one entity after another, each with its profile.
 The baseline then works as a record-at-a-time connector does, in this process: the same raw rows
 read as Python dicts (timed apart), and for each row and each mapping its `where` evaluated, one
 output dict built (code = Id, dates in m3ter's wire form, inclusive end date + 1 day, the unit
-price as one band, custom fields, the segment text parsed and resolved per row with null keys
-omitted), a tombstone for a deleted or unmatched row; then the same rules checked per record (the
-pandera model's checks, one mapping per record, unique codes) and the rows written with pyarrow.
-Both sides must agree on rows, tombstones, rejected rows and omitted segment keys. Each phase
-resets this process's peak RSS first and reports its own.
+price as one band, custom fields, the segment text parsed and resolved per row with null values
+sent as the wildcard `*`), a tombstone for a deleted or unmatched row; then the same rules
+checked per record (the pandera model's checks, one mapping per record, unique codes) and the
+rows written with pyarrow. Both sides must agree on rows, tombstones, rejected rows and wildcard
+segment values. Each phase resets this process's peak RSS first and reports its own.
 
 Targets: mapping and segment resolution >= 20x the baseline's; the whole stage under 8 s.
 """
@@ -48,8 +49,9 @@ from pipeline.extract.run import raw_table
 from pipeline.mapping.compiler import (
     CUSTOM_FIELDS,
     ERRORS,
+    GROUPED,
     SEGMENT,
-    SEGMENT_OMITTED,
+    SEGMENT_WILDCARDS,
     CompiledEntity,
     CompiledSet,
     compile_mappings,
@@ -57,6 +59,7 @@ from pipeline.mapping.compiler import (
 from pipeline.mapping.files import load_mappings
 from pipeline.mapping.spec import Entity, MappingRecord, MappingSet
 from pipeline.mapping.targets import DATETIME_KINDS, NUMBER_KINDS, TEXT_KINDS, targets
+from pipeline.mapping.templates import is_template, parse_template
 from pipeline.staging.schemas import SCHEMAS
 from pipeline.staging.stage import StageResult, stage
 from pipeline.warehouse import Warehouse
@@ -112,6 +115,11 @@ def raw_query(rows: int, days: int, codes: list[str]) -> str:
             "[CAST(hash(a, 'tier') % 4 AS BIGINT) + 1] END"
         ),
         "Product2.Name": "'Product ' || p",
+        "Product2.ProductCode": "'P-' || p",
+        "Product2.M3ter_Product_Code__c": "'prod_' || (p % 20)",
+        "Order.Name": "'Order ' || o",
+        "Order.Billing_Frequency__c": "['Monthly', 'Annual'][CAST(hash(o, 'bf') % 2 AS INT) + 1]",
+        "Order.CurrencyIsoCode": "'USD'",
         "Product2.M3ter_Plan_Template_Code__c": "'tpl_' || (p % 5)",
         "Product2.M3ter_Aggregation_Code__c": (
             f"CASE WHEN p < {plain} THEN {code_list}[p % {len(codes)} + 1] "
@@ -155,6 +163,8 @@ def raw_query(rows: int, days: int, codes: list[str]) -> str:
         SELECT {", ".join(columns)},
                {stamp} AS "SystemModstamp",
                hash(i, 'deleted') % 100 < 2 AS "IsDeleted",
+               {stamp} - to_seconds(CAST(hash(i, 'created') % 2592000 AS BIGINT))
+                   AS "CreatedDate",
                {stamp} AS _version_stamp,
                strftime(day, '%Y-%m-%d') AS _partition,
                CAST(day AS TIMESTAMP) + INTERVAL 1 DAY AS _extracted_at
@@ -261,7 +271,8 @@ def converter(kind: str, sf_type: str) -> Callable[[Any], Any]:
 
 
 def parse_and_resolve_segments(text: str | None, row: Row) -> tuple[str | None, int]:
-    """The segment object of one row, from the mapping's text; null keys omitted (and counted)."""
+    """The segment object of one row, from the mapping's text; null values are m3ter's wildcard
+    (and counted)."""
     text = (text or "").strip()
     if not text:
         return None, 0
@@ -283,6 +294,7 @@ def parse_and_resolve_segments(text: str | None, row: Row) -> tuple[str | None, 
             resolved = row[value]
             if resolved is None or resolved == "":
                 omitted += 1
+                segment[key] = "*"
                 continue
             segment[key] = str(resolved)
         else:
@@ -294,18 +306,41 @@ def parse_and_resolve_segments(text: str | None, row: Row) -> tuple[str | None, 
 class RecordMapper:
     name: str
     where: Callable[[Row], bool]
-    fields: tuple[tuple[str, str, Callable[[Any], Any]], ...]  # target, raw path, convert
+    fields: tuple[tuple[str, Callable[[Row], Any]], ...]  # target, its value from a row
     hardcoded: tuple[tuple[str, Any], ...]
     custom_fields: tuple[tuple[str, str, Callable[[Any], Any]], ...]
     segments: str | None
+    grouped: bool  # the code is computed: rows sharing it are one object, not a clash
 
 
 def record_mapper(entity: Entity, record: MappingRecord) -> RecordMapper:
     allowed = targets(entity)
 
-    def field(target: str, path: str) -> tuple[str, str, Callable[[Any], Any]]:
+    def read(path: str, kind: str) -> Callable[[Row], Any]:
         canonical, sf_type, _ = resolve_path(record.object, path, describe)
-        return target, canonical, converter(allowed[target].kind, sf_type)
+        convert = converter(kind, sf_type)
+
+        def value(row: Row) -> Any:
+            raw = row[canonical]
+            return None if raw is None else convert(raw)
+
+        return value
+
+    def field(target: str, path: str) -> tuple[str, Callable[[Row], Any]]:
+        if not is_template(path):
+            return target, read(path, allowed[target].kind)
+        # computed text: null when a field it names is blank
+        template = parse_template(path)
+        pieces = [
+            read(part, "text") if is_path else (lambda _row, text=part: text)
+            for part, is_path in zip(template.parts, template.is_path, strict=True)
+        ]
+
+        def text(row: Row) -> Any:
+            values = [piece(row) for piece in pieces]
+            return None if any(v is None for v in values) else "".join(map(str, values))
+
+        return target, text
 
     fields = dict(record.fields)
     if "code" in allowed and "code" not in fields and "code" not in record.hardcoded:
@@ -321,6 +356,7 @@ def record_mapper(entity: Entity, record: MappingRecord) -> RecordMapper:
         hardcoded=tuple(record.hardcoded.items()),
         custom_fields=custom,
         segments=record.segments,
+        grouped=record.grouped,
     )
 
 
@@ -356,10 +392,10 @@ def map_rows(
             record = dict(template)
             record.update(meta)
             record["_mapping"] = mapper.name
+            record[GROUPED] = mapper.grouped
             record["_tombstone"] = False
-            for target, path, convert in mapper.fields:
-                value = row[path]
-                record[target] = None if value is None else convert(value)
+            for target, value_of in mapper.fields:
+                record[target] = value_of(row)
             for target, value in mapper.hardcoded:
                 record[target] = value
             if has_custom:
@@ -370,7 +406,7 @@ def map_rows(
                         custom[name] = convert(value)
                 record[CUSTOM_FIELDS] = json.dumps(custom, separators=(",", ":"))
             if segmented:
-                record[SEGMENT], record[SEGMENT_OMITTED] = parse_and_resolve_segments(
+                record[SEGMENT], record[SEGMENT_WILDCARDS] = parse_and_resolve_segments(
                     mapper.segments, row
                 )
             if pricing:
@@ -414,6 +450,7 @@ ROW_CHECKS: dict[str, Callable[[Row], bool]] = {
         r["endDate"] is None or r["startDate"] is None or r["startDate"] < r["endDate"]
     ),
     "one_plan_side": lambda r: (r["planCode"] is None) != (r["planTemplateCode"] is None),
+    "plan_or_group": lambda r: (r["planCode"] is None) != (r["planGroupCode"] is None),
     "one_aggregation_side": lambda r: (
         (r["aggregationCode"] is None) != (r["compoundAggregationCode"] is None)
     ),
@@ -451,7 +488,7 @@ def validate_rows(entity: Entity, out: list[Row]) -> tuple[list[Row], Counter[st
     for record in out:
         if not record["_tombstone"]:
             taken[record["_partition"], record["_source_id"]] += 1
-            if record.get("code") is not None:
+            if record.get("code") is not None and not record[GROUPED]:
                 key = (record["_partition"], record["code"])
                 codes.setdefault(key, set()).add(record["_source_id"])
     by_check: Counter[str] = Counter()
@@ -477,7 +514,7 @@ def validate_rows(entity: Entity, out: list[Row]) -> tuple[list[Row], Counter[st
         if taken[record["_partition"], record["_source_id"]] > 1:
             failed["one_mapping_per_record"] = "one_mapping_per_record"
         code = record.get("code")
-        if code is not None and len(codes[record["_partition"], code]) > 1:
+        if code is not None and not record[GROUPED] and len(codes[record["_partition"], code]) > 1:
             failed["unique_code"] = "unique_code"
         if failed:
             rejected += 1
@@ -494,6 +531,7 @@ _ARROW = {
     "INTEGER": pa.int32(),
     "BOOLEAN": pa.bool_(),
     "TIMESTAMP": pa.timestamp("us"),
+    "VARCHAR[]": pa.list_(pa.string()),
 }
 _BAND = pa.list_(
     pa.struct(
@@ -530,7 +568,7 @@ class BaselineRun:
     tombstones: int
     rejected_rows: int
     rejects_by_check: dict[str, int]
-    segment_keys_omitted: int
+    segment_wildcards: int
     seconds: dict[str, float]
     peak_mb: float
 
@@ -580,7 +618,7 @@ def run_baseline(
     written = write_rows(compiled, kept, directory / entity)
     seconds["write"] = time.perf_counter() - started
     tombstones = sum(1 for r in kept if r["_tombstone"])
-    omitted = sum(r.get(SEGMENT_OMITTED) or 0 for r in kept if not r["_tombstone"])
+    omitted = sum(r.get(SEGMENT_WILDCARDS) or 0 for r in kept if not r["_tombstone"])
     run = BaselineRun(
         written, tombstones, rejected, dict(by_check), omitted, seconds, peak_rss_mb()
     )
@@ -602,7 +640,7 @@ def agreement(entity: Entity, pipe: StageResult, base: BaselineRun) -> bool:
         "rows": (pipe.rows, base.rows),
         "tombstones": (pipe.tombstones, base.tombstones),
         "rejected rows": (pipe.rejected_rows, base.rejected_rows),
-        "segment keys omitted": (pipe.segment_keys_omitted, base.segment_keys_omitted),
+        "segment wildcards": (pipe.segment_wildcards, base.segment_wildcards),
     }
     same = all(p == b for p, b in pairs.values())
     shown = ", ".join(

@@ -152,3 +152,34 @@ def test_a_quote_re_synced_to_its_opportunity_keeps_its_lines_m3ter_objects(oper
         assert new not in after, "no second pricing for a re-synced line"
         if old in priced:
             assert after[old] == priced[old], "the line's pricing goes on as it was"
+
+
+def test_a_merged_away_account_s_account_plans_move_with_m3sync_refresh(operated):
+    client = M3terClient(replace(sandbox_settings(operated.sandbox.info()["m3ter"]), rate_limit=45))
+    accounts = {a["id"]: a["code"] for a in client.list("accounts")}
+    before = list(client.list("accountplans"))
+    held = sorted({accounts[p["accountId"]] for p in before})
+    assert len(held) >= 2, "m3ter bills two accounts"
+    master, merged = held[0], held[1]
+    ids = {code: id_ for id_, code in accounts.items()}
+    moving = [p for p in before if p["accountId"] == ids[merged]]
+    at = dt.datetime.combine(dt.date.fromisoformat(LAST), dt.time(12))
+    operated.sandbox.salesforce.org.merge_accounts(master, [merged], at)
+    operated("run", "--partition", LAST)
+    operated("refresh")
+    after = {p["id"]: p for p in client.list("accountplans")}
+    with duckdb.connect(
+        str(operated.root / "warehouse" / "warehouse.duckdb"), read_only=True
+    ) as con:
+        reasons = dict(
+            con.execute(
+                "SELECT m3ter_id, message FROM load.journal WHERE entity = 'account_plans' "
+                'QUALIFY row_number() OVER (PARTITION BY m3ter_id ORDER BY "at" DESC) = 1'
+            ).fetchall()
+        )
+    moved = [p for p in moving if after.get(p["id"], {}).get("accountId") == ids[master]]
+    assert moved, "the merged account's account plans follow its records to the survivor"
+    for plan in moving:
+        if plan not in moved and plan["id"] in after:
+            assert reasons.get(plan["id"]), "one that stays says why"
+    assert merged in {a["code"] for a in client.list("accounts")}, "billing history kept"

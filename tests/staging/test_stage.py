@@ -99,16 +99,6 @@ def write_items(
     )
 
 
-@pytest.fixture
-def warehouse(tmp_path: Path) -> Warehouse:
-    return Warehouse(tmp_path / "warehouse")
-
-
-@pytest.fixture
-def compiled(tmp_path: Path) -> CompiledSet:
-    return compiled_set(tmp_path, pricings=PRICINGS, plans=PLANS)
-
-
 def query(warehouse: Warehouse, sql: str) -> list[tuple]:
     return warehouse.connect().execute(sql).fetchall()
 

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import duckdb
-import pytest
 
 from pipeline.extract.objects import SourceObject
 from pipeline.extract.run import raw_table
-from pipeline.mapping.compiler import CompiledSet
 from pipeline.staging.stage import stage
 from pipeline.staging.successions import SUCCESSIONS
 from pipeline.warehouse import Warehouse
@@ -47,16 +43,6 @@ def write_lines(
     warehouse.write_partition(
         con, raw_table(SourceObject("OrderItem")), partition, f"SELECT {columns} FROM lines"
     )
-
-
-@pytest.fixture
-def warehouse(tmp_path: Path) -> Warehouse:
-    return Warehouse(tmp_path / "warehouse")
-
-
-@pytest.fixture
-def compiled(tmp_path: Path) -> CompiledSet:
-    return compiled_set(tmp_path, pricings=PRICINGS)
 
 
 def codes(warehouse: Warehouse) -> dict[str, str]:
@@ -133,3 +119,19 @@ def test_a_mapping_s_identity_field_names_the_line_and_nothing_is_matched(tmp_pa
     stage(warehouse, compiled["pricings"], [DAY1])
     assert codes(warehouse) == {line(2): "0QL000000000001AAA"}
     assert not warehouse.partitions(SUCCESSIONS)
+
+
+def test_a_chain_of_replacements_staged_together_pairs_link_by_link(warehouse, compiled):
+    again = "2024-03-01 15:00:00"
+    lines = [
+        (3, True, 10.0, EARLY, RESYNC),
+        (2, True, 10.0, RESYNC, again),
+        (1, False, 10.0, again, again),
+    ]
+    write_lines(warehouse, DAY1, lines)
+    stage(warehouse, compiled["pricings"], [DAY1])
+    assert sorted(query(warehouse, "SELECT _source_id, continues FROM staged.successions")) == [
+        (line(1), line(2)),
+        (line(2), line(3)),
+    ]
+    assert codes(warehouse) == {line(1): line(3)}

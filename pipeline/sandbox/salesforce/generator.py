@@ -27,7 +27,7 @@ from pipeline.sandbox.salesforce.schema import OrgKind, SObject, create_table_sq
 
 INTEGRATION_USERNAME = "integration@m3sync.example"
 # Bumped whenever the generated data or its schema changes, so sandboxes regenerate a cached org.
-GENERATOR_VERSION = 6
+GENERATOR_VERSION = 7
 SCHEMA = "org"
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000

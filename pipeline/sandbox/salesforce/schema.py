@@ -359,6 +359,8 @@ def demo_schema() -> OrgSchema:
                 ("Technology", "Finance", "Healthcare", "Retail", "Manufacturing", "Media"),
             ),
             _ref("ParentId", "Account", "Parent"),
+            # Set on the accounts a merge deleted: the account they were merged into.
+            _ref("MasterRecordId", "Account", "MasterRecord"),
             _str("BillingStreet"),
             _str("BillingCity", 40),
             _str("BillingState", 80),
