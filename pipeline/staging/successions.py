@@ -25,7 +25,8 @@ as without successions.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import duckdb
 
@@ -65,11 +66,51 @@ def continued(
     staged_at: dt.datetime,
 ) -> str:
     """Record the successions `relation` (the raw rows of `obj` for `keys`) shows, and return
-    it with the identity each record continues (`_continues`, null for none)."""
+    it with the identity each record continues (`_continues`, null for none).
+
+    Only daily partitions are matched: the refresh's partition holds values and purges found
+    long after they happened, where a line and another's delete are near in time by chance.
+    Raw partitions extracted before m3sync read creation dates match nothing. Both still take
+    the identities recorded before.
+    """
     columns = [str(row[0]) for row in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
-    if CREATED not in columns:
-        # A raw partition extracted before m3sync read creation dates: nothing can be matched.
+    if CREATED in columns and all(_is_day(key) for key in keys):
+        _record(con, warehouse, obj, relation, columns, keys, staged_at)
+    if not any(_files(warehouse, obj)):
         return f"(SELECT *, NULL::VARCHAR AS _continues FROM {relation})"
+    roots = _roots_sql(warehouse, obj)
+    return (
+        f"(SELECT r.*, i.identity AS _continues FROM {relation} r "
+        f'LEFT JOIN ({roots}) i ON i._source_id = r."Id")'
+    )
+
+
+def _is_stamp(column: str) -> bool:
+    return column.endswith(f".{STAMP}")
+
+
+def _is_day(key: str) -> bool:
+    try:
+        dt.date.fromisoformat(key)
+    except ValueError:
+        return False
+    return True
+
+
+def _files(warehouse: Warehouse, obj: SourceObject) -> Iterator[Path]:
+    return warehouse.table_dir(SUCCESSIONS).glob(f"{obj.table}.*.parquet")
+
+
+def _record(
+    con: duckdb.DuckDBPyConnection,
+    warehouse: Warehouse,
+    obj: SourceObject,
+    relation: str,
+    columns: Sequence[str],
+    keys: Sequence[str],
+    staged_at: dt.datetime,
+) -> None:
+    """Pair the deleted and new lines of `relation` and write them as `keys`' successions."""
     compared = [
         c for c in columns if c not in _SYSTEM and not c.startswith("_") and not _is_stamp(c)
     ]
@@ -134,21 +175,11 @@ def continued(
         cover=keys,
         file_prefix=f"{obj.table}.",
     )
-    roots = _roots_sql(warehouse, obj)
-    return (
-        f"(SELECT r.*, i.identity AS _continues FROM {relation} r "
-        f'LEFT JOIN ({roots}) i ON i._source_id = r."Id")'
-    )
-
-
-def _is_stamp(column: str) -> bool:
-    return column.endswith(f".{STAMP}")
 
 
 def _roots_sql(warehouse: Warehouse, obj: SourceObject) -> str:
     """Each continuing record of `obj` with the first record of its chain."""
-    glob = warehouse.table_dir(SUCCESSIONS) / f"{obj.table}.*.parquet"
-    latest = View(SUCCESSIONS, glob).sql()
+    latest = View(SUCCESSIONS, warehouse.table_dir(SUCCESSIONS) / f"{obj.table}.*.parquet").sql()
     return f"""
         WITH RECURSIVE succession AS (SELECT _source_id, continues FROM ({latest})),
         chain AS (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import duckdb
 
 from pipeline.extract.objects import SourceObject
+from pipeline.extract.refresh import REFRESH
 from pipeline.extract.run import raw_table
 from pipeline.staging.stage import stage
 from pipeline.staging.successions import SUCCESSIONS
@@ -135,3 +136,15 @@ def test_a_chain_of_replacements_staged_together_pairs_link_by_link(warehouse, c
         (line(2), line(3)),
     ]
     assert codes(warehouse) == {line(1): line(3)}
+
+
+def test_the_refresh_partition_matches_nothing_and_keeps_the_identities(warehouse, compiled):
+    write_lines(warehouse, DAY1, [(1, True, 10.0, EARLY, RESYNC), (2, False, 10.0, RESYNC, RESYNC)])
+    stage(warehouse, compiled["pricings"], [DAY1])
+    later = "2024-03-05 08:00:00"
+    write_lines(
+        warehouse, REFRESH, [(2, False, 11.0, RESYNC, later), (3, True, 11.0, RESYNC, RESYNC)]
+    )
+    stage(warehouse, compiled["pricings"], [REFRESH])
+    assert codes(warehouse) == {line(2): line(1)}
+    assert warehouse.partitions(SUCCESSIONS) == [f"order_item.{DAY1}"]
