@@ -29,6 +29,10 @@ from pipeline.staging.stage import StageSettings, stage
 from pipeline.warehouse import Warehouse
 from tests.load.conftest import MAPPINGS
 
+# Slow end to end (a sync and a refresh per case): in the operator suite, beside the same hazards
+# through the commands (`tests/cli/test_refresh_hazards.py`).
+pytestmark = pytest.mark.operator
+
 HISTORY_DAYS = 6
 EXTRACT = ExtractSettings(rest_threshold=10**9)
 STAGE = StageSettings(memory_mb=256)
@@ -188,7 +192,6 @@ def test_a_line_replaced_by_an_equal_one_keeps_its_m3ter_objects(world):
     assert {new: old for old, new in replaced.items()}.items() <= dict(successions).items()
 
 
-@pytest.mark.operator  # slow: in the operator suite
 def test_a_line_replaced_with_another_price_ends_and_its_replacement_starts(world):
     replaced = _replace_order(world, 2, UnitPrice=0.777)
     before = {old: world.m3ter_objects("pricings", old) for old in replaced}
@@ -203,7 +206,6 @@ def test_a_line_replaced_with_another_price_ends_and_its_replacement_starts(worl
         assert started["pricingBands"][0]["unitPrice"] == 0.777
 
 
-@pytest.mark.operator  # slow: in the operator suite
 def test_a_merged_away_account_s_lines_move_to_the_surviving_account_with_the_refresh(world):
     lines = (
         world.warehouse.connect()

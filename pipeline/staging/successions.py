@@ -125,7 +125,7 @@ def _record(
         f"""CREATE OR REPLACE TEMP TABLE _successions AS
             WITH rows AS (
                 SELECT "Id", coalesce("IsDeleted", false) AS deleted,
-                       {identifier(CREATED)} AS created, {identifier(STAMP)} AS stamp,
+                       {identifier(CREATED)} AS created, _version_stamp AS stamp,
                        _partition, hash({values}) AS _h
                 FROM {relation}),
             deletes AS (
@@ -156,7 +156,7 @@ def _record(
                 WHERE abs(epoch(new.moment) - epoch(gone.moment)) <= {GAP.total_seconds()}
                   AND new."Id" <> gone."Id"),
             versions AS (
-                SELECT "Id", {identifier(STAMP)} AS stamp, {values} AS v FROM {relation}
+                SELECT "Id", _version_stamp AS stamp, {values} AS v FROM {relation}
                 WHERE "Id" IN (SELECT new_id FROM paired UNION ALL SELECT gone_id FROM paired))
             SELECT {literal(obj.name)} AS _source_object, p.new_id AS _source_id,
                    p.gone_id AS continues, p._partition,

@@ -129,8 +129,10 @@ def write_raw(
     items: list[tuple[int, str, float, bool]],
     accounts: list[str] = ACCOUNTS,
     stamp: str = "10:00:00",
+    order: str | None = None,
 ) -> None:
-    """Accounts, and OrderItems as (number, account, unit price, deleted)."""
+    """Accounts, and OrderItems as (number, account, unit price, deleted), each created at its
+    stamp and on an order of its own unless `order` names one for all."""
     con = duckdb.connect()
     meta = (
         f"TIMESTAMP '{partition} {stamp}' AS _version_stamp, '{partition}' AS _partition, "
@@ -150,7 +152,8 @@ def write_raw(
             'transfer_gb' AS "Product2.M3ter_Aggregation_Code__c",
             DATE '2024-01-01' AS "ServiceDate", DATE '2024-12-31' AS "EndDate",
             price AS "UnitPrice", account AS "Order.AccountId",
-            '801' || substr(id, 4) AS "OrderId", {meta}
+            {f"'{order}'" if order else "'801' || substr(id, 4)"} AS "OrderId",
+            TIMESTAMP '{partition} {stamp}' AS "CreatedDate", {meta}
             FROM (VALUES {item_rows}) v(id, account, price, deleted)"""
     )
     warehouse.write_partition(con, raw_table(SourceObject("Account")), partition, "FROM a")
