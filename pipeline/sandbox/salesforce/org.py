@@ -134,6 +134,10 @@ def decode_locator(locator: str) -> int:
         raise ApiError(400, "INVALIDLOCATOR", f"Invalid locator: {locator}") from exc
 
 
+# How long after a replacement's inserts its deletes land (`Org.replace_lines`).
+_DELETE_LAG = dt.timedelta(seconds=3)
+
+
 class Org:
     """The demo org in `state_dir/records.duckdb`, generated on first start, then reused."""
 
@@ -254,9 +258,10 @@ class Org:
         header is stamped. `changes` are values the new lines carry that the old did not (a new
         price). Returns each old Id's new Id.
 
-        Salesforce documents the replacement, not the order of its writes; [assume:
-        pessimistic] the deletes and inserts share one instant, and nothing on the new lines
-        names the old ones.
+        Salesforce documents the replacement, not the order or timing of its writes.
+        [assume: pessimistic] the new lines come first and the old ones are deleted seconds
+        later (both live for a moment, stamps apart), and nothing on the new lines names the
+        old ones.
         """
         now = at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
         obj = self.schema.sobject(line_object)
@@ -299,7 +304,7 @@ class Org:
             cur.execute(
                 f'UPDATE org."{obj.name}" SET "IsDeleted" = true, "LastModifiedDate" = ?, '
                 '"SystemModstamp" = ? WHERE "Id" IN (SELECT unnest(?))',
-                [now, now, old],
+                [now + _DELETE_LAG, now + _DELETE_LAG, old],
             )
             cur.execute(
                 f'UPDATE org."{header_object}" SET "LastModifiedDate" = ?, "SystemModstamp" = ? '
@@ -318,8 +323,8 @@ class Org:
         record that named one of them (an order's, opportunity's or contract's account, a
         child account's parent) names the master. Returns the records re-parented.
 
-        Salesforce documents the re-parenting, not whether it stamps the children; [assume:
-        pessimistic] it does not, so only a refresh sees that their account changed.
+        Salesforce documents the re-parenting, not whether it stamps the children.
+        [assume: pessimistic] it does not, so only a refresh sees that their account changed.
         """
         now = at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
         merged = [to18(m) for m in merged_ids]
