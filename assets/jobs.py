@@ -104,8 +104,9 @@ def reconcile_all(
         live = compare_all_live_ids(
             client, stored, list(compiled.objects.objects), extract_settings.settings()
         )
-        if config.apply and any(found.gone for found in live):
-            # The refresh turns records Salesforce no longer has into tombstones and loads them.
+        if config.apply and any(found.gone or found.missed for found in live):
+            # The refresh turns records Salesforce no longer has into tombstones, stages those
+            # a window missed on a day the warehouse holds, and loads both.
             refresh(
                 client,
                 m3ter.client(),
@@ -209,11 +210,12 @@ def refresh_all(
         raise dg.Failure(description=str(exc)) from exc
     for found in result.objects:
         context.log.info(
-            "%s: %d live, %d changed, %d gone, %d never extracted",
+            "%s: %d live, %d changed, %d gone, %d missed, %d never extracted",
             found.sobject,
             found.live,
             found.changed,
             found.gone,
+            found.missed,
             found.unknown,
         )
     unfinished = [r.unfinished() for r in result.loaded]

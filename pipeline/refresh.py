@@ -1,4 +1,5 @@
-"""The refresh: what daily windows cannot see, found and billed (formula values, purged deletes).
+"""The refresh: what daily windows cannot see, found and billed (formula values, purged deletes,
+records that became visible on days already extracted).
 
 Each daily-partitioned object the mappings read is read again whole (`extract/refresh.py`); what
 differs lands in its `_refresh` raw partition, which is then staged and loaded like a day: every
@@ -31,8 +32,9 @@ class RefreshResult:
 
     @property
     def found(self) -> int:
-        """Records whose values changed, or that are gone, across every object."""
-        return sum(o.changed + o.gone for o in self.objects)
+        """Records whose values changed, that are gone, or that windows missed, across every
+        object."""
+        return sum(o.changed + o.gone + o.missed for o in self.objects)
 
 
 def refresh(

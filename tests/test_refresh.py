@@ -136,6 +136,25 @@ def test_a_purged_line_s_m3ter_objects_end_with_the_refresh(world):
     assert after["endDate"] < before["endDate"], "the nightly run left it billing"
 
 
+def test_a_line_committed_on_a_day_already_extracted_reaches_m3ter_with_the_refresh(world):
+    item = world.billed_item(3)
+    late = item[:3] + "LATE" + item[7:]
+    # A copy under a new Id, its stamps days old: a transaction that committed after the
+    # windows over its stamp had run, or a record a widened sharing rule made visible.
+    world.org(
+        'INSERT INTO org."OrderItem" BY NAME SELECT * REPLACE (? AS "Id") '
+        'FROM org."OrderItem" WHERE "Id" = ?',
+        [late, item],
+    )
+    world.sync(_days(1))
+    assert world.m3ter_objects("pricings", late) == [], "the nightly run cannot see it"
+    found = world.refresh()
+    assert [o.missed for o in found.objects if o.sobject == "OrderItem"] == [1]
+    (priced,) = world.m3ter_objects("pricings", late)
+    (original,) = world.m3ter_objects("pricings", item)
+    assert priced["pricingBands"][0]["unitPrice"] == original["pricingBands"][0]["unitPrice"]
+
+
 def test_a_second_refresh_with_nothing_changed_writes_nothing(world):
     world.org(
         'UPDATE org."OrderItem" SET "UnitPrice" = 0.4321 WHERE "Id" = ?', [world.billed_item(2)]

@@ -376,10 +376,17 @@ def _salesforce_side(by_object: Mapping[str, Mapping[str, Any]], applied: bool) 
             "Records gone from Salesforce: "
             + ("the refresh ended their m3ter objects." if applied else "--apply ends them.")
         )
+    missed = sum(found["missed"] for found in by_object.values())
+    if missed:
+        console.print(
+            f"Records the windows missed on days already extracted: {missed:,}; "
+            + ("the refresh loaded them." if applied else "--apply loads them."),
+            highlight=False,
+        )
     if days:
         first, last = min(days), max(days)
         console.print(
-            f"Records the warehouse never held fall on {len(set(days))} days from {first} to "
+            f"Other records the warehouse never held fall on {len(set(days))} days from {first} to "
             f"{last}: `m3sync backfill --from {first} --to {last}` extracts them (days before "
             "M3SYNC_START_DATE stay out).",
             highlight=False,
@@ -398,14 +405,23 @@ def refresh(dry_run: bool) -> None:
     output = ran.outputs["refresh_all"]
     table = _table(
         "Refresh" + (" (nothing written)" if dry_run else ""),
-        ("object", "live", "changed", "gone", "never extracted", "API calls", "bulk jobs"),
+        (
+            "object",
+            "live",
+            "changed",
+            "gone",
+            "missed",
+            "never extracted",
+            "API calls",
+            "bulk jobs",
+        ),
     )
     for sobject, found in output["by_object"].items():
         table.add_row(
             sobject,
             *(
                 f"{found[k]:,}"
-                for k in ("live", "changed", "gone", "unknown", "api_calls", "bulk_jobs")
+                for k in ("live", "changed", "gone", "missed", "unknown", "api_calls", "bulk_jobs")
             ),
         )
     console.print(table)

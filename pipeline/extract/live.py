@@ -4,8 +4,11 @@ m3ter against the staged state (`load/drift.py`) cannot see a record the windows
 extracted, nor one Salesforce purged. One query of every live Id per object (Bulk API 2.0 past
 the REST threshold) against the warehouse's latest version of each record tells both apart:
 
-- **missing**: live in Salesforce, never in the warehouse. The day its stamp falls on says what
-  to extract again; a day before the first partition is the operator's start date at work.
+- **missing**: live in Salesforce, never in the warehouse. One whose stamp falls on a day the
+  warehouse holds was *missed* by that day's window (its record became visible to the
+  integration user, or committed later than the overlap, without its stamp moving): the
+  refresh stages it. Any other day says what to extract; a day before the first partition is
+  the operator's start date at work.
 - **gone**: live in the warehouse, not in Salesforce (purged from the recycle bin, or hard
   deleted): the refresh (`extract/refresh.py`) turns these into tombstones.
 """
@@ -13,6 +16,7 @@ the REST threshold) against the warehouse's latest version of each record tells 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 import uuid
 from collections.abc import Iterator, Mapping
@@ -32,6 +36,7 @@ from pipeline.warehouse import Table, Warehouse
 from pipeline.warehouse.sql import literal
 
 EXAMPLES = 5  # Ids listed per kind
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 # The raw view's order of a record's versions (`raw_table`), as one comparable value.
 VERSION_ORDER = "struct_pack(v := _version_stamp, e := _extracted_at)"
 
@@ -42,7 +47,8 @@ class LiveIds:
     live: int  # records Salesforce holds
     missing: int  # of them, never in the warehouse
     gone: int  # records the warehouse holds live that Salesforce no longer has
-    missing_days: tuple[str, ...] = ()  # the days (by stamp) the missing records fall on
+    missed: int = 0  # of the missing, those on days the warehouse holds (the refresh's)
+    missing_days: tuple[str, ...] = ()  # the days (by stamp) the others fall on
     examples: dict[str, list[str]] = field(default_factory=dict)  # missing / gone -> Ids
     api_calls: int = 0
 
@@ -97,6 +103,17 @@ def versions_sql(warehouse: Warehouse, table: Table) -> str | None:
         return None
     glob = literal(str(warehouse.table_dir(table) / "*.parquet"))
     return f"read_parquet({glob}, union_by_name = true)"
+
+
+def held_days(warehouse: Warehouse, table: Table) -> list[str]:
+    """The daily partitions of `table` the warehouse holds (a refresh's partition is none)."""
+    return [key for key in warehouse.partitions(table) if _DAY.fullmatch(key)]
+
+
+def stamp_on_held_day(warehouse: Warehouse, table: Table) -> str:
+    """A SQL predicate: the row's stamp falls on a day of `table` the warehouse holds."""
+    days = ", ".join(literal(d) for d in held_days(warehouse, table)) or "NULL"
+    return f"strftime(\"{STAMP}\", '%Y-%m-%d') IN ({days})"
 
 
 def latest_versions(
@@ -163,22 +180,24 @@ def _compare(
     deleted = 'coalesce("IsDeleted", false)' if plan.soft_delete else "false"
     versions = versions_sql(warehouse, raw_table(source))
     latest_versions(con, versions, "live", {"_deleted": deleted})
+    held = stamp_on_held_day(warehouse, raw_table(source))
     con.execute(
-        f'CREATE TEMP TABLE missing AS SELECT "Id", "{STAMP}" FROM live '
+        f'CREATE TEMP TABLE missing AS SELECT "Id", "{STAMP}", {held} AS _missed FROM live '
         'WHERE "Id" NOT IN (SELECT "Id" FROM latest)'
     )
     con.execute(
         'CREATE TEMP TABLE gone AS SELECT "Id" FROM latest WHERE NOT _deleted '
         'AND "Id" NOT IN (SELECT "Id" FROM live)'
     )
-    (live, missing, gone) = con.execute(
+    (live, missing, missed, gone) = con.execute(
         "SELECT (SELECT count(*) FROM live), (SELECT count(*) FROM missing), "
-        "(SELECT count(*) FROM gone)"
-    ).fetchone() or (0, 0, 0)
+        "(SELECT count(*) FROM missing WHERE _missed), (SELECT count(*) FROM gone)"
+    ).fetchone() or (0, 0, 0, 0)
     days = tuple(
         str(row[0])
         for row in con.execute(
-            f"SELECT DISTINCT strftime(\"{STAMP}\", '%Y-%m-%d') AS d FROM missing ORDER BY d"
+            f"SELECT DISTINCT strftime(\"{STAMP}\", '%Y-%m-%d') AS d FROM missing "
+            "WHERE NOT _missed ORDER BY d"
         ).fetchall()
     )
     examples = {
@@ -194,6 +213,7 @@ def _compare(
         "sobject": source.name,
         "live": int(live),
         "missing": int(missing),
+        "missed": int(missed),
         "gone": int(gone),
         "missing_days": days,
         "examples": examples,

@@ -15,10 +15,14 @@ each record, and writes only the differences into the object's `_refresh` raw pa
   m3ter objects end the day after the refresh found it gone (ending them at the record's last
   known change could take back months of billing), as the load ends any delete's.
 
+- a record Salesforce has that the warehouse never held, whose stamp falls on a day the
+  warehouse holds, as it is: that day's window missed it (it became visible to the integration
+  user, by a sharing rule or a permission, or committed after the overlap, with no stamp moving).
+
 The partition keeps earlier refreshes' rows, so a tombstone outlives the re-extract of the
-record's own day, which can no longer see it. Records Salesforce has that the warehouse never
-held (created before the first partition) are counted, not staged: the start date is the
-operator's. Staging and loading the `_refresh` partition is the caller's (`pipeline/refresh.py`).
+record's own day, which can no longer see it. Other records the warehouse never held (before
+the first partition, or on days not extracted) are counted, not staged: which days to extract is
+the operator's. Staging and loading the `_refresh` partition is the caller's (`pipeline/refresh.py`).
 """
 
 from __future__ import annotations
@@ -30,7 +34,13 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.extract.live import VERSION_ORDER, latest_versions, live_records, versions_sql
+from pipeline.extract.live import (
+    VERSION_ORDER,
+    latest_versions,
+    live_records,
+    stamp_on_held_day,
+    versions_sql,
+)
 from pipeline.extract.objects import SourceObject
 from pipeline.extract.plan import STAMP, FieldPlan, plan_fields
 from pipeline.extract.run import ExtractSettings, raw_table
@@ -47,7 +57,8 @@ class ObjectRefresh:
     live: int  # records Salesforce holds
     changed: int  # whose mapped values differ from the warehouse's latest version
     gone: int  # that the warehouse holds live and Salesforce no longer has
-    unknown: int  # that Salesforce holds and the warehouse never did
+    missed: int  # that Salesforce holds, the warehouse never did, on days it holds
+    unknown: int  # that Salesforce holds and the warehouse never did, on other days
     api_calls: int
     bulk_jobs: int
     seconds: float
@@ -124,6 +135,10 @@ def _write_differences(
             JOIN latest l USING ("Id") WHERE {differs}"""
     )
     con.execute(
+        f"""INSERT INTO found SELECT f.* REPLACE ('{REFRESH}' AS _partition) FROM fresh f
+            WHERE "Id" NOT IN (SELECT "Id" FROM latest) AND {stamp_on_held_day(warehouse, table)}"""
+    )
+    con.execute(
         'CREATE TEMP TABLE gone AS SELECT "Id", _latest FROM latest WHERE NOT _deleted '
         'AND "Id" NOT IN (SELECT "Id" FROM fresh)'
     )
@@ -139,12 +154,15 @@ def _write_differences(
                 WHERE ("Id", {VERSION_ORDER}) IN (SELECT ("Id", _latest) FROM gone)""",
             {"now": dt.datetime.now(dt.UTC).replace(tzinfo=None)},
         )
-    (live, changed, gone, unknown) = con.execute(
+    (live, changed, gone, missed, unknown) = con.execute(
         f"""SELECT (SELECT count(*) FROM fresh),
-                   (SELECT count(*) FROM found WHERE NOT {deleted}),
+                   (SELECT count(*) FROM found WHERE NOT {deleted}
+                        AND "Id" IN (SELECT "Id" FROM latest)),
                    (SELECT count(*) FROM found WHERE {deleted}),
-                   (SELECT count(*) FROM fresh WHERE "Id" NOT IN (SELECT "Id" FROM latest))"""
-    ).fetchone() or (0, 0, 0, 0)
+                   (SELECT count(*) FROM found WHERE "Id" NOT IN (SELECT "Id" FROM latest)),
+                   (SELECT count(*) FROM fresh WHERE "Id" NOT IN (SELECT "Id" FROM latest)
+                        AND "Id" NOT IN (SELECT "Id" FROM found))"""
+    ).fetchone() or (0, 0, 0, 0, 0)
     # Earlier refreshes' rows stay while they are their record's latest version: one a later
     # extract superseded would otherwise be staged again over it by every refresh.
     earlier = warehouse.partition_path(table, REFRESH)
@@ -156,4 +174,4 @@ def _write_differences(
         else ""
     )
     warehouse.write_partition(con, table, REFRESH, f"SELECT * FROM found {kept}")
-    return {"live": live, "changed": changed, "gone": gone, "unknown": unknown}
+    return {"live": live, "changed": changed, "gone": gone, "missed": missed, "unknown": unknown}

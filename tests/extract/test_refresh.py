@@ -51,12 +51,19 @@ def test_a_tombstone_outlives_the_re_extract_of_its_record_s_day(org):
     assert org.latest(record)[1:] == (True, REFRESH)
 
 
+def test_a_record_that_appeared_on_a_day_already_extracted_is_staged(org):
+    record = org.late_copy(org.live_item())
+    found = _refresh(org)
+    assert (found.missed, found.changed, found.unknown) == (1, 0, 0)
+    assert org.latest(record)[1:] == (False, REFRESH)
+
+
 def test_records_the_warehouse_never_held_are_counted_not_staged(start_sandbox, tmp_path):
     with start_sandbox(accounts=5, history_days=HISTORY_DAYS) as sandbox:
         warehouse = Warehouse(tmp_path / "warehouse")
         extract(client_for(sandbox), warehouse, ORDER_ITEM, days(1), REST)
         found = refresh_object(client_for(sandbox), warehouse, ORDER_ITEM, REST)
-    assert found.unknown > 0 and found.changed == 0
+    assert found.unknown > 0 and (found.changed, found.missed) == (0, 0)
 
 
 def test_a_refreshed_version_a_later_extract_superseded_is_dropped(org):
