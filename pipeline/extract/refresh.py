@@ -21,8 +21,9 @@ each record, and writes only the differences into the object's `_refresh` raw pa
 
 The partition keeps earlier refreshes' rows, so a tombstone outlives the re-extract of the
 record's own day, which can no longer see it. Other records the warehouse never held (before
-the first partition, or on days not extracted) are counted, not staged: which days to extract is
-the operator's. Staging and loading the `_refresh` partition is the caller's (`pipeline/refresh.py`).
+the first partition, or on days not extracted) are counted, not staged: which days to extract
+is the operator's. Staging and loading the `_refresh` partition is the caller's
+(`pipeline/refresh.py`).
 """
 
 from __future__ import annotations
