@@ -86,13 +86,15 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 class ExtractResource(dg.ConfigurableResource):
-    """How windows are read: overlap, REST/bulk threshold, API quota floor, bulk page size."""
+    """How windows are read: overlap, REST/bulk threshold, API quota floor, bulk page size, the
+    rows a query may hold before its window is asked in halves."""
 
     overlap_minutes: float = 10.0
     rest_threshold: int = 10_000
     quota_floor: int = 1_000
     bulk_page_size: int = 100_000
     memory_mb: int = 128
+    max_window_rows: int = ExtractSettings.max_window_rows
 
     def settings(self) -> ExtractSettings:
         return ExtractSettings(
@@ -101,6 +103,7 @@ class ExtractResource(dg.ConfigurableResource):
             quota_floor=self.quota_floor,
             bulk_page_size=self.bulk_page_size,
             memory_mb=self.memory_mb,
+            max_window_rows=self.max_window_rows,
         )
 
 

@@ -46,6 +46,12 @@ class ExtractSettings:
     # A window whose query times out (QUERY_TIMEOUT) is asked again in halves, then their
     # halves, up to this many queries in all.
     max_queries: int = 256
+    # A window whose COUNT() is past this many rows is asked in halves before any of its rows
+    # are: a mass re-stamp puts a whole object into one day, and one job over all of it is the
+    # query most likely to time out, after minutes and a bulk job spent. [assume] Salesforce
+    # documents no row count at which a query times out; a few million non-selective rows is
+    # where bulk queries are reported to, so two million rows a query keeps clear of it.
+    max_window_rows: int = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -178,29 +184,43 @@ def _download(
     if window is None:
         method, files = download_query(client, plan, soql, work, settings, stager)
         return method, files, 1
-    pending = [Slice.of(window, settings.overlap)]
+    # Each slice with the most rows it may hold unsplit (None: however many it holds).
+    pending: list[tuple[Slice, int | None]] = [
+        (Slice.of(window, settings.overlap), settings.max_window_rows)
+    ]
     done: list[tuple[str, list[Path]]] = []
     asked = 0
     while pending:
-        part = pending.pop()
+        part, most = pending.pop()
         asked += 1
         directory = work / f"slice-{asked}"
+        soql = slice_query(plan, part)
         try:
             done.append(
-                download_query(client, plan, slice_query(plan, part), directory, settings, stager)
+                download_query(client, plan, soql, directory, settings, stager, most_rows=most)
             )
-        except QueryTimeout as exc:
+        except (QueryTimeout, _TooManyRows) as exc:
             halves = part.halves(lambda: _id_bounds(client, plan))
-            if halves is None or asked + len(pending) + 2 > settings.max_queries:
+            full = halves is None or asked + len(pending) + 2 > settings.max_queries
+            if full and isinstance(exc, _TooManyRows):
+                # No more halving: this slice and those waiting are read as they are.
+                pending = [(p, None) for p, _ in pending] + [(part, None)]
+                continue
+            if full:
                 raise QueryTimeout(
                     f"{source.name}: the window {window.partitions[0]}..{window.partitions[-1]} "
                     f"still timed out after {asked} queries, each narrower ({exc})",
                     status=exc.status,
                     error_code=exc.error_code,
                 ) from exc
-            pending.extend(reversed(halves))
+            assert halves is not None
+            pending.extend((half, most) for half in reversed(halves))
     method = "bulk" if any(m == "bulk" for m, _ in done) else "rest"
     return method, [f for _, files in done for f in files], asked
+
+
+class _TooManyRows(Exception):
+    """A slice's COUNT() past `ExtractSettings.max_window_rows`: ask it in halves."""
 
 
 def _id_bounds(client: SalesforceClient, plan: FieldPlan) -> tuple[str, str] | None:
@@ -227,12 +247,16 @@ def download_query(
     stager: PageStager,
     *,
     live: bool = False,
+    most_rows: int | None = None,
 ) -> tuple[str, list[Path]]:
     """One query's pages, each submitted to `stager`: REST for a few rows, else a Bulk API 2.0
-    job; `queryAll` (deleted records too) unless `live`."""
+    job; `queryAll` (deleted records too) unless `live`. Past `most_rows`, nothing is read
+    (`_TooManyRows`)."""
     directory.mkdir(parents=True, exist_ok=True)
     include_deleted = plan.soft_delete and not live
     expected = client.count(soql)
+    if most_rows is not None and expected > most_rows:
+        raise _TooManyRows(expected)
     if expected <= settings.rest_threshold:
         path = directory / "records.json"
         client.query_all_to_file(soql, path, include_deleted=include_deleted)

@@ -224,6 +224,13 @@ def _salesforce_detail(exc: BaseException) -> tuple[str, int | None, str | None]
     return f"{type(exc).__name__}: {exc}", None, None
 
 
+# A query job that failed on time: Salesforce documents QUERY_TIMEOUT for a query that runs past
+# its limit and "Retried more than fifteen (or thirty) times" for results it could not retrieve
+# in time; it does not document the errorMessage of a Bulk API 2.0 job that timed out, so both
+# wordings count.
+_JOB_TIMED_OUT = re.compile(r"QUERY_TIMEOUT|Retried more than", re.IGNORECASE)
+
+
 def _job_message(exc: SalesforceOperationError) -> str:
     """Salesforce's own errorMessage from simple-salesforce's job-failure text."""
     return re.sub(r"^Job failure\. Response content: ", "", str(exc))
@@ -538,7 +545,8 @@ class SalesforceClient:
 
         Earlier `part-*.csv` files in `out_dir` are removed first. A zero-row result gives one
         page file as Salesforce sent it (header only, or empty). A job that ends Failed/Aborted is
-        run again as a new job, up to the retry policy's attempts, then BulkJobFailed.
+        run again as a new job, up to the retry policy's attempts, then BulkJobFailed; one that
+        failed on time raises QueryTimeout at once, as a REST query that timed out does.
 
         `on_page` is called with each page file as soon as it is complete, so the caller can work
         on it while the next one downloads; a job that runs again delivers its pages again, from
@@ -558,7 +566,18 @@ class SalesforceClient:
             job_id = str(job["id"])
             job_ids.append(job_id)
             self._tally.add(bulk_jobs=1)
-            self._request(lambda: self._bulk(soql).wait_for_job(job_id, True, poll_seconds))
+            try:
+                self._request(lambda: self._bulk(soql).wait_for_job(job_id, True, poll_seconds))
+            except SalesforceOperationError as exc:
+                message = _job_message(exc)
+                if _JOB_TIMED_OUT.search(message):
+                    # The same query would time out again: no new job, a narrower query.
+                    raise QueryTimeout(
+                        f"bulk {operation.value} job {job_id} timed out: {message}",
+                        status=None,
+                        error_code="QUERY_TIMEOUT",
+                    ) from exc
+                raise
             files: list[Path] = []
             locator = ""
             while True:

@@ -334,14 +334,17 @@ def test_rest_records_are_typed_within_a_small_memory_limit(client, warehouse):
     assert result.method == "rest" and result.rows > 1000
 
 
-def _extract_both_ways(sandbox, tmp_path, days: list[str], limit: int):
-    """The same window extracted with queries timing out past `limit` rows, and without."""
+def _extract_both_ways(
+    sandbox, tmp_path, days: list[str], limit: int | None, settings: ExtractSettings = REST
+):
+    """The same window extracted with `settings` and queries timing out past `limit` rows, and
+    in one query."""
     client = client_for(sandbox)
     org = sandbox.salesforce.org
     timed, plain = Warehouse(tmp_path / "timed"), Warehouse(tmp_path / "plain")
     org.query_timeout_rows = limit
     try:
-        result = extract(client, timed, ORDER_ITEM, days, REST)
+        result = extract(client, timed, ORDER_ITEM, days, settings)
     finally:
         org.query_timeout_rows = None
     assert extract(client, plain, ORDER_ITEM, days, REST).queries == 1
@@ -355,6 +358,39 @@ def test_a_window_that_times_out_is_asked_again_in_halves_and_loses_nothing(
         result, timed, plain = _extract_both_ways(sandbox, tmp_path, _last_days(30), 40)
     assert result.queries > 2
     assert len(plain) > 40 and timed == plain
+
+
+def test_a_bulk_job_that_times_out_is_asked_again_in_halves_without_a_second_job_of_it(
+    start_sandbox: StartSandbox, tmp_path
+):
+    with start_sandbox(accounts=10) as sandbox:
+        bulk = replace(REST, rest_threshold=0)
+        result, timed, plain = _extract_both_ways(sandbox, tmp_path, _last_days(30), 40, bulk)
+        failed = [j for j in sandbox.salesforce.org.jobs() if j.state == "Failed"]
+    assert result.method == "bulk" and result.queries > 2
+    assert len(plain) > 40 and timed == plain
+    # Each timed-out query failed once: halves, not the same job again.
+    assert len(failed) == len({j.query for j in failed})
+
+
+def test_a_window_past_the_row_ceiling_is_asked_in_halves_before_any_row_is_read(
+    start_sandbox: StartSandbox, tmp_path
+):
+    with start_sandbox(accounts=10) as sandbox:
+        capped = replace(REST, max_window_rows=40)
+        result, timed, plain = _extract_both_ways(sandbox, tmp_path, _last_days(30), None, capped)
+    assert len(plain) > 40 and timed == plain
+    assert result.queries > 2
+
+
+def test_a_slice_past_the_row_ceiling_that_cannot_be_halved_is_read_whole(
+    start_sandbox: StartSandbox, tmp_path
+):
+    with start_sandbox(accounts=10) as sandbox:
+        capped = replace(REST, max_window_rows=1, max_queries=8)
+        result, timed, plain = _extract_both_ways(sandbox, tmp_path, _last_days(30), None, capped)
+    assert len(plain) > 1 and timed == plain
+    assert result.queries == 8
 
 
 def test_a_mass_re_stamp_at_one_instant_is_asked_again_by_id_range(

@@ -376,8 +376,8 @@ class Org:
         cur = self.db.cursor()
         try:
             if compiled.count_only:
+                # [assume: pessimistic] a COUNT() answers where its rows' query times out.
                 (count,) = cur.execute(compiled.sql, compiled.params).fetchone() or (0,)
-                self._check_time(compiled.selective, count)
                 return json.dumps({"totalSize": count, "done": True, "records": []})
             self.expire_idle_cursors()
             locator = self._next_id("01g")
@@ -397,8 +397,10 @@ class Org:
         return self._page(cursor, 0, version, page_size)
 
     def _check_time(self, selective: bool, rows: int) -> None:
-        """A non-selective REST query that matches more than `query_timeout_rows` rows runs
-        past Salesforce's limit and answers 400 QUERY_TIMEOUT.
+        """A non-selective query that matches more than `query_timeout_rows` rows runs past
+        Salesforce's limit: REST answers 400 QUERY_TIMEOUT, and a Bulk API 2.0 job ends Failed
+        (Salesforce documents that a bulk query past its 2-minute limit fails with
+        QUERY_TIMEOUT).
 
         [assume: pessimistic] Salesforce documents the error, not its threshold, which depends
         on the object's size, the indexes and the load. The sandbox times out on the rows a
@@ -673,12 +675,16 @@ class Org:
                 raise RuntimeError("InvalidBatch : Failed to process query")
             cur.execute(f"CREATE TABLE {job.table} AS {compiled.sql}", compiled.params)
             (records,) = cur.execute(f"SELECT count(*) FROM {job.table}").fetchone() or (0,)
-        except (duckdb.Error, RuntimeError) as exc:
+            self._check_time(compiled.selective, records)
+        except (duckdb.Error, RuntimeError, ApiError) as exc:
+            cur.execute(f"DROP TABLE IF EXISTS {job.table}")
+            failed = "InvalidBatch : Failed to process query"
+            if isinstance(exc, ApiError):
+                # [assume: pessimistic] undocumented message: a batch failure naming the code.
+                failed += f": {exc.error_code}: {exc.message}"
             with job.lock:
                 job.state = "Failed"
-                job.error_message = (
-                    str(exc) if job.fail else "InvalidBatch : Failed to process query"
-                )
+                job.error_message = str(exc) if job.fail else failed
             return
         finally:
             cur.close()

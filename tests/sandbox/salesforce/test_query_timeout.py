@@ -1,11 +1,12 @@
-"""QUERY_TIMEOUT: a non-selective REST query over too many rows fails as Salesforce answers it."""
+"""QUERY_TIMEOUT: a non-selective query over too many rows fails as Salesforce answers it, over
+REST and as a Bulk API 2.0 job."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from simple_salesforce.exceptions import SalesforceMalformedRequest
+from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceOperationError
 
 from tests.sandbox.salesforce import clients
 
@@ -34,9 +35,14 @@ def test_a_query_oring_a_parent_s_field_over_the_limit_answers_400_query_timeout
     assert raised.value.content[0]["errorCode"] == "QUERY_TIMEOUT"
 
 
-def test_its_count_times_out_as_well(sf):
-    with pytest.raises(SalesforceMalformedRequest):
-        sf.query("SELECT COUNT() " + SCAN[SCAN.index("FROM") :])
+def test_its_count_answers_though_its_rows_time_out(sf):
+    counted = sf.query("SELECT COUNT() " + SCAN[SCAN.index("FROM") :])
+    assert counted["totalSize"] > 100
+
+
+def test_as_a_bulk_job_it_ends_failed_naming_query_timeout(sf):
+    with pytest.raises(SalesforceOperationError, match="QUERY_TIMEOUT"):
+        list(sf.bulk2.OrderItem.query(SCAN, wait=0))
 
 
 def test_a_filter_on_the_object_s_own_fields_never_times_out(sf):
