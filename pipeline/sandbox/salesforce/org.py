@@ -23,6 +23,7 @@ import duckdb
 
 from pipeline.salesforce.fields import SYSTEM_FIELDS
 from pipeline.salesforce.ids import is_valid_id, make_id, to18
+from pipeline.sandbox.salesforce.formulas import LIVE, view_statements
 from pipeline.sandbox.salesforce.generator import (
     GENERATOR_VERSION,
     INTEGRATION_USERNAME,
@@ -172,6 +173,8 @@ class Org:
         # Objects beyond the demo's (a test org's own) start empty; records come from the API.
         for obj in schema.objects:
             self.db.execute(create_table_sql(obj))
+        for statement in view_statements(schema):
+            self.db.execute(statement)
         self.grant_access(access)
         if recycle_bin_days is not None:
             self.empty_recycle_bin(dt.timedelta(days=recycle_bin_days))
@@ -371,7 +374,12 @@ class Org:
 
     def query(self, soql: str, *, include_deleted: bool, version: str, page_size: int) -> str:
         compiled = compile_query(
-            soql, self.visible, api="rest", include_deleted=include_deleted, api_version=version
+            soql,
+            self.visible,
+            api="rest",
+            include_deleted=include_deleted,
+            api_version=version,
+            table_schema=LIVE,
         )
         cur = self.db.cursor()
         try:
@@ -467,7 +475,12 @@ class Org:
         names = fields or [f.name for f in obj.fields]
         soql = f"SELECT {', '.join(names)} FROM {obj.name} WHERE Id = '{to18(record_id)}'"
         compiled = compile_query(
-            soql, self.visible, api="rest", include_deleted=True, api_version=version
+            soql,
+            self.visible,
+            api="rest",
+            include_deleted=True,
+            api_version=version,
+            table_schema=LIVE,
         )
         cur = self.db.cursor()
         try:
@@ -638,6 +651,7 @@ class Org:
             api="bulk",
             include_deleted=operation == "queryAll",
             api_version=version,
+            table_schema=LIVE,
         )
         job = BulkJob(
             id=self._next_id("750"),
@@ -668,6 +682,7 @@ class Org:
             api="bulk",
             include_deleted=job.operation == "queryAll",
             api_version=job.api_version,
+            table_schema=LIVE,
         )
         cur = self.db.cursor()
         try:
