@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from pipeline.m3ter.client import M3terClient
 from pipeline.m3ter.settings import sandbox_settings
@@ -25,6 +26,7 @@ from pipeline.sandbox.m3ter import M3terConfig
 from pipeline.sandbox.salesforce.app import SalesforceConfig
 from pipeline.sandbox.server import RunningSandbox, running_sandbox
 from tests.processes import M3SYNC
+from tests.sandbox.salesforce import clients
 
 pytestmark = pytest.mark.operator
 
@@ -183,3 +185,48 @@ def test_a_merged_away_account_s_account_plans_move_with_m3sync_refresh(operated
         if plan not in moved and plan["id"] in after:
             assert reasons.get(plan["id"]), "one that stays says why"
     assert merged in {a["code"] for a in client.list("accounts")}, "billing history kept"
+
+
+def test_a_line_committed_on_a_day_already_extracted_is_loaded_by_m3sync_reconcile_apply(
+    operated,
+):
+    item = operated.old_billed_items()[2]
+    late = item[:3] + "LATE" + item[7:]
+    # Its stamps days old: a transaction that committed after the windows over them had run.
+    operated.org(
+        'INSERT INTO org."OrderItem" BY NAME SELECT * REPLACE (? AS "Id") '
+        'FROM org."OrderItem" WHERE "Id" = ?',
+        [late, item],
+    )
+    operated("run", "--partition", LAST)
+    assert operated.pricings(late) == [], "the nightly run cannot see it"
+    reported = operated("reconcile")
+    assert "Records the windows missed on days already extracted: 1; --apply" in reported.stdout
+    assert operated.pricings(late) == [], "a reconcile without --apply writes nothing"
+    operated("reconcile", "--apply")
+    assert (
+        operated.pricing(late)["pricingBands"][0]["unitPrice"]
+        == (operated.pricing(item)["pricingBands"][0]["unitPrice"])
+    )
+
+
+def test_a_mass_re_stamp_past_the_query_timeout_runs_in_narrower_queries(operated):
+    client = M3terClient(replace(sandbox_settings(operated.sandbox.info()["m3ter"]), rate_limit=45))
+    before = sorted(p["id"] for p in client.list("pricings"))
+    org = operated.sandbox.salesforce.org
+    # A picklist value renamed on every order: each order re-stamped at one instant.
+    instant = dt.datetime.combine(dt.date.fromisoformat(LAST), dt.time(9))
+    operated.org('UPDATE org."Order" SET "SystemModstamp" = ?', [instant])
+    org.query_timeout_rows = 20
+    try:
+        window = (
+            "SELECT Id FROM OrderItem WHERE (SystemModstamp >= {0} AND SystemModstamp < {1}) "
+            "OR (Order.SystemModstamp >= {0} AND Order.SystemModstamp < {1})"
+        ).format(f"{LAST}T00:00:00Z", f"{TODAY.isoformat()}T00:00:00Z")
+        sf = clients.soap_client(operated.sandbox)
+        with pytest.raises(SalesforceMalformedRequest, match="QUERY_TIMEOUT"):
+            sf.query_all(window)  # the day's window in one query
+        operated("run", "--partition", LAST)
+    finally:
+        org.query_timeout_rows = None
+    assert sorted(p["id"] for p in client.list("pricings")) == before, "nothing made twice"

@@ -364,11 +364,11 @@ def test_a_bulk_job_that_times_out_is_asked_again_in_halves_without_a_second_job
     start_sandbox: StartSandbox, tmp_path
 ):
     with start_sandbox(accounts=10) as sandbox:
-        bulk = replace(REST, rest_threshold=0)
-        result, timed, plain = _extract_both_ways(sandbox, tmp_path, _last_days(30), 40, bulk)
+        bulk = replace(REST, rest_threshold=0, bulk_poll_seconds=0.01)
+        result, timed, plain = _extract_both_ways(sandbox, tmp_path, _last_days(30), 80, bulk)
         failed = [j for j in sandbox.salesforce.org.jobs() if j.state == "Failed"]
     assert result.method == "bulk" and result.queries > 2
-    assert len(plain) > 40 and timed == plain
+    assert len(plain) > 80 and timed == plain
     # Each timed-out query failed once: halves, not the same job again.
     assert len(failed) == len({j.query for j in failed})
 
