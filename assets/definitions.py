@@ -29,10 +29,11 @@ from assets.resources import (
 )
 from assets.sensors import run_failure_alert
 from assets.staging import staged_assets
+from assets.writeback import writeback_asset
 from pipeline.extract.objects import SourceObjects
 from pipeline.m3ter.settings import ENVIRONMENT as M3TER_ENVIRONMENT
 from pipeline.mapping.source import ENVIRONMENT as MAPPINGS_ENVIRONMENT
-from pipeline.mapping.source import MappingSource
+from pipeline.mapping.source import MappingSource, writeback_on
 from pipeline.salesforce.client import SalesforceClient
 from pipeline.salesforce.settings import ENVIRONMENT, settings_from_env
 
@@ -43,7 +44,8 @@ def _from_env(names: dict[str, str]) -> dict[str, dg.EnvVar]:
 
 def resources() -> dict[str, dg.ConfigurableResource]:
     warehouse = _from_env({"root": "M3SYNC_WAREHOUSE"})
-    mappings = _from_env(MAPPINGS_ENVIRONMENT)
+    mappings: dict[str, object] = dict(_from_env(MAPPINGS_ENVIRONMENT))
+    mappings["writeback"] = writeback_on(os.environ)
     stage: dict[str, object] = {}
     for name, var, convert in (
         ("max_reject_share", "M3SYNC_MAX_REJECT_SHARE", float),
@@ -87,6 +89,7 @@ def defs() -> dg.Definitions:
             *extract_assets(objects, partitions),
             *staged_assets(partitions, objects),
             *load_assets(partitions, objects),
+            *([writeback_asset] if writeback_on(os.environ) else []),
         ],
         jobs=[sync_job, full_reconcile_job, refresh_job],
         schedules=[nightly_schedule(), refresh_schedule()],

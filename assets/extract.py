@@ -20,6 +20,7 @@ from pipeline.salesforce.errors import (
     SalesforceAuthError,
     SalesforceRequestError,
 )
+from pipeline.writeback.journal import writeback_began
 
 PERMANENT = (
     ExtractError,
@@ -99,10 +100,13 @@ def extract_asset(
         partitions = context.partition_keys if partitioned else None
         try:
             client = salesforce.client()  # a refused login is permanent: no step retry
-            plans = plan_all(client, sources, mappings.compiled(client).fields)
+            compiled = mappings.compiled(client)
+            written = {row.object for row in compiled.writeback}
+            store = warehouse.warehouse()
+            plans = plan_all(client, sources, compiled.fields, written, writeback_began(store))
             result = extract(
                 client,
-                warehouse.warehouse(),
+                store,
                 source,
                 partitions,
                 extract_settings.settings(),

@@ -112,6 +112,8 @@ class MappingsResource(dg.ConfigurableResource):
 
     source: str = "files"  # files | org
     directory: str = str(SHIPPED_MAPPINGS)
+    # Write sync statuses back to Salesforce (`mappings/writeback.yaml`); M3SYNC_WRITEBACK=1.
+    writeback: bool = False
 
     _compiled: CompiledSet | None = PrivateAttr(default=None)
 
@@ -122,7 +124,7 @@ class MappingsResource(dg.ConfigurableResource):
         """The mappings compiled against the org's describe, once per run."""
         if self._compiled is None:
             mappings = self.mapping_source().read(lambda: client)
-            self._compiled = compile_mappings(mappings, client.describe)
+            self._compiled = compile_mappings(mappings, client.describe, writeback=self.writeback)
         return self._compiled
 
 

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import traceback
 
-from pipeline.cli import coverage, doctor, inspect, mappings, plan, runs, sandbox, setup  # noqa: F401
+from pipeline.cli import (  # noqa: F401
+    coverage,
+    doctor,
+    explain,
+    inspect,
+    mappings,
+    plan,
+    runs,
+    sandbox,
+    setup,
+)
 from pipeline.cli.app import Options, app, console
 
 

@@ -46,6 +46,7 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
+WRITEBACK_ASSET = "salesforce/writeback"
 HOST_TAG, PID_TAG = "m3sync/host", "m3sync/pid"  # which CLI process runs a run
 STEP_DONE = {
     dg.DagsterEventType.STEP_SUCCESS,
@@ -318,9 +319,25 @@ def print_summary(ran: Ran) -> None:
     for table in (extracted, staged, loaded):
         if table.row_count:
             console.print(table)
+    _writeback_line(ran)
     billed = ran.last.get("m3ter/account_plans", {})
     if "coverage" in billed:
         print_coverage(billed["lines"], billed["billable_lines"], billed["coverage_findings"])
+
+
+def _writeback_line(ran: Ran) -> None:
+    """What the runs wrote back to Salesforce, and the statuses the records now carry."""
+    written = ran.assets.get(WRITEBACK_ASSET)
+    if written is None:
+        return
+    statuses = ran.last[WRITEBACK_ASSET].get("statuses") or {}
+    console.print(
+        f"Salesforce write-back: {written['written']:,} statuses written, "
+        f"{written['failed']:,} failed (tried again next run), {written['api_calls']:,} API "
+        f"calls. Records now: "
+        + (", ".join(f"{k} {v:,}" for k, v in sorted(statuses.items())) or "none"),
+        highlight=False,
+    )
 
 
 def _where(ran: Ran) -> None:

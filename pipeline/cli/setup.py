@@ -37,27 +37,32 @@ def setup_salesforce(
         bool, typer.Option("--table", help="Also print the custom fields as a Markdown table.")
     ] = False,
 ) -> None:
-    """Write a Salesforce DX source package: the custom fields the mappings read, the mapping
-    types and a read-only permission set; deploy it with `sf project deploy start`."""
+    """Write a Salesforce DX source package: the custom fields the mappings read, the status
+    fields the write-back writes, the mapping types and a permission set that reads what the
+    mappings read and edits only the status fields; deploy it with `sf project deploy start`."""
     from pipeline.sandbox.salesforce.describe import demo_describe
     from pipeline.setup.package import (
         PERMISSION_SET,
         created_fields,
         fields_table,
         read_fields,
+        status_fields,
         write_package,
     )
 
     try:
         describe = salesforce_client(None).describe if from_org else demo_describe
-        compiled = compile_mappings(load_mappings(mappings_directory(directory)), describe)
-        written = write_package(out, compiled, describe)
+        mapping_set = load_mappings(mappings_directory(directory))
+        compiled = compile_mappings(mapping_set, describe)
+        written = write_package(out, compiled, describe, writeback=mapping_set.writeback)
         created = created_fields(read_fields(compiled, describe))
+        statuses = status_fields(mapping_set.writeback)
     except (MappingError, SalesforceExtractError, ValueError) as exc:
         fail(str(exc))
     console.print(
-        f"{len(written)} files in {out}: {len(created)} custom fields, the mapping types and "
-        f"permission set {PERMISSION_SET}. Deploy with: sf project deploy start --source-dir "
+        f"{len(written)} files in {out}: {len(created)} custom fields, {len(statuses)} status "
+        f"fields (mappings/writeback.yaml), the mapping types and permission set "
+        f"{PERMISSION_SET}. Deploy with: sf project deploy start --source-dir "
         f"{out / 'force-app'} --target-org <alias>; then assign {PERMISSION_SET} to the "
         "integration user.",
         highlight=False,

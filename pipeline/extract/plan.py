@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,12 @@ class FieldPlan:
     columns: tuple[Column, ...]
     parents: tuple[str, ...]  # relationship prefixes, e.g. ("Order", "Order.Account")
     soft_delete: bool
+    # The integration user, the stamps (as in `stamps`) of objects m3sync writes sync statuses
+    # back to, and when it began to: a change there since then whose last writer is that user
+    # is m3sync's own write-back, which no window reads (`writeback/`).
+    writer: str | None = None
+    written: tuple[str, ...] = ()
+    written_since: dt.datetime | None = None
 
     @property
     def stamps(self) -> tuple[str, ...]:
@@ -134,10 +141,20 @@ def changes_unstamped(field: Mapping[str, Any]) -> bool:
     return not formula or bool(_UNSTAMPED_INPUTS.search(formula))
 
 
-def plan_fields(source: SourceObject, describe: Describe, extra: Iterable[str] = ()) -> FieldPlan:
+def plan_fields(
+    source: SourceObject,
+    describe: Describe,
+    extra: Iterable[str] = (),
+    *,
+    writer: str | None = None,
+    written_back: Collection[str] = (),
+    written_since: dt.datetime | None = None,
+) -> FieldPlan:
     """Resolve an object's fields (defaults plus `extra`) against describe, in a stable order.
 
-    Raises FieldNotFound naming object and field for anything the integration user cannot see.
+    `written_back` names the objects whose sync status the integration user `writer` has
+    written back since `written_since`. Raises FieldNotFound naming object and field for
+    anything the integration user cannot see.
     """
     described = describe(source.name)
     names = _fields_by_name(described)
@@ -154,7 +171,28 @@ def plan_fields(source: SourceObject, describe: Describe, extra: Iterable[str] =
         canonical, kind, prefixes = resolve_path(source.name, path, describe)
         columns.setdefault(canonical, Column(canonical, kind))
         parents.update(dict.fromkeys(prefixes))
+    written: list[str] = [STAMP] if source.name in written_back else []
     for parent in parents:
         stamp, kind, _ = resolve_path(source.name, f"{parent}.{STAMP}", describe)
         columns.setdefault(stamp, Column(stamp, kind))
-    return FieldPlan(source.name, tuple(columns.values()), tuple(parents), soft_delete)
+        if object_at(source.name, parent, describe) in written_back:
+            written.append(stamp)
+    if not writer or written_since is None:
+        written = []
+    return FieldPlan(
+        source.name,
+        tuple(columns.values()),
+        tuple(parents),
+        soft_delete,
+        writer if written else None,
+        tuple(written),
+        written_since if written else None,
+    )
+
+
+def object_at(sobject: str, prefix: str, describe: Describe) -> str:
+    """The object a relationship prefix of `sobject` lands on (`Order.Account` -> Account)."""
+    current = sobject
+    for relationship in prefix.split("."):
+        current = _relationships(describe(current))[relationship.lower()]["referenceTo"][0]
+    return current

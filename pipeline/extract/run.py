@@ -6,7 +6,7 @@ import datetime as dt
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,8 +19,9 @@ from pipeline.extract.plan import STAMP, FieldPlan, plan_fields
 from pipeline.extract.window import WHOLE, Slice, Window, select_clause, slice_query, window_query
 from pipeline.salesforce.client import SalesforceClient
 from pipeline.salesforce.errors import QueryTimeout
+from pipeline.salesforce.ids import is_valid_id
 from pipeline.warehouse import Table, Warehouse
-from pipeline.warehouse.sql import literal
+from pipeline.warehouse.sql import identifier, literal
 
 
 @dataclass(frozen=True)
@@ -84,16 +85,30 @@ def plan_all(
     client: SalesforceClient,
     sources: Iterable[SourceObject],
     fields: Callable[[str], Sequence[str]] = lambda sobject: (),
+    written_back: Collection[str] = (),
+    written_since: dt.datetime | None = None,
 ) -> dict[str, FieldPlan]:
     """Every object's field plan, checked against describe; one error listing every problem.
 
-    `fields(sobject)` adds what the mappings read of each object.
+    `fields(sobject)` adds what the mappings read of each object; `written_back` names the
+    objects whose sync status this run's integration user has written back since
+    `written_since` (None: never).
     """
     plans: dict[str, FieldPlan] = {}
     problems: list[str] = []
+    writer = client.user_id() if written_back and written_since else None
+    if writer is not None and not is_valid_id(writer):
+        raise ExtractError(f"the integration user's Id {writer!r} is not a Salesforce Id")
     for source in sources:
         try:
-            plans[source.name] = plan_fields(source, client.describe, fields(source.name))
+            plans[source.name] = plan_fields(
+                source,
+                client.describe,
+                fields(source.name),
+                writer=writer,
+                written_back=written_back,
+                written_since=written_since,
+            )
         except FieldNotFound as exc:
             problems.append(str(exc))
     if problems:
@@ -200,8 +215,8 @@ def _download(
                 download_query(client, plan, soql, directory, settings, stager, most_rows=most)
             )
         except (QueryTimeout, _TooManyRows) as exc:
-            halves = part.halves(lambda: _id_bounds(client, plan))
-            full = halves is None or asked + len(pending) + 2 > settings.max_queries
+            halves = part.halves(lambda bounds: _id_bounds(client, plan, bounds))
+            full = halves is None or asked + len(pending) + len(halves) > settings.max_queries
             if full and isinstance(exc, _TooManyRows):
                 # No more halving: this slice and those waiting are read as they are.
                 pending = [(p, None) for p, _ in pending] + [(part, None)]
@@ -223,13 +238,16 @@ class _TooManyRows(Exception):
     """A slice's COUNT() past `ExtractSettings.max_window_rows`: ask it in halves."""
 
 
-def _id_bounds(client: SalesforceClient, plan: FieldPlan) -> tuple[str, str] | None:
-    """The object's first and last Id (deleted records included): two selective queries, each
-    served by the primary key's index."""
+def _id_bounds(
+    client: SalesforceClient, plan: FieldPlan, bounds: tuple[str, str] | None
+) -> tuple[str, str] | None:
+    """The object's first and last Id in `[bounds)` (all of them for None; deleted records
+    included): two selective queries, each served by the primary key's index."""
+    where = "" if bounds is None else f" WHERE Id >= '{bounds[0]}' AND Id < '{bounds[1]}'"
     ends = []
     for order in ("ASC", "DESC"):
         records = client.query_records(
-            f"SELECT Id FROM {plan.sobject} ORDER BY Id {order} LIMIT 1",
+            f"SELECT Id FROM {plan.sobject}{where} ORDER BY Id {order} LIMIT 1",
             include_deleted=plan.soft_delete,
         )
         if not records:
@@ -286,6 +304,64 @@ def _one_row_per_record(con: duckdb.DuckDBPyConnection, staged: Sequence[Path], 
     return target
 
 
+def _kept(
+    con: duckdb.DuckDBPyConnection,
+    warehouse: Warehouse,
+    table: Table,
+    pages: Sequence[Path],
+    keys: Sequence[str],
+    work: Path,
+) -> list[Path]:
+    """The rows of the partitions being replaced that this read did not return and no later
+    partition holds, as one file (none if there are none).
+
+    m3sync's write-back moves a record's stamp (and, through the parent terms, its children's)
+    while changing nothing the mappings read, and the windows skip it (`FieldPlan.written`): a
+    day read again would lose such a record, since no window returns it any more. Its version
+    stays where it was instead. A record whose change some later day holds is not kept.
+    """
+    replaced = [warehouse.partition_path(table, k) for k in keys]
+    old = [str(p) for p in replaced if p.is_file()]
+    if not old:
+        return []
+    others = [
+        str(warehouse.partition_path(table, k))
+        for k in warehouse.partitions(table)
+        if k not in set(keys)
+    ]
+    new = [str(p) for p in pages]
+    columns = [
+        row[0]
+        for row in con.execute(
+            "DESCRIBE SELECT * FROM read_parquet(?, union_by_name = true)", [new or old]
+        ).fetchall()
+    ]
+    held = {
+        row[0]
+        for row in con.execute(
+            "DESCRIBE SELECT * FROM read_parquet(?, union_by_name = true)", [old]
+        ).fetchall()
+    }
+    select = ", ".join(identifier(c) if c in held else f"NULL AS {identifier(c)}" for c in columns)
+    returned = 'SELECT "Id" FROM read_parquet(?)' if new else 'SELECT NULL AS "Id" WHERE false'
+    later = (
+        'SELECT "Id", _partition FROM read_parquet(?, union_by_name = true)'
+        if others
+        else 'SELECT NULL AS "Id", NULL AS _partition WHERE false'
+    )
+    target = work / "kept.parquet"
+    params: list[object] = [old, *([new] if new else []), *([others] if others else [])]
+    (count,) = con.execute(
+        f"""COPY (SELECT {select} FROM read_parquet(?, union_by_name = true) o
+                  WHERE o."Id" NOT IN ({returned})
+                    AND NOT EXISTS (SELECT 1 FROM ({later}) l
+                                    WHERE l."Id" = o."Id" AND l._partition > o._partition))
+            TO {literal(str(target))} (FORMAT parquet)""",
+        params,
+    ).fetchone() or (0,)
+    return [target] if count else []
+
+
 def _publish(
     warehouse: Warehouse,
     source: SourceObject,
@@ -316,7 +392,9 @@ def _publish(
         )
         try:
             con.execute("SET TimeZone = 'UTC'")
-            pages = [_one_row_per_record(con, staged, work)] if sliced else staged
+            pages = [_one_row_per_record(con, staged, work)] if sliced else list(staged)
+            if plan.written:
+                pages += _kept(con, warehouse, raw_table(source), pages, keys, work)
             summary = partition_summary(con, pages, plan.soft_delete)
             groups = write_groups(
                 pages, summary, settings.publish_rows, settings.publish_partitions

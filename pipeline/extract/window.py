@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pipeline.extract.plan import FieldPlan
+from pipeline.extract.plan import STAMP, FieldPlan
 
 DAY = dt.timedelta(days=1)
 WHOLE = "_all"  # partition key of objects read whole
@@ -79,14 +79,19 @@ class Slice:
     def of(cls, window: Window, overlap: dt.timedelta) -> Slice:
         return cls(window.start - overlap, window.end)
 
-    def halves(self, ids: Callable[[], tuple[str, str] | None]) -> tuple[Slice, Slice] | None:
-        """The two halves of this slice, or None when it holds one Id of one second; `ids`
-        gives the object's first and last Id, asked only when the Ids must be split."""
+    def halves(
+        self, ids: Callable[[tuple[str, str] | None], tuple[str, str] | None]
+    ) -> tuple[Slice, ...] | None:
+        """This slice's halves (one, where the other holds no Id), or None when it holds one
+        Id of one second. `ids(bounds)` gives the first and last Id the object has in
+        `[bounds)` (anywhere, for None); it is asked only when the Ids must be split, and
+        narrows each half to the Ids it really holds, so Ids far apart (a few made long after
+        the rest) cost a query or two, not a halving per power of two between them."""
         if self.high - self.low > SECOND:
             middle = self.low + ((self.high - self.low) // 2 // SECOND) * SECOND
             return Slice(self.low, middle, self.ids), Slice(middle, self.high, self.ids)
         if self.ids is None:
-            bounds = ids()
+            bounds = ids(None)
             if bounds is None:
                 return None
             first, last = _id_number(bounds[0]), _id_number(bounds[1]) + 1
@@ -95,14 +100,38 @@ class Slice:
         if last - first <= 1:
             return None
         middle = (first + last) // 2
-        return (
-            Slice(self.low, self.high, (first, middle)),
-            Slice(self.low, self.high, (middle, last)),
-        )
+        halves = []
+        for low, high in ((first, middle), (middle, last)):
+            held = ids((_id_text(low), _id_text(high)))
+            if held is not None:
+                ends = (_id_number(held[0]), _id_number(held[1]) + 1)
+                halves.append(Slice(self.low, self.high, ends))
+        return tuple(halves)
 
-    def conditions(self, stamps: Sequence[str]) -> str:
+    def conditions(
+        self,
+        stamps: Sequence[str],
+        writer: str | None = None,
+        written: Sequence[str] = (),
+        since: dt.datetime | None = None,
+    ) -> str:
+        """The slice's filter. A stamp in `written` at or after `since` counts only when its
+        record's last writer is not `writer`: m3sync's write-back moves it, and nothing the
+        mappings read. Before `since` every change counts (the integration user may have made
+        records before m3sync wrote to them)."""
         low, high = soql_datetime(self.low), soql_datetime(self.high)
-        where = " OR ".join(f"({s} >= {low} AND {s} < {high})" for s in stamps)
+        skip = writer is not None and since is not None and self.high > since
+
+        def term(stamp: str) -> str:
+            within = f"{stamp} >= {low} AND {stamp} < {high}"
+            if not skip or stamp not in written:
+                return f"({within})"
+            by = f"{stamp.removesuffix(STAMP)}LastModifiedById != '{writer}'"
+            if since is not None and self.low < since:
+                by = f"({by} OR {stamp} < {soql_datetime(since)})"
+            return f"({within} AND {by})"
+
+        where = " OR ".join(term(s) for s in stamps)
         if self.ids is None:
             return where
         first, last = (_id_text(n) for n in self.ids)
@@ -128,4 +157,5 @@ def window_query(plan: FieldPlan, window: Window, overlap: dt.timedelta) -> str:
 
 
 def slice_query(plan: FieldPlan, part: Slice) -> str:
-    return f"{select_clause(plan)} WHERE {part.conditions(plan.stamps)}"
+    where = part.conditions(plan.stamps, plan.writer, plan.written, plan.written_since)
+    return f"{select_clause(plan)} WHERE {where}"

@@ -42,6 +42,7 @@ from pipeline.mapping.targets import (
 )
 from pipeline.mapping.templates import is_template, parse_template
 from pipeline.mapping.where import ID_TYPES, NUMBER_TYPES, TEXT_TYPES, WhereError, compile_where
+from pipeline.mapping.writeback import StatusFields, compile_rows
 from pipeline.salesforce.errors import SalesforceExtractError
 from pipeline.warehouse.sql import identifier, literal
 
@@ -287,6 +288,8 @@ class CompiledEntity:
 class CompiledSet:
     entities: Mapping[Entity, CompiledEntity]
     objects: SourceObjects = field(default_factory=lambda: SourceObjects((), {}))
+    # where sync statuses are written back, when the run writes them (`mapping/writeback.py`)
+    writeback: tuple[StatusFields, ...] = ()
 
     def __getitem__(self, entity: Entity) -> CompiledEntity:
         return self.entities[entity]
@@ -298,6 +301,9 @@ class CompiledSet:
             for mapping in compiled.mappings:
                 if mapping.source == sobject:
                     paths.update(dict.fromkeys(mapping.columns))
+        for row in self.writeback:
+            if row.object == sobject and row.key != "Id":
+                paths[row.key] = None  # an upsert finds the record by it
         return tuple(paths)
 
     @property
@@ -305,8 +311,11 @@ class CompiledSet:
         return tuple(w for c in self.entities.values() for m in c.mappings for w in m.warnings)
 
 
-def compile_mappings(mappings: MappingSet, describe: Describe) -> CompiledSet:
-    """Compile every active mapping; raises MappingCompileError listing every problem."""
+def compile_mappings(
+    mappings: MappingSet, describe: Describe, *, writeback: bool = False
+) -> CompiledSet:
+    """Compile every active mapping, and the write-back rows when `writeback` (a run that
+    writes statuses back); raises MappingCompileError listing every problem."""
     problems: list[str] = []
     entities: dict[Entity, CompiledEntity] = {}
     # The first compiled mapping of each object: every entity's lines of it share one identity.
@@ -340,6 +349,11 @@ def compile_mappings(mappings: MappingSet, describe: Describe) -> CompiledSet:
             names = {f["name"] for f in describe(result.source)["fields"]}
             soft_delete[result.source] = "IsDeleted" in names
         entities[entity] = CompiledEntity(entity, tuple(compiled), soft_delete)
+    rows: tuple[StatusFields, ...] = ()
+    if writeback:
+        mapped = {m.source for c in entities.values() for m in c.mappings}
+        rows, found = compile_rows(mappings.writeback, mapped, describe)
+        problems += found
     if problems:
         raise MappingCompileError(problems)
     objects = source_objects(mappings)
@@ -347,7 +361,7 @@ def compile_mappings(mappings: MappingSet, describe: Describe) -> CompiledSet:
         entity: replace(compiled, objects=objects.by_entity[entity])
         for entity, compiled in entities.items()
     }
-    return CompiledSet(entities, objects)
+    return CompiledSet(entities, objects, rows)
 
 
 def _rival(

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import yaml
 
@@ -33,7 +33,10 @@ from pipeline.mapping.spec import (
     RecordOrigin,
     parse_record,
 )
+from pipeline.mapping.writeback import WRITEBACK_FILE, StatusFields
+from pipeline.mapping.writeback import parse_rows as parse_writeback_rows
 
+T = TypeVar("T")
 ENTITY_FILES: Final[dict[Entity, str]] = {entity: f"{entity}.yaml" for entity in ENTITIES}
 _ENTITY_OF_FILE: Final[dict[str, Entity]] = {name: e for e, name in ENTITY_FILES.items()}
 _YAML_SUFFIXES: Final = (".yaml", ".yml")
@@ -275,7 +278,7 @@ def _entity_of(path: Path) -> Entity | None:
 
 
 def _unknown_file(path: Path) -> str:
-    expected = ", ".join(ENTITY_FILES.values())
+    expected = ", ".join([*ENTITY_FILES.values(), PRODUCT_MAPPINGS_FILE, WRITEBACK_FILE])
     return f"{path}: unknown mapping file {path.name!r} (expected one of: {expected})"
 
 
@@ -315,11 +318,16 @@ def load_mappings(directory: str | os.PathLike[str]) -> MappingSet:
     origins: dict[tuple[Entity, str], RecordOrigin] = {}
     problems: list[str] = []
     products: tuple[ProductMapping, ...] = ()
+    writeback: tuple[StatusFields, ...] = ()
     for path in sorted(directory.iterdir()):
         if path.suffix not in _YAML_SUFFIXES or not path.is_file():
             continue
         if path.name == PRODUCT_MAPPINGS_FILE:
-            products, found = _read_products(path)
+            products, found = _read_table(path, "product mappings", parse_rows)
+            problems += found
+            continue
+        if path.name == WRITEBACK_FILE:
+            writeback, found = _read_table(path, "write-back rows", parse_writeback_rows)
             problems += found
             continue
         entity = _entity_of(path)
@@ -332,11 +340,16 @@ def load_mappings(directory: str | os.PathLike[str]) -> MappingSet:
         origins.update(((entity, record.name), origin) for record, origin in parsed)
     if problems:
         raise MappingSpecError(problems)
-    return MappingSet(mappings, origins, products)
+    return MappingSet(mappings, origins, products, writeback)
 
 
-def _read_products(path: Path) -> tuple[tuple[ProductMapping, ...], list[str]]:
-    """The product mapping table of `path`, each row's problems at its line."""
+def _read_table(
+    path: Path,
+    noun: str,
+    parse: Callable[[Iterable[tuple[str, Mapping[str, Any]]]], tuple[tuple[T, ...], list[str]]],
+) -> tuple[tuple[T, ...], list[str]]:
+    """A table of rows (product mappings, write-back rows) in `path`, each row's problems at
+    its line."""
     text = path.read_text(encoding="utf-8")
     try:
         node = yaml.compose(text, Loader=_Loader)
@@ -346,17 +359,15 @@ def _read_products(path: Path) -> tuple[tuple[ProductMapping, ...], list[str]]:
     if data is None:
         return (), []
     if not isinstance(node, yaml.SequenceNode) or not isinstance(data, list):
-        return (), [f"{path}:1: expected a list of product mappings"]
+        return (), [f"{path}:1: expected a list of {noun}"]
     rows = []
     problems = []
     for item, row in zip(node.value, data, strict=True):
         if not isinstance(row, dict):
-            problems.append(
-                f"{path}:{_line(item)}: expected a product mapping, not {_node_kind(item)}"
-            )
+            problems.append(f"{path}:{_line(item)}: expected a row, not {_node_kind(item)}")
             continue
         rows.append((f"{path}:{_line(item)}", row))
-    parsed, found = parse_rows(rows)
+    parsed, found = parse(rows)
     return parsed, problems + found
 
 

@@ -25,6 +25,15 @@ ENVIRONMENT: dict[str, str] = {
 }
 
 
+WRITEBACK_VARIABLE = "M3SYNC_WRITEBACK"
+
+
+def writeback_on(environ: Mapping[str, str]) -> bool:
+    """Whether runs write sync statuses back to Salesforce: off unless asked, so a real org
+    is never written to before its status fields exist (`m3sync setup salesforce`)."""
+    return environ.get(WRITEBACK_VARIABLE, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 @dataclass(frozen=True)
 class MappingSource:
     source: str = "files"

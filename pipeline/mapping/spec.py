@@ -18,6 +18,7 @@ from typing import Any, Final, Literal, get_args
 from pipeline.mapping.errors import MappingError
 from pipeline.mapping.products import ProductMapping, lookup_problems
 from pipeline.mapping.templates import TemplateError, is_template, parse_template
+from pipeline.mapping.writeback import StatusFields
 
 Entity = Literal[
     "accounts",
@@ -503,6 +504,8 @@ class MappingSet:
     )
     # the product mapping table (`products.py`) the plan mappings' `product_mapping` looks up
     products: Sequence[ProductMapping] = ()
+    # where each object's sync status is written back in Salesforce (`writeback.py`)
+    writeback: Sequence[StatusFields] = ()
 
     def __post_init__(self) -> None:
         unknown = [entity for entity in self.mappings if entity not in ENTITIES]
@@ -513,6 +516,7 @@ class MappingSet:
         mappings = {entity: tuple(self.mappings.get(entity, ())) for entity in ENTITIES}
         object.__setattr__(self, "mappings", mappings)
         object.__setattr__(self, "products", tuple(self.products))
+        object.__setattr__(self, "writeback", tuple(self.writeback))
         problems = []
         for entity, records in mappings.items():
             seen: set[str] = set()

@@ -89,6 +89,17 @@ class Spend(Snapshot):
     retries: int = 0
 
 
+@dataclass(frozen=True)
+class IngestResult:
+    """What a Bulk API 2.0 ingest job did, and where its failed and unprocessed records are."""
+
+    job_id: str
+    processed: int
+    failed: int
+    failed_file: Path
+    unprocessed_file: Path
+
+
 class TimeoutSession(requests.Session):
     """A session that gives every request a default (connect, read) timeout.
 
@@ -604,6 +615,70 @@ class SalesforceClient:
                 raise BulkJobFailed(
                     operation.value, len(job_ids), job_ids, _job_message(exc)
                 ) from exc
+
+    # ---- writes -----------------------------------------------------------------------------
+
+    def composite_update(self, body: str) -> str:
+        """One `PATCH composite/sobjects` (`body`: its JSON, at most 200 records); returns the
+        per-record results as Salesforce sent them, a JSON array in the records' order.
+
+        A retry after an answer that never came sends the same values again, which changes
+        nothing more than the first attempt did."""
+        url = self._sf.base_url + "composite/sobjects"
+        with self._call("composite update"):
+            response = self._request(
+                lambda: self._sf._call_salesforce(
+                    "PATCH", url, name="composite", data=body.encode(), headers=NO_PRETTY_PRINT
+                )
+            )
+        return response.text
+
+    def bulk_ingest(
+        self,
+        sobject: str,
+        csv_path: Path,
+        results_dir: Path,
+        *,
+        external_id: str | None = None,
+        poll_seconds: float = 0.5,
+    ) -> IngestResult:
+        """One Bulk API 2.0 ingest job: `update` on Id, or `upsert` on `external_id`, of the
+        records in `csv_path` (a header row, then at most 100 MB); its failed and unprocessed
+        records are downloaded as CSV files into `results_dir`.
+
+        A job that ends Failed fails all its records: BulkJobFailed, not run again (a write
+        that partly applied is journaled per record by the caller, from what the next run sees).
+        """
+        operation = Operation.upsert if external_id else Operation.update
+        results_dir.mkdir(parents=True, exist_ok=True)
+
+        def bulk() -> _Bulk2Client:
+            return getattr(self._sf.bulk2, sobject)._client  # the session of the moment
+
+        with self._call(f"bulk {operation.value} of {sobject}"):
+            job = self._request(lambda: bulk().create_job(operation, external_id_field=external_id))
+            job_id = str(job["id"])
+            self._tally.add(bulk_jobs=1)
+            data = csv_path.read_text(encoding="utf-8")
+            self._request(lambda: bulk().upload_job_data(job_id, data))
+            self._request(lambda: bulk().close_job(job_id))
+            try:
+                self._request(lambda: bulk().wait_for_job(job_id, False, poll_seconds))
+            except SalesforceOperationError as exc:
+                raise BulkJobFailed(operation.value, 1, [job_id], _job_message(exc)) from exc
+            info = self._request(lambda: bulk().get_job(job_id, False))
+            files = {}
+            for kind in ("failedResults", "unprocessedrecords"):
+                target = results_dir / f"{job_id}-{kind}.csv"
+                self._request(partial(bulk().download_ingest_results, str(target), job_id, kind))
+                files[kind] = target
+        return IngestResult(
+            job_id,
+            int(info.get("numberRecordsProcessed") or 0),
+            int(info.get("numberRecordsFailed") or 0),
+            files["failedResults"],
+            files["unprocessedrecords"],
+        )
 
     # ---- lifecycle --------------------------------------------------------------------------
 

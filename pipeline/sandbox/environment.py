@@ -12,6 +12,7 @@ from typing import Any
 
 from pipeline.m3ter.settings import ENVIRONMENT as M3TER_ENVIRONMENT
 from pipeline.m3ter.settings import sandbox_settings as m3ter_sandbox_settings
+from pipeline.mapping.source import WRITEBACK_VARIABLE
 from pipeline.salesforce.settings import ENVIRONMENT as SALESFORCE_ENVIRONMENT
 from pipeline.salesforce.settings import sandbox_settings as salesforce_sandbox_settings
 
@@ -27,6 +28,8 @@ def sandbox_environment(info: Mapping[str, Any]) -> dict[str, str]:
         found.update(
             {var: str(values[name]) for name, var in SALESFORCE_ENVIRONMENT.items() if values[name]}
         )
+        # The sandbox org holds the status fields: its runs write sync statuses back.
+        found[WRITEBACK_VARIABLE] = "1"
     if "m3ter" in info:
         values = asdict(m3ter_sandbox_settings(info["m3ter"]))
         found.update(

@@ -1,10 +1,11 @@
 """The Salesforce set-up the active mappings need, as a Salesforce DX source package.
 
 `sf project deploy start --source-dir DIR` deploys it: every custom field (and custom object)
-the mappings read that is neither standard nor a managed package's, the `*Mapping__mdt` types
-with their fields, and a permission set that lets the integration user read exactly the objects
-and fields the mappings read, every record of them (View All: sharing would silently hide rows)
-and the mapping types.
+the mappings read that is neither standard nor a managed package's, the status fields the
+write-back writes (`mappings/writeback.yaml`), the `*Mapping__mdt` types with their fields, and a
+permission set that lets the integration user read exactly the objects and fields the mappings
+read, every record of them (View All: sharing would silently hide rows) and the mapping types,
+and edit nothing but the status fields.
 
 Field definitions come from a describe of an org that has them (the embedded demo org for the
 shipped mappings): the package repeats their types, lengths, picklist values and lookups.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from xml.sax.saxutils import escape
 
 from pipeline.mapping.compiler import CompiledSet
 from pipeline.mapping.metadata import MetadataField, type_fields
+from pipeline.mapping.writeback import ROLE_FIELDS, StatusFields
 from pipeline.salesforce.fields import SYSTEM_FIELDS
 from pipeline.salesforce.settings import DEFAULT_API_VERSION
 
@@ -89,15 +91,33 @@ def read_fields(compiled: CompiledSet, describe: Describe) -> dict[str, dict[str
     return {name: dict(sorted(found[name].items())) for name in sorted(found)}
 
 
+def status_fields(rows: Iterable[StatusFields]) -> list[ReadField]:
+    """The fields the write-back rows name, defined as m3sync declares them."""
+    return [
+        ReadField(row.object, {"name": name, "nillable": True, **ROLE_FIELDS[role]})
+        for row in rows
+        if row.active
+        for role, name in row.fields().items()
+    ]
+
+
 def created_fields(fields: Mapping[str, Mapping[str, ReadField]]) -> list[ReadField]:
     return [f for by_name in fields.values() for f in by_name.values() if f.created]
 
 
 def write_package(
-    out: Path, compiled: CompiledSet, describe: Describe, api_version: str = DEFAULT_API_VERSION
+    out: Path,
+    compiled: CompiledSet,
+    describe: Describe,
+    api_version: str = DEFAULT_API_VERSION,
+    writeback: Sequence[StatusFields] = (),
 ) -> list[Path]:
-    """Write the package under `out`; returns the files written, relative to `out`."""
+    """Write the package under `out`; returns the files written, relative to `out`.
+
+    `writeback` (the mappings' write-back rows) adds the status fields, m3sync's own, and lets
+    the integration user edit exactly those."""
     fields = read_fields(compiled, describe)
+    written = status_fields(writeback)
     files: dict[str, str] = {
         "sfdx-project.json": json.dumps(
             {
@@ -116,7 +136,7 @@ def write_package(
             files[f"{base}/objects/{sobject}/{sobject}.object-meta.xml"] = _custom_object(
                 describe(sobject)
             )
-    for field in created_fields(fields):
+    for field in [*created_fields(fields), *(f for f in written if f.created)]:
         path = f"{base}/objects/{field.sobject}/fields/{field.name}.field-meta.xml"
         files[path] = _custom_field(field.describe)
     mapping_types = type_fields()
@@ -126,7 +146,7 @@ def write_package(
             path = f"{base}/objects/{type_name}/fields/{definition.name}.field-meta.xml"
             files[path] = _metadata_field(definition)
     files[f"{base}/permissionsets/{PERMISSION_SET}.permissionset-meta.xml"] = _permission_set(
-        fields, mapping_types
+        fields, mapping_types, written
     )
     for relative, text in files.items():
         target = out / relative
@@ -293,6 +313,7 @@ def _metadata_field(definition: MetadataField) -> str:
 def _permission_set(
     fields: Mapping[str, Mapping[str, ReadField]],
     mapping_types: Mapping[str, tuple[MetadataField, ...]],
+    written: Sequence[ReadField] = (),
 ) -> str:
     body = [
         _tag("label", "m3sync Integration"),
@@ -307,14 +328,21 @@ def _permission_set(
             f"<customMetadataTypeAccess>{_tag('enabled', True)}{_tag('name', type_name)}"
             "</customMetadataTypeAccess>"
         )
-    for sobject, by_name in fields.items():
-        for name in sorted(by_name):
-            if by_name[name].permissible:
-                granted = _tag("field", f"{sobject}.{name}") + _tag("readable", True)
-                body.append(
-                    f"<fieldPermissions>{_tag('editable', False)}{granted}</fieldPermissions>"
-                )
-    # Read and View All, nothing else: the tags in the order the Metadata API writes them.
+    edited = {(f.sobject, f.name) for f in written}
+    granted_fields = {s: set(by_name) for s, by_name in fields.items()}
+    for sobject, name in edited:
+        granted_fields.setdefault(sobject, set()).add(name)
+    for sobject in sorted(granted_fields):
+        for name in sorted(granted_fields[sobject]):
+            entry = fields.get(sobject, {}).get(name)
+            if (sobject, name) not in edited and not (entry and entry.permissible):
+                continue
+            editable = (sobject, name) in edited
+            granted = _tag("field", f"{sobject}.{name}") + _tag("readable", True)
+            body.append(
+                f"<fieldPermissions>{_tag('editable', editable)}{granted}</fieldPermissions>"
+            )
+    # Read and View All, and Edit for the write-back: tags in the order the Metadata API writes.
     flags = {
         "allowCreate": False,
         "allowDelete": False,
@@ -323,7 +351,9 @@ def _permission_set(
         "modifyAllRecords": False,
     }
     for sobject in fields:
-        granted = "".join(_tag(flag, value) for flag, value in flags.items())
+        # Edit, where statuses are written back; never create or delete.
+        edits = {**flags, "allowEdit": any(s == sobject for s, _ in edited)}
+        granted = "".join(_tag(flag, value) for flag, value in edits.items())
         body.append(
             f"<objectPermissions>{granted}{_tag('object', sobject)}"
             f"{_tag('viewAllRecords', True)}</objectPermissions>"

@@ -74,3 +74,13 @@ def test_the_code_location_has_a_staged_asset_with_a_blocking_check_per_entity()
     assert staged == set(ENTITIES)
     checks = [c for c in graph.asset_check_keys if c.name == REJECT_CHECK]
     assert len(checks) == len(staged)
+
+
+def test_the_write_back_asset_exists_only_when_runs_write_back(monkeypatch):
+    writeback = dg.AssetKey(["salesforce", "writeback"])
+    monkeypatch.delenv("M3SYNC_WRITEBACK", raising=False)
+    assert writeback not in _graph(defs()).get_all_asset_keys()
+    monkeypatch.setenv("M3SYNC_WRITEBACK", "1")
+    node = _graph(defs()).get(writeback)
+    assert node.parent_keys == {dg.AssetKey(["m3ter", entity]) for entity in ENTITIES}
+    assert node.partitions_def is None, "it writes whatever changed, whichever partitions ran"

@@ -13,9 +13,12 @@ from typing import Any
 from unittest import mock
 
 import dagster as dg
+import duckdb
 import pytest
 
 from pipeline.cli.runs import use_sandbox
+from pipeline.salesforce.client import SalesforceClient
+from pipeline.salesforce.settings import sandbox_settings
 from tests.processes import M3SYNC, sandbox_process
 
 DAYS = 6
@@ -209,3 +212,51 @@ def test_a_refresh_after_the_backfill_reads_every_record_and_writes_nothing(oper
     assert "Refresh" in out and "OrderItem" in out and "m3ter writes: 0" in out
     (run,) = [r for r in operator.runs() if r.job_name == "refresh"]
     assert run.status == dg.DagsterRunStatus.SUCCESS
+
+
+def _billable_line(operator: Operator) -> str:
+    catalog = operator.root / "warehouse" / "warehouse.duckdb"
+    with duckdb.connect(str(catalog), read_only=True) as con:
+        row = con.execute(
+            "SELECT source_id FROM load.coverage WHERE billable ORDER BY source_id LIMIT 1"
+        ).fetchone()
+    assert row is not None, "the backfill billed a line"
+    return str(row[0])
+
+
+def test_a_backfill_writes_each_record_s_sync_status_back_to_salesforce(operator):
+    line = next(
+        x for x in operator.backfill.stdout.splitlines() if x.startswith("Salesforce write-back")
+    )
+    assert "0 failed" in line and "Success" in line, line
+    info = json.loads(operator.sandbox.read_text())["salesforce"]
+    client = SalesforceClient(sandbox_settings(info))
+    item = _billable_line(operator)
+    (record,) = client.query_records(
+        f"SELECT M3ter_Sync_Status__c, M3ter_Id__c FROM OrderItem WHERE Id = '{item}'"
+    )
+    assert record["M3ter_Sync_Status__c"] == "Success" and record["M3ter_Id__c"]
+
+
+def test_a_run_with_nothing_new_writes_no_status_back(operator):
+    result = operator("run", "--partition", LAST)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Salesforce write-back: 0 statuses written, 0 failed" in result.stdout
+    assert ", 0 API calls" in result.stdout
+
+
+def test_explain_tells_a_record_s_story_from_its_mapping_to_its_status(operator):
+    item = _billable_line(operator)
+    result = operator("explain", item, sandbox=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert f"OrderItem {item}" in out
+    assert "→ pricings" in out and "unitPrice" in out and "UnitPrice" in out
+    assert "In m3ter" in out and "Coverage: bills in m3ter." in out
+    assert "Written back to Salesforce" in out and "Success" in out
+
+
+def test_explain_of_an_id_the_warehouse_does_not_hold_fails_in_one_line(operator):
+    result = operator("explain", "802000000000000AAA", sandbox=False)
+    assert result.returncode == 1
+    assert "the warehouse holds no record 802000000000000AAA" in result.stdout

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from pipeline.extract.errors import FieldNotFound
@@ -37,6 +39,36 @@ def test_relationship_paths_bring_each_parent_s_stamp():
         "Order.Account.SystemModstamp",
     )
     assert plan.column("Order.Account.SystemModstamp").duckdb_type == "TIMESTAMP"
+
+
+def test_the_stamps_of_written_back_objects_name_the_writer_whose_changes_they_skip():
+    source = SourceObject("OrderItem", ("Product2.Name", "Order.Account.Tier__c"))
+    plan = plan_fields(
+        source,
+        describe,
+        writer="005000000000001AAA",
+        written_back={"OrderItem", "Account"},
+        written_since=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+    )
+    assert plan.writer == "005000000000001AAA"
+    assert plan.written == ("SystemModstamp", "Order.Account.SystemModstamp")
+
+
+def test_before_any_write_back_no_stamp_skips_anything():
+    plan = plan_fields(
+        SourceObject("OrderItem", ("Product2.Name",)),
+        describe,
+        writer="005000000000001AAA",
+        written_back={"OrderItem"},
+    )
+    assert plan.writer is None and plan.written == ()
+
+
+def test_without_a_writer_no_stamp_skips_anything():
+    plan = plan_fields(
+        SourceObject("OrderItem", ("Product2.Name",)), describe, written_back={"OrderItem"}
+    )
+    assert plan.writer is None and plan.written == ()
 
 
 def test_paths_are_matched_case_insensitively_and_named_canonically():

@@ -34,6 +34,18 @@ def test_a_purged_record_becomes_a_tombstone(org):
     assert org.latest(record)[1:] == (True, REFRESH)
 
 
+def test_a_record_hard_deleted_through_the_bulk_api_becomes_a_tombstone(org):
+    record = org.live_item()
+    done = client_for(org.sandbox).salesforce.bulk2.OrderItem.hard_delete(
+        records=[{"Id": record}], wait=0.05
+    )
+    assert done[0]["numberRecordsProcessed"] == 1 and done[0]["numberRecordsFailed"] == 0
+    assert org.sql('SELECT 1 FROM org."OrderItem" WHERE "Id" = ?', [record]) == []
+    found = _refresh(org)
+    assert (found.changed, found.gone) == (0, 1)
+    assert org.latest(record)[1:] == (True, REFRESH)
+
+
 def test_what_a_refresh_found_is_not_found_again(org):
     record = org.live_item()
     org.sql('UPDATE org."OrderItem" SET "UnitPrice" = 4321.5 WHERE "Id" = ?', [record])

@@ -277,7 +277,7 @@ def test_an_unknown_yaml_file_in_the_directory_is_an_error_naming_it(tmp_path: P
 
     assert str(raised.value) == (
         f"{tmp_path / 'pricing.yml'}: unknown mapping file 'pricing.yml' (expected one of: "
-        f"{', '.join(ENTITY_FILES.values())})"
+        f"{', '.join(ENTITY_FILES.values())}, product_mappings.yaml, writeback.yaml)"
     )
 
 
@@ -294,7 +294,7 @@ def test_problems_of_all_files_in_a_directory_are_reported_together(tmp_path: Pa
         f"{tmp_path / 'plans.yaml'}:1: mapping 'P': missing key 'sync_level' (required in plans "
         "mappings: 'agreement' or 'line_item')",
         f"{tmp_path / 'typo.yaml'}: unknown mapping file 'typo.yaml' (expected one of: "
-        f"{', '.join(ENTITY_FILES.values())})",
+        f"{', '.join(ENTITY_FILES.values())}, product_mappings.yaml, writeback.yaml)",
     )
 
 

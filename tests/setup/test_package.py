@@ -13,6 +13,7 @@ import defusedxml.ElementTree as ET
 from pipeline.mapping.compiler import compile_mappings
 from pipeline.mapping.files import load_mappings
 from pipeline.mapping.metadata import type_fields
+from pipeline.mapping.writeback import STATUSES
 from pipeline.sandbox.salesforce.describe import demo_describe, object_describe
 from pipeline.sandbox.salesforce.schema import Field, custom_object, demo_schema
 from pipeline.setup.package import PERMISSION_SET, fields_table, write_package
@@ -52,7 +53,8 @@ def _org_describe(name: str) -> dict[str, Any]:
 
 def _package(tmp_path: Path, mappings: Path = MAPPINGS_DIR, describe=demo_describe) -> Path:
     out = tmp_path / "package"
-    write_package(out, compile_mappings(load_mappings(mappings), describe), describe)
+    found = load_mappings(mappings)
+    write_package(out, compile_mappings(found, describe), describe, writeback=found.writeback)
     return out
 
 
@@ -104,25 +106,61 @@ def test_the_mapping_types_come_with_every_field_the_reader_reads(tmp_path):
         }
 
 
+def _status_fields() -> set[tuple[str, str]]:
+    return {
+        (row.object, name)
+        for row in load_mappings(MAPPINGS_DIR).writeback
+        for name in row.fields().values()
+    }
+
+
 def test_the_permission_set_names_only_fields_that_exist_or_are_created(tmp_path):
     out = _package(tmp_path)
     root = _permissions(out)
+    created = {
+        (p.parent.parent.name, p.name.split(".")[0])
+        for p in (out / DEFAULT / "objects").glob("*/fields/*.field-meta.xml")
+    }
     for element in root.findall("md:fieldPermissions", NS):
         sobject, name = element.findtext("md:field", namespaces=NS).split(".")
-        assert name in {f["name"] for f in demo_describe(sobject)["fields"]}
-        assert element.findtext("md:editable", namespaces=NS) == "false"
+        assert (sobject, name) in created or name in {
+            f["name"] for f in demo_describe(sobject)["fields"]
+        }
 
 
-def test_the_integration_user_reads_and_sees_all_records_of_each_object_and_edits_none(tmp_path):
+def test_the_integration_user_edits_only_the_status_fields_it_writes_back(tmp_path):
+    root = _permissions(_package(tmp_path))
+    edited = {
+        tuple(e.findtext("md:field", namespaces=NS).split("."))
+        for e in root.findall("md:fieldPermissions", NS)
+        if e.findtext("md:editable", namespaces=NS) == "true"
+    }
+    assert edited == _status_fields()
+
+
+def test_the_status_fields_are_created_as_m3sync_declares_them(tmp_path):
+    out = _package(tmp_path)
+    status = (
+        out / DEFAULT / "objects" / "OrderItem" / "fields" / "M3ter_Sync_Status__c.field-meta.xml"
+    )
+    root = ET.parse(status).getroot()
+    assert root.findtext("md:type", namespaces=NS) == "Picklist"
+    values = [v.findtext("md:fullName", namespaces=NS) for v in root.iter(f"{{{NS['md']}}}value")]
+    assert values == list(STATUSES)
+
+
+def test_the_integration_user_reads_and_sees_all_records_and_edits_only_written_objects(tmp_path):
     root = _permissions(_package(tmp_path))
     objects = {
         e.findtext("md:object", namespaces=NS): e for e in root.findall("md:objectPermissions", NS)
     }
     assert {"Account", "Order", "OrderItem", "Product2"} <= set(objects)
-    for element in objects.values():
+    written = {sobject for sobject, _ in _status_fields()}
+    for sobject, element in objects.items():
         assert element.findtext("md:allowRead", namespaces=NS) == "true"
         assert element.findtext("md:viewAllRecords", namespaces=NS) == "true"
-        assert element.findtext("md:allowEdit", namespaces=NS) == "false"
+        assert element.findtext("md:allowEdit", namespaces=NS) == str(sobject in written).lower()
+        assert element.findtext("md:allowCreate", namespaces=NS) == "false"
 
 
 def test_a_new_mapping_on_a_custom_object_adds_the_object_and_its_fields(tmp_path):

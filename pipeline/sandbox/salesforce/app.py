@@ -45,6 +45,7 @@ from pipeline.sandbox.salesforce.org import (
 )
 from pipeline.sandbox.salesforce.schema import OrgKind, org_schema
 from pipeline.sandbox.salesforce.soql import SoqlError
+from pipeline.sandbox.salesforce.write_routes import WriteRoutes
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -76,16 +77,26 @@ class SalesforceConfig:
     query_timeout_rows: int | None = None
     # Deleted records are purged this many days after their delete (None: kept).
     recycle_bin_days: int | None = RECYCLE_BIN_DAYS
+    # `Object.Field` names the integration user can read but not edit (field-level security).
+    read_only_fields: frozenset[str] = frozenset()
+    daily_bulk_api_batches: int = 15_000  # Bulk API batches a day (ingest jobs spend them)
 
 
 class ApiUsage:
-    """Counts API requests against the org's daily allowance, as `Sforce-Limit-Info` reports it."""
+    """Counts API requests against the org's daily allowance, as `Sforce-Limit-Info` reports it,
+    and the bulk query jobs and ingest batches the org's other daily limits count."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, batch_limit: int = 15_000) -> None:
         self.limit = limit
         self.used = 0
         self.bulk_jobs = 0
+        self.batch_limit = batch_limit
+        self.bulk_batches = 0
         self._lock = threading.Lock()
+
+    def spend_batches(self, count: int) -> None:
+        with self._lock:
+            self.bulk_batches += count
 
     def spend(self) -> bool:
         with self._lock:
@@ -133,11 +144,12 @@ class SalesforceSandbox:
             kind=config.org,
             query_timeout_rows=config.query_timeout_rows,
             recycle_bin_days=config.recycle_bin_days,
+            read_only_fields=config.read_only_fields,
             accounts=config.accounts,
             seed=config.seed,
             history_days=config.history_days,
         )
-        self.usage = ApiUsage(config.daily_api_requests)
+        self.usage = ApiUsage(config.daily_api_requests, config.daily_bulk_api_batches)
         self.faults = FaultPlan(config.faults)
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sf-sandbox")
         self.base_url = ""  # set once the server knows its port
@@ -148,6 +160,21 @@ class SalesforceSandbox:
 
     async def _blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    run_blocking = _blocking  # for the write routes
+
+    async def stream_file(
+        self, request: web.Request, path: Path, headers: dict[str, str]
+    ) -> web.StreamResponse:
+        """A file rendered by DuckDB, sent in chunks read on the worker threads."""
+        response = web.StreamResponse(headers={**headers, "Sforce-Limit-Info": self.usage.header()})
+        response.content_length = path.stat().st_size
+        await response.prepare(request)
+        with path.open("rb") as page:
+            while chunk := await self._blocking(page.read, 1 << 20):
+                await response.write(chunk)
+        await response.write_eof()
+        return response
 
     # ---- app --------------------------------------------------------------------------------
 
@@ -185,6 +212,7 @@ class SalesforceSandbox:
         r.add_patch(f"{v}/jobs/query/{{job}}", self.abort_job)
         r.add_delete(f"{v}/jobs/query/{{job}}", self.delete_job)
         r.add_get(f"{v}/jobs/query/{{job}}/results", self.job_results)
+        WriteRoutes(self).add_to(r, v)
         return app
 
     @web.middleware
@@ -386,7 +414,8 @@ class SalesforceSandbox:
 
     async def describe_object(self, request: web.Request) -> web.Response:
         obj = self.org.sobject(request.match_info["object"])
-        return _json(object_describe(self.org.visible, obj, request.match_info["version"]))
+        version = request.match_info["version"]
+        return _json(object_describe(self.org.visible, obj, version, self.org.read_only_fields))
 
     async def object_metadata(self, request: web.Request) -> web.Response:
         obj = self.org.sobject(request.match_info["object"])
@@ -417,7 +446,10 @@ class SalesforceSandbox:
                 "DailyApiRequests": {"Max": limit, "Remaining": max(limit - used, 0)},
                 "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000 - self.usage.bulk_jobs},
                 "DailyBulkV2QueryFileStorageMB": {"Max": 1048576, "Remaining": 1048576},
-                "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
+                "DailyBulkApiBatches": {
+                    "Max": self.usage.batch_limit,
+                    "Remaining": max(self.usage.batch_limit - self.usage.bulk_batches, 0),
+                },
                 "ConcurrentAsyncGetReportInstances": {"Max": 200, "Remaining": 200},
             }
         )
@@ -469,24 +501,15 @@ class SalesforceSandbox:
             int(raw),
             request.match_info["version"],
         )
+        headers = {
+            "Content-Type": "text/csv",
+            "Sforce-NumberOfRecords": str(count),
+            "Sforce-Locator": locator,
+        }
         try:
-            response = web.StreamResponse(
-                headers={
-                    "Content-Type": "text/csv",
-                    "Sforce-NumberOfRecords": str(count),
-                    "Sforce-Locator": locator,
-                    "Sforce-Limit-Info": self.usage.header(),
-                }
-            )
-            response.content_length = path.stat().st_size
-            await response.prepare(request)
-            with path.open("rb") as page:
-                while chunk := await self._blocking(page.read, 1 << 20):
-                    await response.write(chunk)
-            await response.write_eof()
+            return await self.stream_file(request, path, headers)
         finally:
             path.unlink(missing_ok=True)
-        return response
 
 
 def _bearer(header: str | None) -> str | None:

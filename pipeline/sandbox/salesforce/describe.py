@@ -48,9 +48,10 @@ def global_describe(schema: OrgSchema, version: str) -> dict[str, Any]:
     return {"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": sobjects}
 
 
-def _field(obj: SObject, f: Field) -> dict[str, Any]:
+def _field(obj: SObject, f: Field, read_only: frozenset[str]) -> dict[str, Any]:
     system = f.name in SYSTEM_FIELDS
     writable = not (system or f.calculated or f.auto_number or obj.custom_metadata)
+    writable = writable and f"{obj.name}.{f.name}" not in read_only  # field-level security
     precision, scale = _PRECISION.get(f.type, (0, 0))
     scale = f.scale if f.scale is not None else scale
     return {
@@ -75,7 +76,7 @@ def _field(obj: SObject, f: Field) -> dict[str, Any]:
         "groupable": f.type not in NUMBER_TYPES and f.type != "textarea",
         "unique": f.name == "Id",
         "externalId": f.external_id,
-        "idLookup": f.name == "Id",
+        "idLookup": f.name == "Id" or f.external_id,
         "nameField": f.name == "Name",
         "defaultedOnCreate": system or f.type == "boolean",
         "referenceTo": list(f.reference_to),
@@ -83,10 +84,15 @@ def _field(obj: SObject, f: Field) -> dict[str, Any]:
         "picklistValues": [
             {"value": v, "label": v, "active": True, "defaultValue": False} for v in f.picklist
         ],
+        "restrictedPicklist": f.restricted_picklist,
     }
 
 
-def object_describe(schema: OrgSchema, obj: SObject, version: str) -> dict[str, Any]:
+def object_describe(
+    schema: OrgSchema, obj: SObject, version: str, read_only: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """One object's describe; `read_only` names the fields (`Object.Field`) the user can read
+    but not edit, which describe shows neither createable nor updateable."""
     children = [
         {
             "childSObject": child.name,
@@ -102,7 +108,7 @@ def object_describe(schema: OrgSchema, obj: SObject, version: str) -> dict[str, 
         "labelPlural": obj.label_plural or (obj.label or obj.name) + "s",
         "keyPrefix": obj.key_prefix or None,
         **_object_flags(obj),
-        "fields": [_field(obj, f) for f in obj.fields],
+        "fields": [_field(obj, f, read_only) for f in obj.fields],
         "childRelationships": children,
         "recordTypeInfos": [],
         "urls": _urls(obj, version),

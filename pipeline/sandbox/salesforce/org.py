@@ -10,11 +10,10 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import itertools
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -22,7 +21,8 @@ from typing import Literal
 import duckdb
 
 from pipeline.salesforce.fields import SYSTEM_FIELDS
-from pipeline.salesforce.ids import is_valid_id, make_id, to18
+from pipeline.salesforce.ids import duckdb_id_macro_sql, is_valid_id, make_id, to18
+from pipeline.sandbox.salesforce.errors import ApiError
 from pipeline.sandbox.salesforce.formulas import LIVE, view_statements
 from pipeline.sandbox.salesforce.generator import (
     GENERATOR_VERSION,
@@ -30,39 +30,26 @@ from pipeline.sandbox.salesforce.generator import (
     generate_org,
     history_start,
 )
-from pipeline.sandbox.salesforce.schema import OrgKind, OrgSchema, SObject, create_table_sql
+from pipeline.sandbox.salesforce.ingest import COLUMN_DELIMITERS, LINE_ENDINGS, IngestJobs
+from pipeline.sandbox.salesforce.schema import (
+    OrgKind,
+    OrgSchema,
+    SObject,
+    add_columns_sql,
+    create_table_sql,
+)
 from pipeline.sandbox.salesforce.soql import compile_query
+from pipeline.sandbox.salesforce.write_plan import ValidationRule, WriteRules
+from pipeline.sandbox.salesforce.writes import Writer
 
 REST_PAGE_SIZE = 2000
 RECYCLE_BIN_DAYS = 15  # Salesforce keeps deleted records this long before it purges them
 CURSOR_IDLE_SECONDS = 15 * 60
 DEFAULT_BULK_PAGE = 50_000
-COLUMN_DELIMITERS = {
-    "COMMA": ",",
-    "TAB": "\t",
-    "PIPE": "|",
-    "SEMICOLON": ";",
-    "CARET": "^",
-    "BACKQUOTE": "`",
-}
-LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
 TERMINAL_STATES = frozenset({"JobComplete", "Failed", "Aborted"})
 
 
 Access = Literal["view_all_data", "view_all_objects", "read_only"]
-
-
-class ApiError(Exception):
-    """An error answered as Salesforce does: an HTTP status and a JSON array of one error."""
-
-    def __init__(self, status: int, error_code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.error_code = error_code
-        self.message = message
-
-    def body(self) -> str:
-        return json.dumps([{"message": self.message, "errorCode": self.error_code}])
 
 
 @dataclass
@@ -155,6 +142,7 @@ class Org:
         kind: OrgKind = "demo",
         query_timeout_rows: int | None = None,
         recycle_bin_days: int | None = RECYCLE_BIN_DAYS,
+        read_only_fields: frozenset[str] = frozenset(),
     ) -> None:
         self.state_dir = state_dir
         self.query_timeout_rows = query_timeout_rows
@@ -171,8 +159,20 @@ class Org:
         self.counts = self._ensure_generated(kind, accounts, seed, as_of, history_days)
         self.history_from = history_start(as_of, history_days)
         # Objects beyond the demo's (a test org's own) start empty; records come from the API.
+        # Fields added since the org was generated (write-back fields) start empty too.
+        columns: dict[str, set[str]] = {}
+        for table, column in self.db.execute(
+            "SELECT table_name, column_name FROM duckdb_columns() WHERE schema_name = 'org'"
+        ).fetchall():
+            columns.setdefault(table, set()).add(column)
         for obj in schema.objects:
-            self.db.execute(create_table_sql(obj))
+            existing = columns.get(obj.name)
+            if existing is None:
+                self.db.execute(create_table_sql(obj))
+                continue
+            for statement in add_columns_sql(obj, frozenset(existing)):
+                self.db.execute(statement)
+        self.db.execute(duckdb_id_macro_sql())
         for statement in view_statements(schema):
             self.db.execute(statement)
         self.grant_access(access)
@@ -182,7 +182,12 @@ class Org:
         self._cursors: dict[str, Cursor] = {}
         self._jobs: dict[str, BulkJob] = {}
         self._lock = threading.Lock()
-        self._sequence = itertools.count(int(time.time() * 1000) % 62**7)
+        self._sequence = int(time.time() * 1000) % 62**7
+        rules = WriteRules(read_only_fields=frozenset(read_only_fields))
+        self.writer = Writer(
+            self.db, schema, self.visible, self.integration_user(), rules, self._reserve_ids
+        )
+        self.ingest = IngestJobs(self.writer, self.pages_dir, self._next_id)
 
     def _ensure_generated(
         self, kind: OrgKind, accounts: int, seed: int, as_of: dt.date, history_days: int | None
@@ -361,8 +366,53 @@ class Org:
         return moved
 
     def _next_id(self, prefix: str) -> str:
+        return make_id(prefix, self._reserve_ids(1))
+
+    def _reserve_ids(self, count: int) -> int:
+        """The first of `count` consecutive sequence numbers no other Id will take."""
         with self._lock:
-            return make_id(prefix, next(self._sequence))
+            first = self._sequence
+            self._sequence += count
+            return first
+
+    # ---- what refuses a write -----------------------------------------------------------------
+
+    @property
+    def read_only_fields(self) -> frozenset[str]:
+        """`Object.Field` names the integration user reads but cannot edit (field-level
+        security): describe shows them neither createable nor updateable, writes are refused."""
+        return self.writer.rules.read_only_fields
+
+    @read_only_fields.setter
+    def read_only_fields(self, names: Iterable[str]) -> None:
+        self.writer.rules.read_only_fields = frozenset(names)
+
+    def add_validation_rule(
+        self, object_name: str, condition_sql: str, message: str, error_field: str | None = None
+    ) -> None:
+        """A validation rule: a written record for which `condition_sql` (DuckDB SQL over the
+        record after the write, columns quoted as in `org."Object"`) is true fails with
+        FIELD_CUSTOM_VALIDATION_EXCEPTION and `message`, about `error_field` if given."""
+        obj = self.schema.sobject(object_name)
+        if obj is None:
+            raise ValueError(f"the org has no {object_name}")
+        cur = self.db.cursor()
+        try:  # a rule that cannot run is the test's mistake: say so now, not at the write
+            cur.execute(f'EXPLAIN SELECT 1 FROM org."{obj.name}" WHERE ({condition_sql})')
+        except duckdb.Error as exc:
+            raise ValueError(f"validation rule on {obj.name}: {exc}") from exc
+        finally:
+            cur.close()
+        rule = ValidationRule(obj.name, condition_sql, message, error_field)
+        self.writer.rules.validation_rules.append(rule)
+
+    def clear_validation_rules(self) -> None:
+        self.writer.rules.validation_rules.clear()
+
+    def lock_rows(self, ids: Iterable[str], times: int = 1) -> None:
+        """Another transaction holds these records: the next `times` writes that reach each one
+        fail with UNABLE_TO_LOCK_ROW."""
+        self.writer.rules.lock(ids, times)
 
     def sobject(self, name: str) -> SObject:
         obj = self.visible.sobject(name)

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from functools import cached_property
-from typing import Literal
+from functools import cache, cached_property
+from typing import Any, Literal
 
+from pipeline.mapping.files import load_mappings
 from pipeline.mapping.metadata import MetadataField, type_fields
+from pipeline.mapping.source import SHIPPED_MAPPINGS
+from pipeline.mapping.writeback import ROLE_FIELDS
 
 # Salesforce field type -> (soapType, DuckDB column type)
 FIELD_TYPES: dict[str, tuple[str, str]] = {
@@ -76,6 +79,13 @@ class Field:
     @property
     def is_text(self) -> bool:
         return self.type in TEXT_TYPES
+
+    @property
+    def restricted_picklist(self) -> bool:
+        """Whether a write must hold one of the picklist's values (describe's
+        `restrictedPicklist`)."""
+        # [assume: pessimistic] every picklist is restricted, as the ones set-up deploys are
+        return self.type == "picklist"
 
 
 @dataclass(frozen=True)
@@ -375,6 +385,8 @@ def demo_schema() -> OrgSchema:
             _pick("Tier__c", TIERS, label="Tier"),
             Field("Billing_Email__c", "email", length=80),
             _pick("Credit_Rating__c", ("A", "B", "C", "D"), label="Credit Rating"),
+            # Another integration's key for the account: what an upsert matches on.
+            _str("External_Id__c", 80, external_id=True, label="External Id"),
         ),
         _sobject(
             "Product2",
@@ -831,14 +843,59 @@ OrgKind = Literal["demo", "cpq"]
 
 
 def org_schema(kind: OrgKind = "demo") -> OrgSchema:
-    """The demo org, or the demo org with Salesforce CPQ installed."""
+    """The demo org, or the demo org with Salesforce CPQ installed; either with m3sync's
+    write-back fields, as `m3sync setup salesforce` deploys them."""
     schema = demo_schema()
     if kind == "cpq":
         schema = schema.with_fields(_cpq_fields()).with_objects(_cpq_objects())
-    return schema
+    return with_status_fields(schema)
+
+
+def with_status_fields(schema: OrgSchema) -> OrgSchema:
+    """The schema with the status fields of every active row of the shipped write-back table
+    (`mappings/writeback.yaml`) on the objects the org has and that lack them."""
+    extra: dict[str, tuple[Field, ...]] = {}
+    for name, fields in status_fields().items():
+        obj = schema.sobject(name)
+        if obj is not None:
+            extra[obj.name] = tuple(f for f in fields if obj.field(f.name) is None)
+    return schema.with_fields(extra)
+
+
+@cache
+def status_fields() -> dict[str, tuple[Field, ...]]:
+    """Object -> its write-back fields, each built from the core's definition of its role
+    (`pipeline.mapping.writeback.ROLE_FIELDS`), so the org and set-up never disagree."""
+    found: dict[str, tuple[Field, ...]] = {}
+    for row in load_mappings(SHIPPED_MAPPINGS).writeback:
+        if row.active:
+            roles = row.fields().items()
+            made = tuple(_role_field(name, ROLE_FIELDS[role]) for role, name in roles)
+            found[row.object] = found.get(row.object, ()) + made
+    return found
+
+
+def _role_field(name: str, entry: Mapping[str, Any]) -> Field:
+    return Field(
+        name,
+        entry["type"],
+        label=entry.get("label") or name,
+        length=int(entry.get("length") or 0),
+        picklist=tuple(v["value"] for v in entry.get("picklistValues", ())),
+    )
 
 
 def create_table_sql(obj: SObject, schema_name: str = "org") -> str:
     """DDL for the table that holds one object's records (all fields, hidden ones included)."""
     cols = ",\n  ".join(f'"{f.name}" {f.duckdb_type}' for f in obj.fields)
     return f'CREATE TABLE IF NOT EXISTS {schema_name}."{obj.name}" (\n  {cols}\n)'
+
+
+def add_columns_sql(obj: SObject, existing: frozenset[str], schema_name: str = "org") -> list[str]:
+    """DDL that gives a table made before fields were added to its object (an org kept from an
+    earlier start, a write-back table grown since) the columns it lacks, empty."""
+    return [
+        f'ALTER TABLE {schema_name}."{obj.name}" ADD COLUMN "{f.name}" {f.duckdb_type}'
+        for f in obj.fields
+        if f.name not in existing
+    ]

@@ -1,0 +1,1 @@
+"""Sync statuses written back to Salesforce, where sales operations look."""
