@@ -22,7 +22,6 @@ import datetime as dt
 import shutil
 import time
 import uuid
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,7 +188,9 @@ def _write_object(
             SELECT * FROM _payload WHERE source_id NOT IN (SELECT source_id FROM _edited)
         """)
         pending = _count(con, "_pending")
-        method = "composite" if pending <= settings.composite_max else "bulk"
+        # An external key is an upsert, which goes through a Bulk API 2.0 job whatever its size.
+        small = pending <= settings.composite_max and row.key == "Id"
+        method = "composite" if small else "bulk"
         send_pending(client, con, row, method, work / row.object, settings)
     con.execute(
         """
@@ -211,8 +212,8 @@ def _write_object(
             FROM _payload p LEFT JOIN _results r USING (pos) GROUP BY 1
         """).fetchall()
     )
-    errors = Counter(
-        dict(con.execute("SELECT code, count(*) FROM _results WHERE NOT ok GROUP BY 1").fetchall())
+    errors = dict(
+        con.execute("SELECT code, count(*) FROM _results WHERE NOT ok GROUP BY 1").fetchall()
     )
     return ObjectWriteback(
         row.object,

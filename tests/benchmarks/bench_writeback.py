@@ -1,9 +1,9 @@
 """Write-back of 100,000 sync statuses to the org sandbox: Bulk API 2.0 beside one REST PATCH each.
 
-Run: `uv run python -m tests.benchmarks.bench_writeback [--records 100000] [--baseline 5000]`
+Run: `uv run python -m tests.benchmarks.bench_writeback [--records 100000] [--baseline 1000]`
 
-The sandbox (5,000 accounts: 100,000 OrderItems) runs in its own process. The write-back's own
-path (`pipeline.writeback.run.send_pending`, through the pipeline's Salesforce client) writes
+The sandbox (5,500 accounts: over 100,000 live OrderItems) runs in its own process. The
+write-back's own path (`pipeline.writeback.run.send_pending`, through the pipeline's Salesforce client) writes
 `--records` OrderItems' status, time, message and m3ter id; the baseline sends one
 `PATCH sobjects/OrderItem/{Id}` per record through simple-salesforce for `--baseline` of them
 (its cost is linear in the records, so its rate over a sample is its rate). Printed: records/s
@@ -53,10 +53,10 @@ def _pending(con: duckdb.DuckDBPyConnection, ids: list[str], status: str) -> Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--baseline", type=int, default=5_000)
+    parser.add_argument("--baseline", type=int, default=1_000)
     parser.add_argument("--state-dir", type=Path, default=Path(".m3sync/bench-writeback"))
     args = parser.parse_args()
-    accounts = max(args.records // 20, 1)
+    accounts = max(args.records * 11 // 200, 1)  # 20 OrderItems each, a few deleted: room for all
     with sandbox_process(
         args.state_dir.resolve(),
         "--only",

@@ -30,9 +30,14 @@ from pipeline.salesforce.session import salesforce_session
 from tests.m3ter_state import M3ter, read_m3ter
 from tests.processes import run_demo, sandbox_process
 
-# The default run's size, and the reliability suite's (`M3SYNC_RELIABILITY=full`).
+# The operator suite's size (`M3SYNC_OPERATOR=1`), and the reliability suite's
+# (`M3SYNC_RELIABILITY=full`).
 SIZES = [
-    pytest.param(("--accounts", "10", "--seed", "2", "--history-days", "10"), id="small"),
+    pytest.param(
+        ("--accounts", "10", "--seed", "2", "--history-days", "10"),
+        id="small",
+        marks=pytest.mark.operator,
+    ),
     pytest.param(
         ("--accounts", "200", "--seed", "3", "--history-days", "120"),
         id="large",

@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.sandbox.salesforce.errors import ApiError
+from pipeline.sandbox.salesforce.jobs import Jobs
 from pipeline.sandbox.salesforce.write_plan import OPERATIONS, Batch, Operation
 from pipeline.sandbox.salesforce.writes import (
     BatchError,
@@ -114,8 +115,7 @@ class IngestJobs:
         self.writer = writer
         self.pages_dir = pages_dir
         self._next_id = next_id
-        self._jobs: dict[str, IngestJob] = {}
-        self._lock = threading.Lock()
+        self._jobs: Jobs[IngestJob] = Jobs()
 
     def create(self, body: dict[str, object], version: str) -> IngestJob:
         operation = body.get("operation")
@@ -161,20 +161,13 @@ class IngestJobs:
             created=dt.datetime.now(dt.UTC),
             upload=self.pages_dir / f"ingest-{job_id}.csv",
         )
-        with self._lock:
-            self._jobs[job.id] = job
-        return job
+        return self._jobs.add(job)
 
     def job(self, job_id: str) -> IngestJob:
-        with self._lock:
-            job = self._jobs.get(job_id)
-        if job is None:
-            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
-        return job
+        return self._jobs.get(job_id)
 
     def jobs(self) -> list[IngestJob]:
-        with self._lock:
-            return list(self._jobs.values())
+        return self._jobs.all()
 
     def start_upload(self, job_id: str) -> IngestJob:
         """The job that a `PUT .../batches` may fill: Open and still empty."""
@@ -304,8 +297,7 @@ class IngestJobs:
         with job.lock:
             if job.state in ("Open", "InProgress"):
                 raise ApiError(400, "INVALIDJOBSTATE", f"Cannot delete a job that is {job.state}")
-        with self._lock:
-            self._jobs.pop(job_id, None)
+        self._jobs.remove(job_id)
         parts: list[Batch | Written] = [p for p in (job.batch, job.written) if p is not None]
         self.writer.drop(*parts)
         job.upload.unlink(missing_ok=True)

@@ -31,6 +31,7 @@ from pipeline.sandbox.salesforce.generator import (
     history_start,
 )
 from pipeline.sandbox.salesforce.ingest import COLUMN_DELIMITERS, LINE_ENDINGS, IngestJobs
+from pipeline.sandbox.salesforce.jobs import Jobs
 from pipeline.sandbox.salesforce.schema import (
     OrgKind,
     OrgSchema,
@@ -180,7 +181,7 @@ class Org:
             self.empty_recycle_bin(dt.timedelta(days=recycle_bin_days))
         self.db.execute("DROP SCHEMA IF EXISTS work CASCADE; CREATE SCHEMA work")
         self._cursors: dict[str, Cursor] = {}
-        self._jobs: dict[str, BulkJob] = {}
+        self._jobs: Jobs[BulkJob] = Jobs()
         self._lock = threading.Lock()
         self._sequence = int(time.time() * 1000) % 62**7
         rules = WriteRules(read_only_fields=frozenset(read_only_fields))
@@ -715,9 +716,7 @@ class Org:
             fail=fail,
         )
         job.table = f'work."job_{job.id}"'
-        with self._lock:
-            self._jobs[job.id] = job
-        return job
+        return self._jobs.add(job)
 
     def run_job(self, job: BulkJob) -> None:
         """Executes the job's query into its result table (called on a worker thread)."""
@@ -761,15 +760,10 @@ class Org:
             job.state = "JobComplete"
 
     def job(self, job_id: str) -> BulkJob:
-        with self._lock:
-            job = self._jobs.get(job_id)
-        if job is None:
-            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
-        return job
+        return self._jobs.get(job_id)
 
     def jobs(self) -> list[BulkJob]:
-        with self._lock:
-            return list(self._jobs.values())
+        return self._jobs.all()
 
     def abort_job(self, job_id: str) -> BulkJob:
         job = self.job(job_id)
@@ -781,8 +775,7 @@ class Org:
 
     def delete_job(self, job_id: str) -> None:
         job = self.job(job_id)
-        with self._lock:
-            self._jobs.pop(job_id, None)
+        self._jobs.remove(job_id)
         self.db.cursor().execute(f"DROP TABLE IF EXISTS {job.table}")
 
     def write_results_page(
