@@ -3,12 +3,12 @@
 Run: `uv run python -m tests.benchmarks.bench_writeback [--records 100000] [--baseline 1000]`
 
 The sandbox (5,500 accounts: over 100,000 live OrderItems) runs in its own process. The
-write-back's own path (`pipeline.writeback.run.send_pending`, through the pipeline's Salesforce client) writes
-`--records` OrderItems' status, time, message and m3ter id; the baseline sends one
-`PATCH sobjects/OrderItem/{Id}` per record through simple-salesforce for `--baseline` of them
-(its cost is linear in the records, so its rate over a sample is its rate). Printed: records/s
-and API calls per 1,000 records for both, and their ratios (target: 50x fewer calls, 10x the
-throughput).
+write-back's own path (`pipeline.writeback.run.send_pending`, through the pipeline's Salesforce
+client) writes `--records` OrderItems' status, time, message and m3ter id; the baseline sends
+one `PATCH sobjects/OrderItem/{Id}` per record through simple-salesforce for `--baseline` of
+them (its cost is linear in the records, so its rate over a sample is its rate). Printed:
+records/s and API calls per 1,000 records for both, and their ratios (target: 50x fewer calls,
+10x the throughput).
 """
 
 from __future__ import annotations
