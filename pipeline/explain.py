@@ -20,6 +20,7 @@ from pipeline.mapping.segments import parse_segments
 from pipeline.mapping.spec import ENTITIES, Entity, MappingSet
 from pipeline.staging.stage import REJECTS, staged_table
 from pipeline.warehouse import Table, Warehouse
+from pipeline.warehouse.sql import no_rows
 from pipeline.writeback.journal import WRITEBACK
 
 
@@ -143,8 +144,7 @@ def _m3ter(warehouse: Warehouse, con: Any, record_id: str) -> tuple[dict[str, An
     ids = (
         f"SELECT entity, source_id, m3ter_id AS held_id, version FROM {ID_MAP.sql}"
         if warehouse.partitions(ID_MAP)
-        else "SELECT NULL::VARCHAR AS entity, NULL::VARCHAR AS source_id, NULL::VARCHAR AS "
-        "held_id, NULL::BIGINT AS version WHERE false"
+        else no_rows("entity, source_id, held_id, version BIGINT")
     )
     return _rows(
         con,

@@ -7,6 +7,7 @@ its failure is the line to fix first.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from pipeline.m3ter.errors import M3terError, M3terForbidden
 from pipeline.m3ter.settings import M3terSettings
 from pipeline.mapping.compiler import CompiledSet, MappingCompileError, compile_mappings
 from pipeline.mapping.errors import MappingError
-from pipeline.mapping.source import MappingSource
+from pipeline.mapping.source import MappingSource, writeback_on
 from pipeline.mapping.spec import MappingSet
 from pipeline.mapping.templates import is_template
 from pipeline.salesforce.client import SalesforceClient
@@ -73,7 +74,9 @@ def run_checks(
     if client is not None:
         try:
             mapping_set = mappings.read(lambda: client)
-            compiled = compile_mappings(mapping_set, client.describe)
+            compiled = compile_mappings(
+                mapping_set, client.describe, writeback=writeback_on(os.environ)
+            )
         except MappingCompileError as exc:
             yield from _mapping_problems(exc.problems)
         except (MappingError, SalesforceExtractError) as exc:

@@ -119,6 +119,7 @@ def test_a_sandbox_service_user_can_lack_a_permission(tmp_path):
         assert refused.value.permission == "config:create commitments"
 
 
+@pytest.mark.operator  # `m3sync mappings export` against a sandbox in its own process
 def test_mappings_export_writes_the_org_s_records_as_the_shipped_files(tmp_path):
     shipped = Path(__file__).resolve().parents[1] / "mappings"
     with sandbox_process(tmp_path / "sandbox", "--only", "salesforce", "--accounts", "3"):
@@ -141,6 +142,7 @@ def test_mappings_export_writes_the_org_s_records_as_the_shipped_files(tmp_path)
         assert path.read_text() == (shipped / path.name).read_text(), path.name
 
 
+@pytest.mark.operator  # `m3sync mappings validate` against a sandbox in its own process
 def test_mappings_validate_fails_with_every_problem_of_the_active_mappings(tmp_path):
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "accounts.yaml").write_text(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -17,6 +18,7 @@ from pipeline.cli.app import (
 )
 from pipeline.mapping.errors import MappingError
 from pipeline.mapping.files import dump_mappings, load_mappings
+from pipeline.mapping.source import writeback_on
 from pipeline.mapping.validate import validate
 from pipeline.salesforce.errors import SalesforceExtractError
 
@@ -54,7 +56,7 @@ def mappings_validate(
         mappings = (
             _org_mappings(client) if from_org else load_mappings(mappings_directory(directory))
         )
-        checked = validate(mappings, client.describe)
+        checked = validate(mappings, client.describe, writeback=writeback_on(os.environ))
     except (MappingError, SalesforceExtractError, ValueError) as exc:
         fail(str(exc))
     if checked.problems:

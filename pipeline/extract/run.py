@@ -215,7 +215,8 @@ def _download(
                 download_query(client, plan, soql, directory, settings, stager, most_rows=most)
             )
         except (QueryTimeout, _TooManyRows) as exc:
-            halves = part.halves(lambda bounds: _id_bounds(client, plan, bounds))
+            # No half holding an Id is no half at all: the slice is read or fails as it is.
+            halves = part.halves(lambda bounds: _id_bounds(client, plan, bounds)) or None
             full = halves is None or asked + len(pending) + len(halves) > settings.max_queries
             if full and isinstance(exc, _TooManyRows):
                 # No more halving: this slice and those waiting are read as they are.

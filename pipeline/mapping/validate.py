@@ -19,10 +19,11 @@ class Validation:
     warnings: list[str]  # what compiles but deserves a look (formula fields, ignored segments)
 
 
-def validate(mappings: MappingSet, describe: Describe) -> Validation:
-    """The set's active mappings against the org: every problem and warning, a line each."""
+def validate(mappings: MappingSet, describe: Describe, *, writeback: bool = False) -> Validation:
+    """The set's active mappings (and write-back rows, when runs write back) against the org:
+    every problem and warning, a line each."""
     try:
-        compiled = compile_mappings(mappings, describe)
+        compiled = compile_mappings(mappings, describe, writeback=writeback)
     except MappingCompileError as exc:
         return Validation(list(exc.problems), [])
     return Validation([], list(compiled.warnings))

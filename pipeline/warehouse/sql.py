@@ -15,3 +15,10 @@ def literal(text: str) -> str:
     if "\x00" in text:
         raise ValueError(f"string contains NUL: {text!r}")
     return "'" + text.replace("'", "''") + "'"
+
+
+def no_rows(columns: str) -> str:
+    """A query of no rows with `columns` (`name` or `name TYPE`, VARCHAR by default): what a
+    table the warehouse does not hold yet reads as."""
+    typed = [[*c.split(), "VARCHAR"][:2] for c in columns.split(",")]
+    return "SELECT " + ", ".join(f"NULL::{t} AS {n}" for n, t in typed) + " WHERE false"

@@ -13,6 +13,7 @@ import datetime as dt
 import duckdb
 
 from pipeline.warehouse import Table, Warehouse
+from pipeline.warehouse.sql import no_rows
 
 WRITEBACK = Table("load", "writeback")
 COLUMNS = (
@@ -40,8 +41,7 @@ def writeback_began(warehouse: Warehouse) -> dt.datetime | None:
 def last_written_sql(warehouse: Warehouse) -> str:
     """The outcome last written to each record."""
     if not warehouse.partitions(WRITEBACK):
-        names = [c.strip().split(" ") for c in COLUMNS.split(",")]
-        return "SELECT " + ", ".join(f"NULL::{t} AS {n}" for n, t in names) + " WHERE false"
+        return no_rows(COLUMNS)
     return f"""SELECT * FROM {WRITEBACK.sql} WHERE result = 'written'
         QUALIFY row_number() OVER (PARTITION BY source_object, source_id ORDER BY "at" DESC) = 1"""
 

@@ -30,7 +30,7 @@ from pipeline.mapping.spec import ENTITIES, Entity
 from pipeline.mapping.writeback import StatusFields
 from pipeline.staging.stage import REJECTS
 from pipeline.warehouse import Warehouse
-from pipeline.warehouse.sql import literal
+from pipeline.warehouse.sql import literal, no_rows
 
 OUTCOMES = "_outcomes"
 # The m3ter object a record's `m3ter_id` names: the first of these it makes.
@@ -61,14 +61,6 @@ def _rank(entities: Sequence[Entity]) -> str:
     return f"CASE o.entity {cases} END"
 
 
-def _empty(columns: str) -> str:
-    return (
-        "SELECT "
-        + ", ".join(f"NULL::VARCHAR AS {c.strip()}" for c in columns.split(","))
-        + (" WHERE false")
-    )
-
-
 def outcomes(
     warehouse: Warehouse,
     con: duckdb.DuckDBPyConnection,
@@ -91,8 +83,8 @@ def outcomes(
             QUALIFY row_number() OVER (
                 PARTITION BY entity, source_object, source_id ORDER BY "at" DESC) = 1"""
         if warehouse.partitions(JOURNAL)
-        else _empty("entity, source_object, source_id, action, status, message, m3ter_id").replace(
-            " WHERE false", ', NULL::TIMESTAMP AS "at" WHERE false'
+        else no_rows(
+            'entity, source_object, source_id, action, status, message, m3ter_id, "at" TIMESTAMP'
         )
     )
     rejects = (
@@ -100,14 +92,14 @@ def outcomes(
             QUALIFY row_number() OVER (PARTITION BY entity, _source_object, _source_id
                                        ORDER BY _partition DESC, message) = 1"""
         if warehouse.partitions(REJECTS)
-        else _empty("entity, _source_object, _source_id, _partition, message")
+        else no_rows("entity, _source_object, _source_id, _partition, message")
     )
     lines = (
         f"SELECT source_object, source_id, agreement, billable, root_entity, root_key, reason "
         f"FROM {COVERAGE.sql}"
         if warehouse.partitions(COVERAGE)
-        else _empty("source_object, source_id, agreement, root_entity, root_key, reason").replace(
-            " WHERE false", ", NULL::BOOLEAN AS billable WHERE false"
+        else no_rows(
+            "source_object, source_id, agreement, billable BOOLEAN, root_entity, root_key, reason"
         )
     )
     deleted = " UNION ALL ".join(
@@ -115,7 +107,7 @@ def outcomes(
         f'FROM {raw_table(SourceObject(name)).sql} WHERE "IsDeleted"'
         for name in objects
         if soft_delete.get(name) and warehouse.partitions(raw_table(SourceObject(name)))
-    ) or _empty("source_object, source_id")
+    ) or no_rows("source_object, source_id")
     # The first object on the way to billing that failed explains the rest (coverage's rule).
     order = _rank(ENTITIES)
     preference = _rank(_ID_PREFERENCE)

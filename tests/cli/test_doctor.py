@@ -57,6 +57,7 @@ def _doctor(state: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.operator  # every check of `m3sync doctor` against a sandbox in its own process
 def test_the_sandbox_configured_as_a_real_org_is_green_but_for_the_denied_permission(state):
     result = _doctor(state)
     lines = result.stdout.splitlines()

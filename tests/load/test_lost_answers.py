@@ -43,7 +43,16 @@ def _codes(client: M3terClient, collection: str) -> list[str]:
     return sorted(o.get("code") or o["id"] for o in client.list(collection))
 
 
-@pytest.mark.parametrize("collection", ["accounts", "plans", "pricings", "accountplans"])
+# One collection in the default run, every one in the reliability suite.
+@pytest.mark.parametrize(
+    "collection",
+    [
+        pytest.param("accounts", marks=pytest.mark.full),
+        pytest.param("plans", marks=pytest.mark.full),
+        "pricings",
+        pytest.param("accountplans", marks=pytest.mark.full),
+    ],
+)
 def test_lost_answers_of_creates_leave_exactly_one_object_each(
     lossy, warehouse, compiled, collection
 ):

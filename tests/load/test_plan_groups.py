@@ -192,7 +192,10 @@ def test_a_link_m3ter_holds_without_the_warehouse_knowing_is_not_made_twice(
     assert len(held(client, "plangroups")) == 1 and len(held(client, "plangrouplinks")) == 2
 
 
-@pytest.mark.parametrize("collection", ["plangroups", "plangrouplinks"])
+# The links in the default run, the groups too in the reliability suite.
+@pytest.mark.parametrize(
+    "collection", [pytest.param("plangroups", marks=pytest.mark.full), "plangrouplinks"]
+)
 def test_lost_answers_leave_one_group_and_one_link_per_plan(
     lossy,  # noqa: F811
     warehouse,

@@ -512,6 +512,7 @@ def test_nothing_the_commands_wrote_anywhere_holds_a_secret(scenario):
     assert scan.leaks == []
 
 
+@pytest.mark.full  # the reliability suite; the scenario's commands stay in the default run
 def test_a_run_refused_by_salesforce_leaks_no_secret(scenario, tmp_path):
     env = {
         **_environment(tmp_path),
