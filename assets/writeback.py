@@ -4,6 +4,8 @@ It exists when runs write back (`M3SYNC_WRITEBACK=1`); its failures never fail t
 which has landed: they are journaled per record and tried again by the next run.
 """
 
+import datetime as dt
+
 import dagster as dg
 
 from assets.load import AFTER
@@ -14,7 +16,12 @@ from assets.resources import (
     WarehouseResource,
 )
 from pipeline.salesforce.errors import SalesforceAuthError
-from pipeline.writeback.run import WritebackResult, WritebackSettings, write_back
+from pipeline.writeback.run import (
+    WritebackResult,
+    WritebackSettings,
+    run_writes_back,
+    write_back,
+)
 
 
 def metadata(result: WritebackResult) -> dict[str, object]:
@@ -56,6 +63,11 @@ def writeback_asset(
     extract_settings: ExtractResource,
     mappings: MappingsResource,
 ) -> dg.MaterializeResult:
+    tags = context.run.tags
+    last = tags.get("dagster/asset_partition_range_end") or tags.get("dagster/partition")
+    if not run_writes_back(last, dt.datetime.now(dt.UTC).date()):
+        context.log.info(f"the run ends at {last}: the run that reaches yesterday writes back")
+        return dg.MaterializeResult(metadata={"written": 0, "failed": 0, "skipped": True})
     try:
         client = salesforce.client()
         compiled = mappings.compiled(client)

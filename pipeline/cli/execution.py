@@ -328,8 +328,8 @@ def print_summary(ran: Ran) -> None:
 def _writeback_line(ran: Ran) -> None:
     """What the runs wrote back to Salesforce, and the statuses the records now carry."""
     written = ran.assets.get(WRITEBACK_ASSET)
-    if written is None:
-        return
+    if written is None or "statuses" not in ran.last[WRITEBACK_ASSET]:
+        return  # off, or every run ended before yesterday
     statuses = ran.last[WRITEBACK_ASSET].get("statuses") or {}
     console.print(
         f"Salesforce write-back: {written['written']:,} statuses written, "

@@ -27,6 +27,7 @@ from pipeline.load.coverage import COVERAGE
 from pipeline.load.journal import JOURNAL
 from pipeline.load.supersede import staged_columns
 from pipeline.mapping.spec import ENTITIES, Entity
+from pipeline.mapping.targets import has_code
 from pipeline.mapping.writeback import StatusFields
 from pipeline.staging.stage import REJECTS
 from pipeline.warehouse import Warehouse
@@ -55,6 +56,12 @@ def _singular_sql(column: str) -> str:
     return f"CASE {column} {cases} ELSE {column} END"
 
 
+def _made_columns(entity: Entity) -> str:
+    return "_source_object, _source_id, _partition, _tombstone" + (
+        ", code" if has_code(entity) else ""
+    )
+
+
 def _rank(entities: Sequence[Entity]) -> str:
     """SQL ranking `o.entity` by its place in `entities`."""
     cases = " ".join(f"WHEN {literal(e)} THEN {i}" for i, e in enumerate(entities))
@@ -73,18 +80,20 @@ def outcomes(
     objects = [r.object for r in rows]
     made = " UNION ALL ".join(
         f"SELECT {literal(e)} AS entity, _source_object, _source_id, _partition, "
-        f"_tombstone::BOOLEAN AS _tombstone FROM "
-        f"({staged_columns(warehouse, e, '_source_object, _source_id, _partition, _tombstone')})"
+        f"_tombstone::BOOLEAN AS _tombstone, {'code' if has_code(e) else 'NULL::VARCHAR'} "
+        f"AS code FROM ({staged_columns(warehouse, e, _made_columns(e))})"
         for e in ENTITIES
     )
     journal = (
-        f"""SELECT entity, source_object, source_id, action, status, message, m3ter_id, "at"
+        f"""SELECT entity, source_object, source_id, code, action, status, message, m3ter_id,
+                "at"
             FROM {JOURNAL.sql} WHERE status <> 'planned'
             QUALIFY row_number() OVER (
                 PARTITION BY entity, source_object, source_id ORDER BY "at" DESC) = 1"""
         if warehouse.partitions(JOURNAL)
         else no_rows(
-            'entity, source_object, source_id, action, status, message, m3ter_id, "at" TIMESTAMP'
+            "entity, source_object, source_id, code, action, status, message, m3ter_id, "
+            '"at" TIMESTAMP'
         )
     )
     rejects = (
@@ -135,8 +144,18 @@ def outcomes(
                     WHEN j.status IN ('rejected', 'failed') THEN 'failed'
                     ELSE 'pending'
                 END AS state
-            FROM made m LEFT JOIN journal j ON j.entity = m.entity
-             AND j.source_object = m._source_object AND j.source_id = m._source_id
+            FROM made m LEFT JOIN journal own ON own.entity = m.entity
+             AND own.source_object = m._source_object AND own.source_id = m._source_id
+            -- a line grouped into another's object (a plan per agreement and product): the
+            -- object's latest entry, by its code
+            LEFT JOIN (SELECT * FROM journal QUALIFY row_number() OVER (
+                           PARTITION BY entity, code ORDER BY "at" DESC) = 1) grouped
+              ON own.entity IS NULL AND grouped.entity = m.entity AND grouped.code = m.code
+            CROSS JOIN LATERAL (SELECT coalesce(own.status, grouped.status) AS status,
+                coalesce(own.action, grouped.action) AS action,
+                coalesce(own.message, grouped.message) AS message,
+                coalesce(own.m3ter_id, grouped.m3ter_id) AS m3ter_id,
+                coalesce(own."at", grouped."at") AS "at") j
             WHERE m._source_object IN (SELECT unnest(?))
         ),
         lines AS (

@@ -90,6 +90,20 @@ class WritebackResult:
         return sum(o.failed for o in self.objects)
 
 
+def run_writes_back(last_partition: str | None, today: dt.date) -> bool:
+    """Whether a run whose last daily partition is `last_partition` (None: none) writes back.
+
+    A write moves its records' stamps to now, past every day a backfill has still to read: a
+    line whose version lay on such a day through a parent's change would no longer be in any
+    window once the parent's stamp is m3sync's. So only a run that reaches the last complete
+    day (the nightly run, a backfill's last chunk) writes back, once nothing is left behind it;
+    a run of older days leaves its changed outcomes to the next one that does.
+    """
+    if last_partition is None:
+        return True
+    return dt.date.fromisoformat(last_partition) >= today - DAY
+
+
 def write_back(
     client: SalesforceClient,
     warehouse: Warehouse,

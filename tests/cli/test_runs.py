@@ -218,7 +218,8 @@ def _billable_line(operator: Operator) -> str:
     catalog = operator.root / "warehouse" / "warehouse.duckdb"
     with duckdb.connect(str(catalog), read_only=True) as con:
         row = con.execute(
-            "SELECT source_id FROM load.coverage WHERE billable ORDER BY source_id LIMIT 1"
+            "SELECT source_id FROM load.coverage WHERE billable AND source_object = 'OrderItem' "
+            "ORDER BY source_id LIMIT 1"
         ).fetchone()
     assert row is not None, "the backfill billed a line"
     return str(row[0])

@@ -10,6 +10,7 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
+import duckdb
 import pytest
 
 from pipeline.extract.run import ExtractSettings, extract, plan_all
@@ -22,6 +23,7 @@ from pipeline.m3ter.client import M3terClient
 from pipeline.m3ter.settings import sandbox_settings as m3ter_settings
 from pipeline.mapping.compiler import CompiledSet, compile_mappings
 from pipeline.mapping.files import load_mappings
+from pipeline.mapping.writeback import StatusFields
 from pipeline.salesforce.client import SalesforceClient
 from pipeline.salesforce.settings import sandbox_settings as salesforce_settings
 from pipeline.sandbox.m3ter import M3terConfig
@@ -32,7 +34,13 @@ from pipeline.staging.stage import StageSettings, stage
 from pipeline.warehouse import Warehouse
 from pipeline.writeback import run as writeback_run
 from pipeline.writeback.journal import WRITEBACK, writeback_began
-from pipeline.writeback.run import WritebackResult, WritebackSettings, write_back
+from pipeline.writeback.run import (
+    WritebackResult,
+    WritebackSettings,
+    run_writes_back,
+    send_pending,
+    write_back,
+)
 from tests.load.conftest import MAPPINGS
 
 HISTORY_DAYS = 4
@@ -324,3 +332,36 @@ def _forget(world: World, line: str) -> None:
             kept.replace(path)
     finally:
         con.close()
+
+
+def test_an_object_keyed_by_an_external_id_is_upserted_on_it(world, first, tmp_path):
+    world.org.db.cursor().execute(
+        'UPDATE org."Account" SET "External_Id__c" = \'ERP-\' || "Id" WHERE NOT "IsDeleted"'
+    )
+    (account,) = world.salesforce.query_records("SELECT Id FROM Account LIMIT 1")
+    row = StatusFields(
+        "Account", "M3ter_Sync_Status__c", message="M3ter_Sync_Message__c", key="External_Id__c"
+    )
+    con = duckdb.connect()
+    con.execute(
+        'CREATE TEMP TABLE _pending AS SELECT 0 AS pos, ? AS source_id, ? AS "key", '
+        "'Not Synced' AS status, 'not loaded into m3ter yet' AS message, "
+        "NULL::VARCHAR AS m3ter_id, NULL::TIMESTAMP AS synced_at",
+        [account["Id"], f"ERP-{account['Id']}"],
+    )
+    send_pending(world.salesforce, con, row, "bulk", tmp_path, FAST)
+    assert con.execute("SELECT ok, code FROM _results").fetchall() == [(True, None)]
+    (after,) = world.salesforce.query_records(
+        f"SELECT M3ter_Sync_Status__c, M3ter_Sync_Message__c FROM Account "
+        f"WHERE Id = '{account['Id']}'"
+    )
+    assert after["M3ter_Sync_Status__c"] == "Not Synced"
+    assert after["M3ter_Sync_Message__c"] == "not loaded into m3ter yet"
+    _forget(world, account["Id"])  # the next run writes the account's own outcome again
+
+
+def test_only_a_run_that_reaches_yesterday_writes_back():
+    today = dt.date(2026, 12, 4)
+    assert run_writes_back("2026-12-03", today), "the nightly run, a backfill's last chunk"
+    assert not run_writes_back("2026-11-20", today), "a backfill's earlier chunk waits"
+    assert run_writes_back(None, today), "a run of no partition (reference data) writes back"
