@@ -84,6 +84,7 @@ def test_sandbox_up_serves_both_apis_until_interrupted(tmp_path):
     assert sf_info["client_secret"] in out and m3_info["api_secret"] in out
 
 
+@pytest.mark.operator  # `m3sync sandbox up --only` in its own process
 def test_only_starts_one_server(tmp_path):
     with sandbox_process(tmp_path, "--only", "m3ter") as (_, info):
         assert set(info) == {"m3ter"}
@@ -109,6 +110,7 @@ def test_a_permission_to_deny_must_name_an_action_and_a_collection(tmp_path):
     assert "<action>:<collection>" in result.stderr
 
 
+@pytest.mark.operator  # `m3sync sandbox up --deny` in its own process
 def test_a_sandbox_service_user_can_lack_a_permission(tmp_path):
     with sandbox_process(
         tmp_path / "sandbox", "--only", "m3ter", "--m3ter-deny", "create:commitments"

@@ -64,6 +64,7 @@ def _server_process(state_dir: Path) -> Iterator[tuple[subprocess.Popen[str], di
         yield process, info["m3ter"]
 
 
+@pytest.mark.full  # the reliability suite: the m3ter sandbox killed mid-write
 def test_every_acknowledged_write_survives_a_killed_server(tmp_path: Path):
     with _server_process(tmp_path) as (process, info):
         client = sdk_client(info)
