@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.sandbox.salesforce.errors import ApiError
-from pipeline.sandbox.salesforce.jobs import Jobs
+from pipeline.sandbox.salesforce.jobs import Jobs, job_info
 from pipeline.sandbox.salesforce.write_plan import OPERATIONS, Batch, Operation
 from pipeline.sandbox.salesforce.writes import (
     BatchError,
@@ -68,16 +68,7 @@ class IngestJob:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def info(self, created_by: str) -> dict[str, object]:
-        stamp = _sf_datetime(self.created)
-        info: dict[str, object] = {
-            "id": self.id,
-            "operation": self.operation,
-            "object": self.sobject,
-            "createdById": created_by,
-            "createdDate": stamp,
-            "systemModstamp": stamp,
-            "state": self.state,
-        }
+        info = job_info(self, created_by)
         if self.external_id_field:
             info["externalIdFieldName"] = self.external_id_field
         info |= {
@@ -98,10 +89,6 @@ class IngestJob:
         if self.error_message:
             info["errorMessage"] = self.error_message
         return info
-
-
-def _sf_datetime(value: dt.datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}+0000"
 
 
 def _job_state_error(job: IngestJob, doing: str) -> ApiError:

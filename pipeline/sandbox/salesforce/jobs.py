@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from typing import Generic, Protocol, TypeVar
 
@@ -10,6 +11,29 @@ from pipeline.sandbox.salesforce.errors import ApiError
 
 class _Job(Protocol):
     id: str
+    operation: str
+    sobject: str
+    created: dt.datetime
+    state: str
+
+
+def sf_datetime(value: dt.datetime) -> str:
+    """A datetime as Salesforce writes it in job info (`2026-12-04T10:00:00.000+0000`)."""
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}+0000"
+
+
+def job_info(job: _Job, created_by: str) -> dict[str, object]:
+    """The fields every Bulk API 2.0 job's info starts with, query and ingest alike."""
+    stamp = sf_datetime(job.created)
+    return {
+        "id": job.id,
+        "operation": job.operation,
+        "object": job.sobject,
+        "createdById": created_by,
+        "createdDate": stamp,
+        "systemModstamp": stamp,
+        "state": job.state,
+    }
 
 
 J = TypeVar("J", bound=_Job)

@@ -31,7 +31,7 @@ from pipeline.sandbox.salesforce.generator import (
     history_start,
 )
 from pipeline.sandbox.salesforce.ingest import COLUMN_DELIMITERS, LINE_ENDINGS, IngestJobs
-from pipeline.sandbox.salesforce.jobs import Jobs
+from pipeline.sandbox.salesforce.jobs import Jobs, job_info
 from pipeline.sandbox.salesforce.schema import (
     OrgKind,
     OrgSchema,
@@ -83,15 +83,8 @@ class BulkJob:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def info(self, created_by: str) -> dict[str, object]:
-        stamp = _sf_datetime(self.created)
-        info: dict[str, object] = {
-            "id": self.id,
-            "operation": self.operation,
-            "object": self.sobject,
-            "createdById": created_by,
-            "createdDate": stamp,
-            "systemModstamp": stamp,
-            "state": self.state,
+        info = job_info(self, created_by)
+        info |= {
             "concurrencyMode": "Parallel",
             "contentType": "CSV",
             "apiVersion": float(self.api_version),
@@ -106,10 +99,6 @@ class BulkJob:
         if self.error_message:
             info["errorMessage"] = self.error_message
         return info
-
-
-def _sf_datetime(value: dt.datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}+0000"
 
 
 def encode_locator(offset: int) -> str:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from simple_salesforce import Salesforce
 
 from pipeline.sandbox.salesforce.app import SalesforceConfig
 from pipeline.sandbox.salesforce.org import Org
 from pipeline.sandbox.server import RunningSandbox, running_sandbox
+from tests.sandbox.salesforce import clients
 
 
 @pytest.fixture(scope="module")
@@ -19,6 +21,12 @@ def writable(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbo
     )
     with running_sandbox(state, salesforce=config) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def sf(writable: RunningSandbox) -> Salesforce:
+    """simple-salesforce, unmodified, logged in to the writable org."""
+    return clients.soap_client(writable)
 
 
 @pytest.fixture

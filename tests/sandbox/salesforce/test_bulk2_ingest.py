@@ -15,15 +15,8 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
-from tests.sandbox.salesforce import clients
-
 WAIT = 0.05  # seconds simple-salesforce waits before its first poll
 _accounts = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def sf(writable):
-    return clients.soap_client(writable)
 
 
 @pytest.fixture(scope="module")

@@ -15,14 +15,8 @@ from pipeline.mapping.files import load_mappings
 from pipeline.mapping.source import SHIPPED_MAPPINGS
 from pipeline.mapping.writeback import ROLE_FIELDS, STATUSES
 from pipeline.sandbox.salesforce.schema import org_schema
-from tests.sandbox.salesforce import clients
 
 _accounts = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def sf(writable):
-    return clients.soap_client(writable)
 
 
 @pytest.fixture(scope="module")
