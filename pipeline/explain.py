@@ -15,7 +15,7 @@ from pipeline.extract.live import versions_sql
 from pipeline.extract.objects import SourceObject
 from pipeline.extract.run import raw_table
 from pipeline.load.coverage import COVERAGE
-from pipeline.load.journal import ID_MAP, JOURNAL
+from pipeline.load.journal import ID_MAP, JOURNAL, latest_journal_sql
 from pipeline.mapping.segments import parse_segments
 from pipeline.mapping.spec import ENTITIES, Entity, MappingSet
 from pipeline.staging.stage import REJECTS, staged_table
@@ -150,9 +150,9 @@ def _m3ter(warehouse: Warehouse, con: Any, record_id: str) -> tuple[dict[str, An
         con,
         f"""SELECT j.entity, coalesce(i.held_id, j.m3ter_id) AS m3ter_id, j.code, j.action,
                 j.status, j.message, j."at" AS last_write, i.version
-            FROM (SELECT * FROM {JOURNAL.sql} WHERE source_id = ? AND status <> 'planned'
-                  QUALIFY row_number() OVER (PARTITION BY entity ORDER BY "at" DESC) = 1) j
+            FROM ({latest_journal_sql(warehouse)}) j
             LEFT JOIN ({ids}) i USING (entity, source_id)
+            WHERE j.source_id = ?
             ORDER BY j.entity""",
         [record_id],
     )

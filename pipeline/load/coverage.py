@@ -25,7 +25,7 @@ import duckdb
 
 from pipeline.load import groups
 from pipeline.load.current import Current
-from pipeline.load.journal import JOURNAL
+from pipeline.load.journal import latest_journal_sql
 from pipeline.load.supersede import (
     ACCOUNT_PLANS,
     PLAN_PRODUCTS,
@@ -35,7 +35,7 @@ from pipeline.load.supersede import (
     superseded,
 )
 from pipeline.mapping.compiler import AGREEMENT
-from pipeline.staging.stage import REJECTS, staged_table
+from pipeline.staging.stage import latest_rejects_sql, staged_table
 from pipeline.warehouse import Table, Warehouse
 
 COVERAGE = Table("load", "coverage")
@@ -111,19 +111,6 @@ def coverage(warehouse: Warehouse, template_products: Mapping[str, str]) -> Cove
         con.close()
 
 
-def _latest_journal(warehouse: Warehouse) -> str:
-    if not warehouse.partitions(JOURNAL):
-        return (
-            "SELECT NULL::VARCHAR AS entity, NULL::VARCHAR AS source_object, "
-            "NULL::VARCHAR AS source_id, NULL::VARCHAR AS code, NULL::VARCHAR AS action, "
-            "NULL::VARCHAR AS status, NULL::VARCHAR AS message WHERE false"
-        )
-    return f"""SELECT entity, source_object, source_id, code, action, status, message
-        FROM {JOURNAL.sql} WHERE status <> 'planned'
-        QUALIFY row_number() OVER (
-            PARTITION BY entity, source_object, source_id ORDER BY "at" DESC) = 1"""
-
-
 def _lines_sql(
     warehouse: Warehouse, con: duckdb.DuckDBPyConnection, template_products: Mapping[str, str]
 ) -> bool:
@@ -146,23 +133,12 @@ def _lines_sql(
             f"CREATE OR REPLACE TEMP TABLE {PLAN_PRODUCTS} AS SELECT NULL::VARCHAR AS plan, "
             "NULL::VARCHAR AS product WHERE false"
         )
-    rejects = (
-        f"""SELECT entity, _source_object, _source_id, _partition, message,
-                coalesce(json_extract_string("row", '$.code'), _source_id) AS code
-            FROM {REJECTS.sql}
-            QUALIFY row_number() OVER (PARTITION BY entity, _source_object, _source_id
-                                       ORDER BY _partition DESC, message) = 1"""
-        if warehouse.partitions(REJECTS)
-        else "SELECT NULL::VARCHAR AS entity, NULL::VARCHAR AS _source_object, "
-        "NULL::VARCHAR AS _source_id, NULL::VARCHAR AS _partition, NULL::VARCHAR AS message, "
-        "NULL::VARCHAR AS code WHERE false"
-    )
     meta = "_source_object, _source_id, _partition, _tombstone"
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _coverage AS
-        WITH journal AS ({_latest_journal(warehouse)}),
+        WITH journal AS ({latest_journal_sql(warehouse)}),
         held AS (SELECT *, {_HELD} AS ok FROM journal),
-        rejected AS ({rejects}),
+        rejected AS ({latest_rejects_sql(warehouse)}),
         pricing AS ({staged_columns(warehouse, "pricings", f"{meta}, {AGREEMENT}, {_PRICED}")}),
         plan_rows AS ({staged_columns(warehouse, "plans", meta)}),
         ap_rows AS ({staged_columns(warehouse, "account_plans", f"{meta}, accountCode, code")}),

@@ -23,6 +23,7 @@ import pandas as pd
 
 from pipeline.mapping.spec import Entity
 from pipeline.warehouse import Table, Warehouse
+from pipeline.warehouse.sql import no_rows
 
 if TYPE_CHECKING:
     from pipeline.load.reconcile import Action, Outcome
@@ -77,6 +78,20 @@ class Knowledge:
                 Known.read(self._warehouse, entity) if self._warehouse is not None else Known()
             )
         return self._known[entity]
+
+
+def latest_journal_sql(warehouse: Warehouse) -> str:
+    """Each record's latest settled journal entry per entity (a plan is not an outcome)."""
+    if not warehouse.partitions(JOURNAL):
+        return no_rows(
+            "entity, source_object, source_id, code, action, status, message, m3ter_id, "
+            '"at" TIMESTAMP'
+        )
+    return f"""SELECT entity, source_object, source_id, code, action, status, message, m3ter_id,
+            "at"
+        FROM {JOURNAL.sql} WHERE status <> 'planned'
+        QUALIFY row_number() OVER (
+            PARTITION BY entity, source_object, source_id ORDER BY "at" DESC) = 1"""
 
 
 def refused_sql(warehouse: Warehouse) -> str:

@@ -38,7 +38,7 @@ from pipeline.mapping.targets import has_code
 from pipeline.staging import successions
 from pipeline.staging.schemas import MESSAGES, SCHEMAS
 from pipeline.warehouse import Table, Warehouse
-from pipeline.warehouse.sql import identifier, literal
+from pipeline.warehouse.sql import identifier, literal, no_rows
 
 REJECTS = Table("staged", "rejects")
 PREVIEW_ROWS = 5
@@ -47,6 +47,17 @@ _PRICE_COLUMNS = ("unitPrice", "fixedPrice")
 
 class StageError(RuntimeError):
     """The stage cannot run as asked (missing raw partitions or columns); nothing is written."""
+
+
+def latest_rejects_sql(warehouse: Warehouse) -> str:
+    """Each record's latest reject per entity, with the code its row would have had."""
+    if not warehouse.partitions(REJECTS):
+        return no_rows("entity, _source_object, _source_id, _partition, message, code")
+    return f"""SELECT entity, _source_object, _source_id, _partition, message,
+            coalesce(json_extract_string("row", '$.code'), _source_id) AS code
+        FROM {REJECTS.sql}
+        QUALIFY row_number() OVER (PARTITION BY entity, _source_object, _source_id
+                                   ORDER BY _partition DESC, message) = 1"""
 
 
 def staged_table(entity: Entity) -> Table:

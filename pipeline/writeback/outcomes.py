@@ -24,12 +24,12 @@ import duckdb
 from pipeline.extract.objects import SourceObject
 from pipeline.extract.run import raw_table
 from pipeline.load.coverage import COVERAGE
-from pipeline.load.journal import JOURNAL
+from pipeline.load.journal import latest_journal_sql
 from pipeline.load.supersede import staged_columns
 from pipeline.mapping.spec import ENTITIES, Entity
 from pipeline.mapping.targets import has_code
 from pipeline.mapping.writeback import StatusFields
-from pipeline.staging.stage import REJECTS
+from pipeline.staging.stage import latest_rejects_sql
 from pipeline.warehouse import Warehouse
 from pipeline.warehouse.sql import literal, no_rows
 
@@ -84,25 +84,6 @@ def outcomes(
         f"AS code FROM ({staged_columns(warehouse, e, _made_columns(e))})"
         for e in ENTITIES
     )
-    journal = (
-        f"""SELECT entity, source_object, source_id, code, action, status, message, m3ter_id,
-                "at"
-            FROM {JOURNAL.sql} WHERE status <> 'planned'
-            QUALIFY row_number() OVER (
-                PARTITION BY entity, source_object, source_id ORDER BY "at" DESC) = 1"""
-        if warehouse.partitions(JOURNAL)
-        else no_rows(
-            "entity, source_object, source_id, code, action, status, message, m3ter_id, "
-            '"at" TIMESTAMP'
-        )
-    )
-    rejects = (
-        f"""SELECT entity, _source_object, _source_id, _partition, message FROM {REJECTS.sql}
-            QUALIFY row_number() OVER (PARTITION BY entity, _source_object, _source_id
-                                       ORDER BY _partition DESC, message) = 1"""
-        if warehouse.partitions(REJECTS)
-        else no_rows("entity, _source_object, _source_id, _partition, message")
-    )
     lines = (
         f"SELECT source_object, source_id, agreement, billable, root_entity, root_key, reason "
         f"FROM {COVERAGE.sql}"
@@ -124,8 +105,8 @@ def outcomes(
         f"""
         CREATE OR REPLACE TEMP TABLE {OUTCOMES} AS
         WITH made AS ({made}),
-        journal AS ({journal}),
-        rejected AS ({rejects}),
+        journal AS ({latest_journal_sql(warehouse)}),
+        rejected AS ({latest_rejects_sql(warehouse)}),
         current_rejects AS (
             SELECT r.* FROM rejected r LEFT JOIN made m USING (entity, _source_object, _source_id)
             WHERE m._partition IS NULL OR r._partition > m._partition

@@ -35,7 +35,6 @@ from pipeline.mapping.writeback import StatusFields
 from pipeline.salesforce.client import SalesforceClient
 from pipeline.salesforce.errors import (
     ApiLimitExceeded,
-    BulkJobFailed,
     QuotaFloorReached,
     SalesforceExtractError,
 )
@@ -345,12 +344,10 @@ def _composite(client: SalesforceClient, con: duckdb.DuckDBPyConnection, row: St
         try:
             answer = client.composite_update(body)
         except SalesforceExtractError as exc:
-            _fail(con, positions, exc)
-            if isinstance(exc, ApiLimitExceeded):
-                later = [p for ps, _ in batches if ps[0] > positions[-1] for p in ps]
-                if later:
-                    _fail(con, later, exc)
+            if isinstance(exc, ApiLimitExceeded):  # this batch and every later one
+                _fail(con, f"SELECT pos FROM _pending WHERE pos >= {int(positions[0])}", exc)
                 return
+            _fail(con, f"SELECT unnest({[int(p) for p in positions]}::BIGINT[]) AS pos", exc)
             continue
         con.execute(
             """
@@ -395,9 +392,8 @@ def _bulk(
                 external_id=None if row.key == "Id" else row.key,
                 poll_seconds=settings.poll_seconds,
             )
-        except (BulkJobFailed, SalesforceExtractError) as exc:
-            positions = [p for (p,) in con.execute(f"SELECT pos FROM ({in_page})").fetchall()]
-            _fail(con, positions, exc)
+        except SalesforceExtractError as exc:  # BulkJobFailed included: the page fails
+            _fail(con, f"SELECT pos FROM ({in_page})", exc)
             continue
         failed = _read_results(con, job.failed_file, key, "sf__Error")
         unprocessed = _read_results(con, job.unprocessed_file, key, None)
@@ -429,9 +425,7 @@ def _read_results(con: duckdb.DuckDBPyConnection, path: Path, key: str, error: s
     return f'SELECT {identifier(key)} AS "key", {message} AS error FROM {source}'
 
 
-def _fail(con: duckdb.DuckDBPyConnection, positions: list[int], exc: Exception) -> None:
+def _fail(con: duckdb.DuckDBPyConnection, positions: str, exc: Exception) -> None:
+    """Every record `positions` (a query of `pos`) selects fails with `exc`."""
     code = getattr(exc, "error_code", None) or type(exc).__name__
-    con.execute(
-        "INSERT INTO _tried SELECT unnest(?::BIGINT[]), false, ?, ?",
-        [positions, code, str(exc)],
-    )
+    con.execute(f"INSERT INTO _tried SELECT pos, false, ?, ? FROM ({positions})", [code, str(exc)])
