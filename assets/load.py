@@ -9,6 +9,7 @@ from assets.partitions import backfill_policy
 from assets.resources import M3terResource, WarehouseResource
 from pipeline.extract.objects import SourceObjects
 from pipeline.load.coverage import Coverage, coverage, template_products
+from pipeline.load.progress import writes_message
 from pipeline.load.run import LoadResult, load
 from pipeline.m3ter.errors import M3terError
 from pipeline.mapping.spec import Entity
@@ -45,11 +46,16 @@ class LoadConfig(dg.Config):
     dry_run: bool = False
 
 
+# Changes listed in a materialization's plan table. A range run repeats its metadata on every
+# partition's materialization, so the table stays short; `m3sync plan` lists every change.
+MAX_LISTED_CHANGES = 20
+
+
 def _table(rows: Sequence[dict[str, object]]) -> str:
     if not rows:
         return "(nothing to write)"
     lines = ["| action | source | code | changes (before → after) |", "|---|---|---|---|"]
-    for row in rows:
+    for row in rows[:MAX_LISTED_CHANGES]:
         changes = row["changes"]
         assert isinstance(changes, dict)
         shown = "; ".join(f"{k}: {b} → {a}" for k, (b, a) in changes.items())
@@ -57,6 +63,8 @@ def _table(rows: Sequence[dict[str, object]]) -> str:
             f"| {row['action']} | {row['source']} | {row['code'] or ''} | "
             f"{shown.replace('|', '/')} |"
         )
+    if len(rows) > MAX_LISTED_CHANGES:
+        lines.append(f"\n... and {len(rows) - MAX_LISTED_CHANGES:,} more (`m3sync plan` lists all)")
     return "\n".join(lines)
 
 
@@ -155,7 +163,7 @@ def load_asset(
             # A line every few seconds: the CLI's progress bar and the UI's run log show it.
             if done == total or time.monotonic() - said[0] >= PROGRESS_SECONDS:
                 said[0] = time.monotonic()
-                context.log.info(f"{done:,} of {total:,} writes")
+                context.log.info(writes_message(done, total))
 
         try:
             result = load(

@@ -17,19 +17,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import dagster as dg
 import yaml
 from rich.markdown import Markdown
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
 from assets.definitions import defs
@@ -40,6 +32,7 @@ from pipeline.alerts import one_line
 from pipeline.cli.app import Options, console, fail, warehouse_root
 from pipeline.cli.coverage import print_coverage
 from pipeline.cli.home import dagster_home
+from pipeline.cli.progress import ProgressView, RunProgress, terminal_output
 
 # `backfill_policy` is a beta parameter the assets rely on knowingly.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
@@ -110,20 +103,12 @@ def _failure(result: dg.ExecuteInProcessResult) -> str:
 
 
 @contextmanager
-def _progress(instance: dg.DagsterInstance, run_id: str, label: str, steps: int) -> Iterator[None]:
-    """A bar of finished steps, fed by the run's event log, with its latest message."""
+def _progress(
+    instance: dg.DagsterInstance, run_id: str, progress: RunProgress, output: IO[str]
+) -> Iterator[None]:
+    """The run's progress, fed by its event log every half second."""
     stop = threading.Event()
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.fields[label]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}"),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("starting", total=steps, label=label)
+    with ProgressView(progress, output) as view:
 
         def follow() -> None:
             cursor = None
@@ -132,16 +117,8 @@ def _progress(instance: dg.DagsterInstance, run_id: str, label: str, steps: int)
                 page = instance.get_records_for_run(run_id, cursor=cursor)
                 cursor = page.cursor
                 for record in page.records:
-                    entry = record.event_log_entry
-                    event = entry.dagster_event
-                    if event is None:
-                        if entry.step_key and entry.user_message:
-                            text = entry.user_message.splitlines()[0][:80]
-                            bar.update(task, description=f"{entry.step_key}: {text}")
-                    elif event.event_type in STEP_DONE:
-                        bar.advance(task)
-                    elif event.event_type == dg.DagsterEventType.STEP_START:
-                        bar.update(task, description=str(event.step_key))
+                    _heard(progress, record.event_log_entry)
+                view.show()
                 if finished and not page.has_more:
                     return
 
@@ -152,6 +129,19 @@ def _progress(instance: dg.DagsterInstance, run_id: str, label: str, steps: int)
         finally:
             stop.set()
             follower.join(timeout=10)
+
+
+def _heard(progress: RunProgress, entry: dg.EventLogEntry) -> None:
+    event = entry.dagster_event
+    if event is None:
+        if entry.step_key and entry.user_message:
+            progress.message(entry.step_key, entry.user_message)
+    elif event.event_type in STEP_DONE:
+        progress.step_finished()
+    elif event.event_type == dg.DagsterEventType.STEP_START:
+        progress.step_started(str(event.step_key))
+    elif event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION and event.partition:
+        progress.materialized(event.partition)
 
 
 @functools.cache
@@ -166,8 +156,11 @@ def launch(
     *,
     tags: Mapping[str, str] | None = None,
     run_config: Mapping[str, Any] | None = None,
+    partitions: int = 0,
+    output: IO[str] | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """One run of a code-location job, in this process, recorded in DAGSTER_HOME."""
+    """One run of a code-location job, in this process, recorded in DAGSTER_HOME, its progress
+    shown on `output` (this process's stdout)."""
     dagster_home()
     instance = dg.DagsterInstance.get()
     release_dead_runs(instance)
@@ -178,14 +171,28 @@ def launch(
     # for --verbose and the UI.
     level = "INFO" if Options.verbose else "CRITICAL"
     config = {"loggers": {"console": {"config": {"log_level": level}}}, **(run_config or {})}
-    with _progress(instance, run_id, label, len(job.graph.node_dict)):
-        return job.execute_in_process(
-            run_config=config,
-            instance=instance,
-            tags=tags,
-            run_id=run_id,
-            raise_on_error=False,
-        )
+    keys = job.asset_layer.selected_asset_keys
+    progress = RunProgress(
+        label,
+        steps=len(job.graph.node_dict),
+        partitions=partitions,
+        assets_per_partition=sum(
+            1 for key in keys if job.asset_layer.asset_graph.get(key).partitions_def is not None
+        ),
+    )
+    shown = output or terminal_output()
+    try:
+        with _progress(instance, run_id, progress, shown):
+            return job.execute_in_process(
+                run_config=config,
+                instance=instance,
+                tags=tags,
+                run_id=run_id,
+                raise_on_error=False,
+            )
+    finally:
+        if output is None:
+            shown.close()
 
 
 def _alive(pid: int) -> bool:
@@ -262,6 +269,7 @@ def sync(first: str, last: str, config: Mapping[str, Any] | None = None) -> Ran:
             label,
             tags={RANGE_START: keys[0], RANGE_END: keys[-1]},
             run_config=config,
+            partitions=len(keys),
         )
         ran.add(result)
         if not result.success:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -16,9 +16,11 @@ from pipeline.cli.app import (
     mappings_directory,
     warehouse_root,
 )
-from pipeline.explain import Explanation, explain
 from pipeline.mapping.files import load_mappings
 from pipeline.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from pipeline.explain import Explanation
 
 SHOWN = 80  # characters of a value shown
 
@@ -107,6 +109,8 @@ def explain_command(
     the m3ter objects it made, whether it bills and what Salesforce was told (warehouse only)."""
     if len(record_id) not in (15, 18) or not record_id.isalnum():
         fail(f"{record_id!r} is not a Salesforce Id (15 or 18 letters and digits)")
+    from pipeline.explain import explain
+
     mappings = load_mappings(mappings_directory(directory))
     found = explain(Warehouse(warehouse_root(warehouse)), mappings, record_id)
     if found.sobject is None and not found.taken:

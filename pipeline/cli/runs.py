@@ -22,8 +22,6 @@ from pipeline.cli.app import WarehouseRoot, app, console, fail, warehouse_root
 from pipeline.cli.home import dagster_home
 from pipeline.cli.sandbox import (
     DEFAULT_STATE_DIR,
-    Accounts,
-    HistoryDays,
     M3terPort,
     OrgOption,
     Port,
@@ -43,6 +41,10 @@ if TYPE_CHECKING:
 PROJECT = Path(__file__).resolve().parents[2]
 DEMO_M3TER_RATE = "45"  # the sandbox, like m3ter, allows 50 requests/s
 DEMO_M3TER_CONCURRENCY = "8"
+# The quick demo shows the whole product in a couple of minutes; `--full` is the whole demo org,
+# whose loads take minutes of m3ter's rate limit alone.
+QUICK_ACCOUNTS, QUICK_HISTORY_DAYS = 50, 365
+FULL_ACCOUNTS = 200  # over the sandbox's default history, three years
 
 SandboxFile = Annotated[
     Path | None,
@@ -167,9 +169,33 @@ def demo(
     port: Port = 8443,
     m3ter_port: M3terPort = 8444,
     org_kind: OrgOption = "demo",
-    accounts: Accounts = 200,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help=f"The whole demo org: {FULL_ACCOUNTS} accounts over three years (about 6 minutes "
+            f"on 2 cores) instead of {QUICK_ACCOUNTS} over one year.",
+        ),
+    ] = False,
+    accounts: Annotated[
+        int | None,
+        typer.Option(
+            "--accounts",
+            min=1,
+            help=f"Demo org size: 20 OrderItems per account (default {QUICK_ACCOUNTS}, "
+            f"{FULL_ACCOUNTS} with --full).",
+        ),
+    ] = None,
     seed: Seed = 1,
-    history_days: HistoryDays = None,
+    history_days: Annotated[
+        int | None,
+        typer.Option(
+            "--history-days",
+            min=2,
+            help=f"Days of demo org history before today (default {QUICK_HISTORY_DAYS}, three "
+            "years with --full).",
+        ),
+    ] = None,
     warehouse: WarehouseRoot = None,
     serve_after: Annotated[
         bool, typer.Option("--serve/--no-serve", help="Keep the sandbox serving afterwards.")
@@ -197,9 +223,9 @@ def demo(
         SalesforceConfig(
             state_dir=root / "salesforce",
             org=org_kind,
-            accounts=accounts,
+            accounts=accounts or (FULL_ACCOUNTS if full else QUICK_ACCOUNTS),
             seed=seed,
-            history_days=history_days,
+            history_days=history_days or (None if full else QUICK_HISTORY_DAYS),
         ),
         M3terConfig(state_dir=root / "m3ter"),
         port,

@@ -61,6 +61,15 @@ HistoryDays = Annotated[
         "--history-days", min=2, help="Days of demo org history before today (default 3 years)."
     ),
 ]
+QuietDays = Annotated[
+    int,
+    typer.Option(
+        "--quiet-days",
+        min=0,
+        help="Days at the start of the history that hold only the catalogue: an org whose "
+        "activity is all in its last days.",
+    ),
+]
 Objects = Annotated[
     Path | None,
     typer.Option(
@@ -200,6 +209,7 @@ def sandbox_up(
     accounts: Accounts = 200,
     seed: Seed = 1,
     history_days: HistoryDays = None,
+    quiet_days: QuietDays = 0,
     objects: Objects = None,
     faults: Faults = "",
     m3ter_faults: M3terFaults = "",
@@ -229,6 +239,7 @@ def sandbox_up(
             accounts=accounts,
             seed=seed,
             history_days=history_days,
+            quiet_days=quiet_days,
             session_ttl_seconds=session_ttl,
             daily_api_requests=daily_api_requests,
             query_timeout_rows=query_timeout_rows,

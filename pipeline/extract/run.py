@@ -326,9 +326,9 @@ def _kept(
     if not old:
         return []
     others = [
-        str(warehouse.partition_path(table, k))
-        for k in warehouse.partitions(table)
-        if k not in set(keys)
+        str(path)
+        for path in (warehouse.partition_path(table, k) for k in warehouse.partitions(table))
+        if path.is_file() and path.stem not in set(keys)
     ]
     new = [str(p) for p in pages]
     columns = [

@@ -193,8 +193,7 @@ def _relation(
     obj = compiled.source(source)
     table = raw_table(obj)
     wanted = keys if obj.partitioned else [WHOLE]
-    paths = [warehouse.partition_path(table, key) for key in wanted]
-    missing = [p.stem for p in paths if not p.is_file()]
+    paths, missing = warehouse.partition_files(table, wanted)
     if missing:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
         raise StageError(

@@ -13,6 +13,8 @@ import fcntl
 import json
 import logging
 import os
+import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,12 @@ log = logging.getLogger(__name__)
 
 SPEC_FILE = "_table.json"
 PARQUET_GLOB = "*.parquet"
+# A table's columns as its latest write left them, in a file of no rows that the view's glob
+# reads with the partitions ('@' is in no partition key), so that partitions without rows need
+# no file and a table whose partitions are all empty still has its view.
+COLUMNS_FILE = "@columns.parquet"
+# The partitions written, with rows or without (a file holds only those with rows).
+LEDGER_FILE = "_partitions.json"
 
 
 class CatalogError(RuntimeError):
@@ -96,15 +104,43 @@ def create_views(con: duckdb.DuckDBPyConnection, data_dir: Path) -> dict[str, st
 
     One broken table (say, a `latest_by` column missing from its files) must not hide the others.
     """
+    return _create(con, discover(data_dir))
+
+
+def _create(con: duckdb.DuckDBPyConnection, views: list[View]) -> dict[str, str]:
     for schema in SCHEMAS:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {identifier(schema)}")
     failures: dict[str, str] = {}
-    for view in discover(data_dir):
+    for view in views:
         try:
             con.execute(view.ddl())
         except duckdb.Error as error:
             failures[view.table.qualified] = str(error)
     return failures
+
+
+def read_ledger(table_dir: Path) -> dict[str, float]:
+    """Each partition written, with when (seconds since the epoch)."""
+    try:
+        return dict(json.loads((table_dir / LEDGER_FILE).read_text()))
+    except FileNotFoundError:
+        return {}
+
+
+def add_to_ledger(lock_path: Path, table_dir: Path, partitions: list[str]) -> None:
+    """Record `partitions` as written now (under the warehouse lock: writers of one table with
+    different file prefixes may record at once)."""
+    now = round(time.time(), 3)
+    with exclusive(lock_path):
+        held = read_ledger(table_dir)
+        files.write_json_atomically(table_dir / LEDGER_FILE, held | dict.fromkeys(partitions, now))
+
+
+def remove_from_ledger(lock_path: Path, table_dir: Path, partition: str) -> None:
+    with exclusive(lock_path):
+        held = read_ledger(table_dir)
+        if held.pop(partition, None) is not None:
+            files.write_json_atomically(table_dir / LEDGER_FILE, held)
 
 
 @contextlib.contextmanager
@@ -123,18 +159,57 @@ def exclusive(lock_path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def rebuild(catalog_path: Path, lock_path: Path, data_dir: Path) -> dict[str, str]:
-    """Rebuild the catalog file from the data directory; return the views that failed."""
+def rebuild(
+    catalog_path: Path, lock_path: Path, data_dir: Path, changed: Table | None = None
+) -> dict[str, str]:
+    """Rebuild the catalog file from the data directory; return the views that failed.
+
+    With `changed`, the catalog as it stands is copied and only that table's view is made again
+    (binding a view reads every file's footer, and a run writes dozens of tables), unless the
+    copy's views are not those of the tables with files (a table new or gone, a writer that died
+    before its rebuild): then every view is made again.
+    """
     with exclusive(lock_path):
         for stale in catalog_path.parent.glob(f".{catalog_path.name}.tmp-*"):
             stale.unlink(missing_ok=True)
+        views = discover(data_dir)
         with files.atomic_target(catalog_path) as temp:
-            con = duckdb.connect(str(temp))
-            try:
-                failures = create_views(con, data_dir)
-                con.execute("CHECKPOINT")
-            finally:
-                con.close()
+            failures = None
+            if changed is not None and catalog_path.is_file():
+                shutil.copyfile(catalog_path, temp)
+                failures = _replace_view(temp, views, changed)
+            if failures is None:
+                temp.unlink(missing_ok=True)
+                failures = _build(temp, views)
     for name, error in failures.items():
         log.warning("catalog: no view for %s: %s", name, error)
+    return failures
+
+
+def _build(path: Path, views: list[View]) -> dict[str, str]:
+    con = duckdb.connect(str(path))
+    try:
+        failures = _create(con, views)
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    return failures
+
+
+def _replace_view(path: Path, views: list[View], changed: Table) -> dict[str, str] | None:
+    """Make `changed`'s view again in the catalog copy at `path`; None if the copy's views are
+    not those of `views`."""
+    con = duckdb.connect(str(path))
+    try:
+        held = set(
+            con.execute(
+                "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal"
+            ).fetchall()
+        )
+        if held != {(view.table.schema, view.table.name) for view in views}:
+            return None
+        failures = _create(con, [v for v in views if v.table.qualified == changed.qualified])
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
     return failures

@@ -8,7 +8,6 @@ over it under a lock that only writers take.
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote
@@ -51,11 +50,34 @@ class Warehouse:
         return self.table_dir(table) / f"{check_partition(partition)}.parquet"
 
     def partitions(self, table: Table) -> list[str]:
-        """The partitions of `table` that have a file (temporary files are not partitions)."""
+        """The partitions of `table` written so far, with rows or without: those its ledger
+        names and those with a file (temporary files are not partitions)."""
         directory = self.table_dir(table)
         if not directory.is_dir():
             return []
-        return sorted(path.stem for path in directory.glob(catalog.PARQUET_GLOB) if path.is_file())
+        files = {
+            path.stem
+            for path in directory.glob(catalog.PARQUET_GLOB)
+            if path.is_file() and path.name != catalog.COLUMNS_FILE
+        }
+        return sorted(files | set(catalog.read_ledger(directory)))
+
+    def written_at(self, table: Table, partition: str) -> float:
+        """When `partition` was last written (seconds since the epoch)."""
+        held = catalog.read_ledger(self.table_dir(table))
+        if partition in held:
+            return held[partition]
+        return self.partition_path(table, partition).stat().st_mtime  # written before ledgers
+
+    def partition_files(self, table: Table, keys: Sequence[str]) -> tuple[list[Path], list[str]]:
+        """The files of those of `keys` that hold rows (the table's columns file when none does,
+        so that a read of empty partitions still has the columns), and the keys never written."""
+        written = set(self.partitions(table))
+        missing = [key for key in keys if key not in written]
+        found = [
+            path for path in map(lambda k: self.partition_path(table, k), keys) if path.is_file()
+        ]
+        return found or [self.table_dir(table) / catalog.COLUMNS_FILE], missing
 
     def write_partition(
         self,
@@ -68,14 +90,13 @@ class Warehouse:
         """Replace one partition of `table` with the rows of `query`; return the row count.
 
         The file is written under a temporary name, fsynced and renamed into place, so readers
-        see the old partition or the new one. An empty result still writes a file (0 rows, the
-        query's columns), so a partition that ran and found nothing replaces an older version.
+        see the old partition or the new one. An empty result leaves no file (and removes an
+        older one): the partition is in the table's ledger, and its columns in the table's
+        columns file, so that empty partitions cost nothing to read.
         """
-        path = self.partition_path(table, partition)
-        self._prepare(table)
-        count = self._copy(con, table, query, params, path)
-        self._refresh_for(table)
-        return count
+        return self.write_partition_groups(con, table, [(query, params)], None, cover=[partition])[
+            partition
+        ]
 
     def write_partitions(
         self,
@@ -106,11 +127,12 @@ class Warehouse:
         con: duckdb.DuckDBPyConnection,
         table: Table,
         groups: Sequence[tuple[str, Sequence[object]]],
-        partition_column: str,
+        partition_column: str | None,
         cover: Sequence[str] = (),
         file_prefix: str = "",
     ) -> dict[str, int]:
-        """`write_partitions` for rows that come as several queries, each holding whole partitions.
+        """`write_partitions` for rows that come as several queries, each holding whole partitions
+        (with no `partition_column`, every row is in the one partition `cover` names).
 
         Each query is a COPY of its own, so DuckDB holds one group's rows at a time: a partitioned
         COPY keeps a partition's rows in memory until it has `partitioned_write_flush_threshold`
@@ -122,20 +144,35 @@ class Warehouse:
         if not groups:
             raise ValueError(f"{table.qualified}: no query to write")
         expected = {check_partition(key) for key in cover}
+        if partition_column is None and len(expected) != 1:
+            raise ValueError(f"{table.qualified}: name the one partition the rows are in")
         self._prepare(table)
         for query, params in groups:
             self._check_columns(con, table, f"SELECT * FROM ({query})", params)
         directory = self.table_dir(table)
-        column = identifier(partition_column)
         with files.staging_directory(directory, "partitions") as split:
-            for query, params in groups:
+            for number, (query, params) in enumerate(groups):
+                if partition_column is None:
+                    (key,) = expected
+                    target = split / f"p={key}" / f"{number}.parquet"
+                    target.parent.mkdir(exist_ok=True)
+                    con.execute(
+                        f"COPY ({query}) TO {literal(str(target))} (FORMAT parquet)", list(params)
+                    )
+                    continue
                 # APPEND names each file uniquely, so later groups never overwrite earlier ones.
                 con.execute(
                     f"COPY ({query}) TO {literal(str(split))} (FORMAT parquet, "
-                    f"PARTITION_BY ({column}), WRITE_PARTITION_COLUMNS true, APPEND)",
+                    f"PARTITION_BY ({identifier(partition_column)}), "
+                    "WRITE_PARTITION_COLUMNS true, APPEND)",
                     list(params),
                 )
-            produced = self._produced(split, partition_column)
+            rows = self._row_counts(con, split)
+            produced = {
+                key: [part for part in parts if rows[str(part)]]
+                for key, parts in self._produced(split).items()
+            }
+            produced = {key: parts for key, parts in produced.items() if parts}
             if None in produced:
                 raise ValueError(f"{table.qualified}: {partition_column} is NULL in some rows")
             keys = {check_partition(key) for key in produced}
@@ -144,32 +181,34 @@ class Warehouse:
                 raise ValueError(
                     f"{table.qualified}: rows outside the covered partitions: {outside}"
                 )
-            rows = self._row_counts(con, split)
-            if expected - keys:
-                # One empty file with the query's columns, copied for every partition that got
-                # no rows (rather than one query per empty partition).
-                query, params = groups[0]
-                empty = split / "empty.parquet"
+            # The columns of the latest write, which keep the view whole when no partition
+            # holds a row; a partition without rows has no file.
+            query, params = groups[0]
+            with files.atomic_target(directory / catalog.COLUMNS_FILE) as temp:
                 con.execute(
-                    f"COPY (SELECT * FROM ({query}) LIMIT 0) TO {literal(str(empty))} "
+                    f"COPY (SELECT * FROM ({query}) LIMIT 0) TO {literal(str(temp))} "
                     "(FORMAT parquet)",
                     list(params),
                 )
-                produced.update({key: [empty] for key in expected - keys})
-                rows[str(empty)] = 0
-            counts = {}
-            for key in sorted(keys | expected):
+            counts = {key: 0 for key in expected - keys}
+            for key in sorted(keys):
                 target = self.partition_path(table, file_prefix + key)
                 counts[key] = self._place(con, table, target, produced[key], rows)
+            for key in expected - keys:
+                self.partition_path(table, file_prefix + key).unlink(missing_ok=True)
             files.fsync_dir(directory)
+            catalog.add_to_ledger(self.lock_path, directory, [file_prefix + k for k in counts])
         self._refresh_for(table)
-        return counts
+        return dict(sorted(counts.items()))
 
     def delete_partition(self, table: Table, partition: str) -> None:
         """Remove one partition file (if present) and rebuild the catalog without it."""
         path = self.partition_path(table, partition)
-        if path.exists():
-            path.unlink(missing_ok=True)
+        catalog.remove_from_ledger(self.lock_path, path.parent, partition)
+        path.unlink(missing_ok=True)
+        if not self.partitions(table):  # the last one: the table goes, as if never written
+            (path.parent / catalog.COLUMNS_FILE).unlink(missing_ok=True)
+        if path.parent.is_dir():
             files.fsync_dir(path.parent)
         self.refresh_catalog()
 
@@ -204,12 +243,11 @@ class Warehouse:
             log.info("removed %s, left by a writer that did not finish", stale)
 
     @staticmethod
-    def _produced(split: Path, partition_column: str) -> dict[str | None, list[Path]]:
+    def _produced(split: Path) -> dict[str | None, list[Path]]:
         """The files `COPY ... PARTITION_BY` wrote, by partition value (None for NULL)."""
         produced: dict[str | None, list[Path]] = {}
-        prefix = f"{partition_column}="
         for folder in split.iterdir():
-            value = unquote(folder.name.removeprefix(prefix))
+            value = unquote(folder.name.partition("=")[2])
             key = None if value == "__HIVE_DEFAULT_PARTITION__" else value
             produced.setdefault(key, []).extend(sorted(folder.glob("*.parquet")))
         return produced
@@ -239,12 +277,8 @@ class Warehouse:
                 con, table, "SELECT * FROM read_parquet(?)", [[str(p) for p in parts]], target
             )
         (part,) = parts
-        if part.name == "empty.parquet":
-            with files.atomic_target(target) as temp:
-                shutil.copyfile(part, temp)
-        else:
-            files.fsync_file(part)
-            part.replace(target)
+        files.fsync_file(part)
+        part.replace(target)
         return rows[str(part)]
 
     def _check_columns(
@@ -288,6 +322,6 @@ class Warehouse:
 
         Another table's broken view is logged by the rebuild and left for its own writer.
         """
-        failures = catalog.rebuild(self.catalog_path, self.lock_path, self.data_dir)
+        failures = catalog.rebuild(self.catalog_path, self.lock_path, self.data_dir, table)
         if table.qualified in failures:
             raise catalog.CatalogError({table.qualified: failures[table.qualified]})

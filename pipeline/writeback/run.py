@@ -294,7 +294,7 @@ def _edited_since(
     latest = max(days)
     since = dt.datetime.combine(dt.date.fromisoformat(latest), dt.time(), dt.UTC) + DAY
     # A day read before it ended was read until its file was published (less the overlap).
-    published = warehouse.partition_path(raw, latest).stat().st_mtime
+    published = warehouse.written_at(raw, latest)
     since = min(since, dt.datetime.fromtimestamp(published, dt.UTC))
     since -= settings.overlap
     work.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from pipeline.extract.run import raw_table
 from pipeline.extract.window import WHOLE
 from pipeline.mapping.compiler import CompiledSet, compile_mappings
 from pipeline.mapping.files import load_mappings
-from pipeline.staging.stage import REJECTS, StageError, stage
+from pipeline.staging.stage import REJECTS, StageError, stage, staged_table
 from pipeline.warehouse import Warehouse
 from tests.shipped import describe
 
@@ -179,16 +179,16 @@ def test_the_staged_view_shows_each_record_at_its_latest_version(warehouse, comp
     assert rows == [(DAY2, True)]
 
 
-def test_a_range_writes_one_file_per_partition_even_when_empty(warehouse, compiled):
+def test_a_range_writes_a_file_for_each_partition_with_rows_and_none_when_empty(
+    warehouse, compiled
+):
     write_items(warehouse, DAY1, ITEMS[:1])
     write_items(warehouse, DAY2, [])
     result = stage(warehouse, compiled["pricings"], [DAY1, DAY2])
     assert result.rows_by_partition == {DAY1: 1, DAY2: 0}
-    table_dir = warehouse.data_dir / "staged" / "pricings"
-    assert sorted(p.name for p in table_dir.glob("*.parquet")) == [
-        f"{DAY1}.parquet",
-        f"{DAY2}.parquet",
-    ]
+    assert warehouse.partitions(staged_table("pricings")) == [DAY1, DAY2]
+    assert warehouse.partition_path(staged_table("pricings"), DAY1).is_file()
+    assert not warehouse.partition_path(staged_table("pricings"), DAY2).exists()
 
 
 def test_entities_keep_their_own_rejects_for_the_same_partition(warehouse, compiled, tmp_path):

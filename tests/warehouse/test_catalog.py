@@ -75,3 +75,37 @@ def test_refresh_leaves_no_temporary_catalog_behind(tmp_path: Path):
         "warehouse.duckdb",
         "warehouse.lock",
     ]
+
+
+def _view_sql(warehouse: Warehouse, name: str) -> str:
+    con = duckdb.connect(str(warehouse.catalog_path), read_only=True)
+    try:
+        (sql,) = con.execute(
+            "SELECT sql FROM duckdb_views() WHERE schema_name || '.' || view_name = ?", [name]
+        ).fetchone() or ("",)
+    finally:
+        con.close()
+    return sql
+
+
+def test_a_write_makes_only_its_own_tables_view_again(tmp_path: Path):
+    warehouse = Warehouse(tmp_path)
+    con = duckdb.connect()
+    warehouse.write_partition(con, Table("raw", "a"), "_all", "SELECT 1 AS x")
+    warehouse.write_partition(con, Table("raw", "b"), "_all", "SELECT 2 AS y")
+    catalog = duckdb.connect(str(warehouse.catalog_path))
+    catalog.execute("CREATE OR REPLACE VIEW raw.b AS SELECT 42 AS marked")
+    catalog.close()
+    warehouse.write_partition(con, Table("raw", "a"), "_all", "SELECT 3 AS x")
+    assert "marked" in _view_sql(warehouse, "raw.b")
+
+
+def test_a_table_the_catalog_lacks_makes_the_next_rebuild_whole(tmp_path: Path):
+    warehouse = Warehouse(tmp_path)
+    con = duckdb.connect()
+    warehouse.write_partition(con, Table("raw", "a"), "_all", "SELECT 1 AS x")
+    orphan = warehouse.data_dir / "raw" / "b" / "_all.parquet"
+    orphan.parent.mkdir(parents=True)
+    con.execute(f"COPY (SELECT 2 AS y) TO '{orphan}' (FORMAT parquet)")  # a writer that died
+    warehouse.write_partition(con, Table("raw", "a"), "_all", "SELECT 3 AS x")
+    assert "read_parquet" in _view_sql(warehouse, "raw.b")

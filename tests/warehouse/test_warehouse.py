@@ -431,3 +431,31 @@ def test_a_file_prefix_lets_writers_share_a_table(warehouse, con):
         con, table, "SELECT 'b' AS who, '2024-01-01' AS day", [], "day", file_prefix="b."
     )
     assert warehouse.partitions(table) == ["a.2024-01-01", "b.2024-01-01"]
+
+
+def test_a_partition_without_rows_is_written_but_has_no_file(warehouse, con):
+    counts = warehouse.write_partitions(
+        con,
+        ORDER_ITEM,
+        f"SELECT *, DATE '2026-11-20' AS day FROM ({ROWS})",
+        [],
+        "day",
+        cover=["2026-11-20", "2026-11-21"],
+    )
+    assert counts == {"2026-11-20": 2, "2026-11-21": 0}
+    assert warehouse.partitions(ORDER_ITEM) == ["2026-11-20", "2026-11-21"]
+    assert not warehouse.partition_path(ORDER_ITEM, "2026-11-21").exists()
+
+
+def test_a_partition_that_no_longer_holds_rows_loses_its_file(warehouse, con):
+    write_day(warehouse, con, "2026-11-20")
+    warehouse.write_partition(con, ORDER_ITEM, "2026-11-20", f"{ROWS} WHERE false")
+    assert not warehouse.partition_path(ORDER_ITEM, "2026-11-20").exists()
+    assert warehouse.partitions(ORDER_ITEM) == ["2026-11-20"]
+
+
+def test_a_table_whose_partitions_are_all_empty_keeps_its_view_and_columns(warehouse, con):
+    warehouse.write_partition(con, ORDER_ITEM, "2026-11-20", f"{ROWS} WHERE false")
+    columns = catalog_query(warehouse, "SELECT column_name FROM (DESCRIBE raw.order_item)")
+    assert [c[0] for c in columns] == ["Id", "n"]
+    assert warehouse.connect().execute("SELECT count(*) FROM raw.order_item").fetchall() == [(0,)]

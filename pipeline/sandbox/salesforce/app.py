@@ -65,6 +65,7 @@ class SalesforceConfig:
     accounts: int = 200
     seed: int = 1
     history_days: int | None = None  # None: three years
+    quiet_days: int = 0  # the history's first days hold only the catalogue
     session_ttl_seconds: float = 2 * 60 * 60
     daily_api_requests: int = 100_000
     faults: FaultConfig = field(default_factory=FaultConfig)
@@ -148,6 +149,7 @@ class SalesforceSandbox:
             accounts=config.accounts,
             seed=config.seed,
             history_days=config.history_days,
+            quiet_days=config.quiet_days,
         )
         self.usage = ApiUsage(config.daily_api_requests, config.daily_bulk_api_batches)
         self.faults = FaultPlan(config.faults)

@@ -203,11 +203,13 @@ def generate_org(
     seed: int,
     as_of: dt.date,
     history_days: int | None = None,
+    quiet_days: int = 0,
     kind: OrgKind = "demo",
 ) -> dict[str, int]:
     """Create schema `org` with every object's table (all fields, hidden ones included) and
     fill it; return row counts per object. The CPQ org has the demo's accounts and catalogue,
-    and CPQ's deals instead of the standard ones."""
+    and CPQ's deals instead of the standard ones. The first `quiet_days` days of the history
+    hold the catalogue alone: accounts and deals come after them."""
     if accounts < 1:
         raise ValueError("accounts must be at least 1")
     schema = org_schema(kind)
@@ -219,9 +221,8 @@ def generate_org(
         con.execute(f'DROP TABLE IF EXISTS {target}."{obj.name}"')
         con.execute(create_table_sql(obj, target))
     con.execute(duckdb_id_macro_sql())
-    generator = _Generator(
-        con, target, accounts=accounts, seed=int(seed), clock=_Clock.ending(as_of, history_days)
-    )
+    clock = _Clock.ending(as_of, history_days, quiet_days)
+    generator = _Generator(con, target, accounts=accounts, seed=int(seed), clock=clock)
     try:
         generator.run([o for o in schema.objects if o.custom_metadata], kind)
     finally:
@@ -240,16 +241,21 @@ class _Clock:
     start_ms: int
     as_of_ms: int  # midnight starting as_of
     end_ms: int  # as_of 23:59:59.999, the latest instant any record may carry
+    quiet_days: int = 0
 
     @classmethod
-    def ending(cls, as_of: dt.date, history_days: int | None = None) -> _Clock:
+    def ending(cls, as_of: dt.date, history_days: int | None = None, quiet_days: int = 0) -> _Clock:
         as_of_ms = _epoch_ms(as_of)
-        return cls(_epoch_ms(history_start(as_of, history_days)), as_of_ms, as_of_ms + DAY_MS - 1)
+        start_ms = _epoch_ms(history_start(as_of, history_days))
+        if start_ms + (quiet_days + 2) * DAY_MS > as_of_ms:
+            raise ValueError("quiet_days must leave at least two days of the history for deals")
+        return cls(start_ms, as_of_ms, as_of_ms + DAY_MS - 1, quiet_days)
 
     @property
     def accounts_from_ms(self) -> int:
-        """Accounts (and all deals) come after the catalogue, created in the first hour."""
-        return self.start_ms + HOUR_MS
+        """Accounts (and all deals) come after the catalogue, created in the first hour, and
+        after the quiet days."""
+        return self.start_ms + self.quiet_days * DAY_MS + HOUR_MS
 
     @property
     def accounts_until_ms(self) -> int:

@@ -128,6 +128,7 @@ class Org:
         seed: int,
         as_of: dt.date | None = None,
         history_days: int | None = None,
+        quiet_days: int = 0,
         access: Access = "view_all_data",
         kind: OrgKind = "demo",
         query_timeout_rows: int | None = None,
@@ -146,7 +147,7 @@ class Org:
         self.db = duckdb.connect(str(state_dir / "records.duckdb"))
         # The history ends yesterday (UTC): every record lies in a complete daily partition.
         as_of = as_of or dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
-        self.counts = self._ensure_generated(kind, accounts, seed, as_of, history_days)
+        self.counts = self._ensure_generated(kind, accounts, seed, as_of, history_days, quiet_days)
         self.history_from = history_start(as_of, history_days)
         # Objects beyond the demo's (a test org's own) start empty; records come from the API.
         # Fields added since the org was generated (write-back fields) start empty too.
@@ -180,7 +181,13 @@ class Org:
         self.ingest = IngestJobs(self.writer, self.pages_dir, self._next_id)
 
     def _ensure_generated(
-        self, kind: OrgKind, accounts: int, seed: int, as_of: dt.date, history_days: int | None
+        self,
+        kind: OrgKind,
+        accounts: int,
+        seed: int,
+        as_of: dt.date,
+        history_days: int | None,
+        quiet_days: int,
     ) -> dict[str, int]:
         wanted = {
             "org": kind,
@@ -188,6 +195,7 @@ class Org:
             "seed": seed,
             "as_of": as_of.isoformat(),
             "history_days": history_days,
+            **({"quiet_days": quiet_days} if quiet_days else {}),
             "generator": GENERATOR_VERSION,
         }
         self.db.execute("CREATE TABLE IF NOT EXISTS org_meta (params VARCHAR, counts VARCHAR)")
@@ -201,6 +209,7 @@ class Org:
             seed=seed,
             as_of=as_of,
             history_days=history_days,
+            quiet_days=quiet_days,
             kind=kind,
         )
         self.db.execute("DELETE FROM org_meta")

@@ -203,6 +203,24 @@ def test_a_shorter_history_keeps_every_record_inside_it() -> None:
         assert latest < dt.datetime.combine(AS_OF + dt.timedelta(days=1), dt.time()), name
 
 
+def test_quiet_days_hold_the_catalogue_and_no_deal() -> None:
+    con = duckdb.connect()
+    generate_org(con, accounts=10, seed=SEED, as_of=AS_OF, history_days=400, quiet_days=365)
+    active = dt.datetime.combine(history_start(AS_OF, 400) + dt.timedelta(days=365), dt.time())
+    for name in TRANSACTIONAL:
+        (earliest,) = con.execute(f'SELECT min("CreatedDate") FROM org."{name}"').fetchall()[0]
+        assert earliest >= active, name
+    (products,) = con.execute('SELECT max("CreatedDate") FROM org."Product2"').fetchall()[0]
+    assert products < active
+
+
+def test_quiet_days_must_leave_days_for_deals() -> None:
+    with pytest.raises(ValueError, match="quiet_days"):
+        generate_org(
+            duckdb.connect(), accounts=1, seed=SEED, as_of=AS_OF, history_days=30, quiet_days=29
+        )
+
+
 def test_history_starts_three_years_back_unless_told_otherwise() -> None:
     assert history_start(dt.date(2024, 2, 29)) == dt.date(2021, 2, 28)
     assert history_start(AS_OF, 60) == AS_OF - dt.timedelta(days=60)
