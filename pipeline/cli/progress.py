@@ -140,8 +140,8 @@ class ProgressView:
     def __init__(self, progress: RunProgress, output: IO[str]) -> None:
         self.progress = progress
         # Rich measures the terminal on descriptors 0-2, which a run may have redirected.
-        width = os.get_terminal_size(output.fileno()).columns if output.isatty() else None
-        self.console = Console(file=output, width=width)
+        width = os.get_terminal_size(output.fileno()).columns if output.isatty() else 0
+        self.console = Console(file=output, width=width or None)  # a terminal of no size: 80
         self._last_line: float | None = None
         self._bar: Progress | None = None
         if self.console.is_terminal:

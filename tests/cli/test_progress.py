@@ -8,6 +8,8 @@ import io
 import os
 import select
 import struct
+import subprocess
+import sys
 import termios
 import time
 
@@ -102,3 +104,48 @@ def test_a_terminal_gets_a_live_bar_that_moves_while_the_run_works() -> None:
     os.close(controller)
     assert b"load m3ter/plans: 10 of 40 writes, 30 left" in shown
     assert b"1:05" in shown  # the elapsed clock moves with the run
+
+
+DURING_A_RUN = """
+import threading, time
+import dagster as dg
+from pipeline.cli.progress import ProgressView, RunProgress, terminal_output
+
+run = RunProgress("a run", steps=1, partitions=1, assets_per_partition=1)
+
+@dg.asset
+def slow() -> None:
+    time.sleep(2)
+
+graph = dg.Definitions(assets=[slow]).resolve_asset_graph()
+job = dg.define_asset_job("j").resolve(asset_graph=graph)
+with ProgressView(run, terminal_output()) as view:
+    def follow() -> None:
+        time.sleep(1)
+        run.step_started("raw__during")  # what the follower hears while the step runs
+        view.show()
+    threading.Thread(target=follow).start()
+    job.execute_in_process(instance=dg.DagsterInstance.local_temp())  # captures compute logs
+"""
+
+
+def test_the_bar_reaches_the_terminal_while_dagster_captures_the_runs_output() -> None:
+    controller, terminal = os.openpty()  # a terminal that reports no size, as under `script`
+    process = subprocess.Popen(
+        [sys.executable, "-W", "ignore", "-c", DURING_A_RUN],
+        stdin=subprocess.DEVNULL,
+        stdout=terminal,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(terminal)
+    shown = b""
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        if select.select([controller], [], [], 0.5)[0]:
+            try:
+                shown += os.read(controller, 65536)
+            except OSError:
+                break
+    process.wait(timeout=30)
+    os.close(controller)
+    assert b"extract raw/during" in shown
