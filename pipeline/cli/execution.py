@@ -21,6 +21,7 @@ from typing import IO, Any
 
 import dagster as dg
 import yaml
+from dagster._core.storage.event_log.base import EventLogCursor
 from rich.markdown import Markdown
 from rich.table import Table
 
@@ -41,11 +42,13 @@ RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 WRITEBACK_ASSET = "salesforce/writeback"
 HOST_TAG, PID_TAG = "m3sync/host", "m3sync/pid"  # which CLI process runs a run
-STEP_DONE = {
+STEP_EVENTS = {
+    dg.DagsterEventType.STEP_START,
     dg.DagsterEventType.STEP_SUCCESS,
     dg.DagsterEventType.STEP_FAILURE,
     dg.DagsterEventType.STEP_SKIPPED,
 }
+LOAD_STEP = "m3ter__"  # the load steps, whose messages tell their writes
 
 
 @dataclass
@@ -111,13 +114,28 @@ def _progress(
     with ProgressView(progress, output) as view:
 
         def follow() -> None:
-            cursor = None
+            steps = messages = None
             while True:
                 finished = stop.wait(0.5)
-                page = instance.get_records_for_run(run_id, cursor=cursor)
-                cursor = page.cursor
+                # Step events by type alone: a range step's materializations (one per partition)
+                # are not read back. A load's messages are read from its start, while it runs.
+                page = instance.get_records_for_run(run_id, cursor=steps, of_type=STEP_EVENTS)
+                steps = page.cursor
                 for record in page.records:
-                    _heard(progress, record.event_log_entry)
+                    event = record.event_log_entry.dagster_event
+                    assert event is not None
+                    if event.event_type == dg.DagsterEventType.STEP_START:
+                        progress.step_started(str(event.step_key))
+                        messages = EventLogCursor.from_storage_id(record.storage_id).to_string()
+                    else:
+                        progress.step_finished(str(event.step_key))
+                if progress.step and progress.step.startswith(LOAD_STEP) and messages:
+                    heard = instance.get_records_for_run(run_id, cursor=messages)
+                    messages = heard.cursor
+                    for record in heard.records:
+                        entry = record.event_log_entry
+                        if entry.dagster_event is None and entry.step_key and entry.user_message:
+                            progress.message(entry.step_key, entry.user_message)
                 view.show()
                 if finished and not page.has_more:
                     return
@@ -129,19 +147,6 @@ def _progress(
         finally:
             stop.set()
             follower.join(timeout=10)
-
-
-def _heard(progress: RunProgress, entry: dg.EventLogEntry) -> None:
-    event = entry.dagster_event
-    if event is None:
-        if entry.step_key and entry.user_message:
-            progress.message(entry.step_key, entry.user_message)
-    elif event.event_type in STEP_DONE:
-        progress.step_finished()
-    elif event.event_type == dg.DagsterEventType.STEP_START:
-        progress.step_started(str(event.step_key))
-    elif event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION and event.partition:
-        progress.materialized(event.partition)
 
 
 @functools.cache
@@ -171,13 +176,15 @@ def launch(
     # for --verbose and the UI.
     level = "INFO" if Options.verbose else "CRITICAL"
     config = {"loggers": {"console": {"config": {"log_level": level}}}, **(run_config or {})}
-    keys = job.asset_layer.selected_asset_keys
+    graph = job.asset_layer.asset_graph
     progress = RunProgress(
         label,
         steps=len(job.graph.node_dict),
         partitions=partitions,
-        assets_per_partition=sum(
-            1 for key in keys if job.asset_layer.asset_graph.get(key).partitions_def is not None
+        partitioned_steps=frozenset(
+            "__".join(key.path)  # an asset's step is named after its key
+            for key in job.asset_layer.selected_asset_keys
+            if graph.get(key).partitions_def is not None
         ),
     )
     shown = output or terminal_output()

@@ -1,8 +1,8 @@
 """What a command shows while its runs work: a live bar on a terminal, a line at least every
 `PIPED_EVERY` seconds when its output goes to a file or a pipe.
 
-It hears what the run's event log says (a step started or ended, a partition materialized, a
-load's "N of M writes" message) and knows nothing of Dagster itself.
+It hears what the run's event log says (a step started or ended, a load's "N of M writes"
+message) and knows nothing of Dagster itself.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
@@ -66,14 +65,14 @@ class RunProgress:
     label: str
     steps: int
     partitions: int
-    assets_per_partition: int
+    partitioned_steps: frozenset[str]  # the steps of partitioned assets
     clock: Callable[[], float] = time.monotonic
     steps_done: int = 0
     step: str | None = None
     detail: str = ""
     writes: _Writes | None = None
     started: float = field(init=False)
-    _materialized: Counter[str] = field(default_factory=Counter)
+    _finished: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.started = self.clock()
@@ -81,11 +80,9 @@ class RunProgress:
     def step_started(self, step_key: str) -> None:
         self.step, self.detail, self.writes = step_key, "", None
 
-    def step_finished(self) -> None:
+    def step_finished(self, step_key: str) -> None:
         self.steps_done += 1
-
-    def materialized(self, partition: str) -> None:
-        self._materialized[partition] += 1
+        self._finished.add(step_key)
 
     def message(self, step_key: str, text: str) -> None:
         self.step = step_key
@@ -102,9 +99,9 @@ class RunProgress:
 
     @property
     def partitions_done(self) -> int:
-        """Partitions every partitioned asset of the run has materialized."""
-        need = self.assets_per_partition
-        return sum(1 for count in self._materialized.values() if need and count >= need)
+        """Partitions every partitioned asset of the run has materialized: a range run's steps
+        each materialize the whole range, so all of them once the last such step is done."""
+        return self.partitions if self.partitioned_steps <= self._finished else 0
 
     def stage(self) -> str:
         if self.step is None:

@@ -30,7 +30,7 @@ def progress(clock: Clock) -> RunProgress:
         "run 1/1 2024-01-01..2024-01-03",
         steps=4,
         partitions=3,
-        assets_per_partition=2,
+        partitioned_steps=frozenset({"raw__account", "staged__accounts"}),
         clock=clock,
     )
 
@@ -50,12 +50,13 @@ def test_writes_left_and_an_eta_follow_the_loads_pace() -> None:
     assert run.describe().startswith("load m3ter/pricings: 450 of 900 writes, 450 left, ETA 0:10")
 
 
-def test_a_partition_is_done_once_every_partitioned_asset_materialized_it() -> None:
+def test_the_partitions_are_done_once_every_partitioned_step_is() -> None:
     run = progress(Clock())
-    for partition in ("2024-01-01", "2024-01-02", "2024-01-01"):
-        run.materialized(partition)
-    assert run.partitions_done == 1
-    assert run.describe().endswith("1/3 partitions")
+    run.step_finished("raw__account")
+    run.step_finished("m3ter__compound_aggregations")
+    assert run.describe().endswith("0/3 partitions")
+    run.step_finished("staged__accounts")
+    assert run.describe().endswith("3/3 partitions")
 
 
 def test_the_stage_is_named_by_the_steps_asset_group() -> None:
@@ -76,7 +77,7 @@ def test_a_piped_run_prints_a_line_at_start_and_every_interval() -> None:
         clock.now += PIPED_EVERY / 2
         view.show()
         clock.now += PIPED_EVERY / 2
-        run.step_finished()
+        run.step_finished("raw__account")
         view.show()
     lines = out.getvalue().splitlines()
     assert lines == [
@@ -111,7 +112,7 @@ import threading, time
 import dagster as dg
 from pipeline.cli.progress import ProgressView, RunProgress, terminal_output
 
-run = RunProgress("a run", steps=1, partitions=1, assets_per_partition=1)
+run = RunProgress("a run", steps=1, partitions=1, partitioned_steps=frozenset({"slow"}))
 
 @dg.asset
 def slow() -> None:
