@@ -11,6 +11,10 @@ session ids start with the org id's first 15 characters and `!`.
 
 The sandbox's own state directory and output print the credentials on purpose; they are the
 sandbox's, not the pipeline's, and are not searched.
+
+The commands and the searches of what they left take most of a minute: they run in the
+reliability suite (`M3SYNC_RELIABILITY=full`). The default run keeps the check that the search
+finds planted secrets, and the settings' and resources' own redaction.
 """
 
 from __future__ import annotations
@@ -436,6 +440,7 @@ def test_the_scan_finds_planted_secrets_and_issued_tokens_in_every_kind_of_file(
 # ---- the end-to-end run leaves no secret behind -----------------------------------------------
 
 
+@pytest.mark.full
 def test_the_commands_ran_and_were_refused_as_intended(scenario):
     backfill = scenario.commands["backfill"]
     assert backfill.returncode == 0, _output(backfill)
@@ -449,6 +454,7 @@ def test_the_commands_ran_and_were_refused_as_intended(scenario):
         assert "was refused" in _output(salesforce)
 
 
+@pytest.mark.full
 def test_the_cli_output_shows_no_secret(scenario):
     outputs = [(name, _output(result)) for name, result in scenario.commands.items()]
     scan = Scanned().search("outputs", outputs, scenario.found)
@@ -456,6 +462,7 @@ def test_the_cli_output_shows_no_secret(scenario):
     assert scan.leaks == []
 
 
+@pytest.mark.full
 def test_no_file_under_dagster_home_holds_a_secret(scenario):
     scan = Scanned().search("files", file_texts(scenario.home), scenario.found)
     compute_logs = list((scenario.home / "storage").rglob("*.err"))
@@ -463,6 +470,7 @@ def test_no_file_under_dagster_home_holds_a_secret(scenario):
     assert scan.leaks == []
 
 
+@pytest.mark.full
 def test_no_row_of_dagster_s_sqlite_storage_holds_a_secret(scenario):
     scan = Scanned().search("rows", sqlite_texts(scenario.home), scenario.found)
     assert scan.counts["rows"] > 200
@@ -474,12 +482,14 @@ def history(scenario: Scenario) -> History:
     return dagster_history(scenario.home)
 
 
+@pytest.mark.full
 def test_no_dagster_run_config_event_or_metadata_holds_a_secret(scenario, history):
     scan = Scanned().search("records", history.texts, scenario.found)
     assert scan.counts["records"] > 100
     assert scan.leaks == []
 
 
+@pytest.mark.full
 def test_the_failed_run_s_exceptions_hold_no_secret(scenario, history):
     failures = history.failures
     assert any("m3ter refused a token" in failure for failure in failures), failures
@@ -488,18 +498,21 @@ def test_the_failed_run_s_exceptions_hold_no_secret(scenario, history):
     assert scan.leaks == []
 
 
+@pytest.mark.full
 def test_no_warehouse_file_holds_a_secret(scenario):
     scan = Scanned().search("files", file_texts(scenario.warehouse), scenario.found)
     assert len(list(scenario.warehouse.rglob("*.parquet"))) > 20
     assert scan.leaks == []
 
 
+@pytest.mark.full
 def test_no_value_in_the_warehouse_s_parquet_files_holds_a_secret(scenario):
     scan = Scanned().search("rows", parquet_texts(scenario.warehouse), scenario.found)
     assert scan.counts["rows"] > 300
     assert scan.leaks == []
 
 
+@pytest.mark.full
 def test_no_table_an_analyst_can_query_holds_a_secret(scenario):
     catalog = scenario.warehouse / "warehouse.duckdb"
     scan = Scanned().search("rows", duckdb_texts(catalog), scenario.found)
@@ -507,12 +520,13 @@ def test_no_table_an_analyst_can_query_holds_a_secret(scenario):
     assert scan.leaks == []
 
 
+@pytest.mark.full
 def test_nothing_the_commands_wrote_anywhere_holds_a_secret(scenario):
     scan = Scanned().search("files", file_texts(scenario.root), scenario.found)
     assert scan.leaks == []
 
 
-@pytest.mark.full  # the reliability suite; the scenario's commands stay in the default run
+@pytest.mark.full
 def test_a_run_refused_by_salesforce_leaks_no_secret(scenario, tmp_path):
     env = {
         **_environment(tmp_path),
