@@ -15,15 +15,13 @@ same at another revision (a git worktree with its own locked environment) and pr
 
 from __future__ import annotations
 
-import argparse
-import tempfile
-from pathlib import Path
-
 from tests.benchmarks.runs import (
     LOADER_RATE,
     checkout,
     demo_sandbox,
     m3ter_writes,
+    org_options,
+    org_parser,
     print_breakdown,
     print_comparison,
     run_command,
@@ -32,18 +30,8 @@ from tests.benchmarks.runs import (
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--accounts", type=int, default=200)
-    parser.add_argument("--history-days", type=int, default=None)
-    parser.add_argument("--quiet-days", type=int, default=0, help="days of catalogue alone")
-    parser.add_argument("--baseline", help="a git revision to run beside this tree")
-    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "bench-backfill")
-    args = parser.parse_args()
-    org = ["--accounts", str(args.accounts)]
-    if args.history_days:
-        org += ["--history-days", str(args.history_days)]
-    if args.quiet_days:
-        org += ["--quiet-days", str(args.quiet_days)]
+    args = org_parser(__doc__.splitlines()[0], "bench-backfill").parse_args()
+    org = org_options(args)
     revisions = [None] + ([args.baseline] if args.baseline else [])
     walls = {}
     for revision in revisions:

@@ -15,15 +15,14 @@ REV` runs the same at another revision (a git worktree with its own locked envir
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import tempfile
-from pathlib import Path
 
 from tests.benchmarks.runs import (
     checkout,
     demo_sandbox,
     m3ter_writes,
+    org_options,
+    org_parser,
     print_breakdown,
     print_comparison,
     run_command,
@@ -34,18 +33,8 @@ TARGET_SECONDS = 30.0
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--accounts", type=int, default=200)
-    parser.add_argument("--history-days", type=int, default=None)
-    parser.add_argument("--quiet-days", type=int, default=0, help="days of catalogue alone")
-    parser.add_argument("--baseline", help="a git revision to run beside this tree")
-    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "bench-nightly")
-    args = parser.parse_args()
-    org = ["--accounts", str(args.accounts)]
-    if args.history_days:
-        org += ["--history-days", str(args.history_days)]
-    if args.quiet_days:
-        org += ["--quiet-days", str(args.quiet_days)]
+    args = org_parser(__doc__.splitlines()[0], "bench-nightly").parse_args()
+    org = org_options(args)
     before = (dt.date.fromisoformat(yesterday()) - dt.timedelta(days=1)).isoformat()
     walls = {}
     for revision in [None] + ([args.baseline] if args.baseline else []):

@@ -3,10 +3,12 @@ fresh demo sandbox per command, and where a command's time went, read from its D
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -22,6 +24,28 @@ from tests.processes import M3SYNC, sandbox_process
 PROJECT = Path(__file__).resolve().parents[2]
 LOADER_RATE = 45.0  # requests/s the commands are told to keep to; m3ter allows 50
 STAGES = {"raw": "extract", "staged": "stage", "m3ter": "load", "salesforce": "write back"}
+
+
+def org_parser(description: str, work: str) -> argparse.ArgumentParser:
+    """The options every run benchmark takes: the demo org's size and history, a baseline
+    revision, and where its state goes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--accounts", type=int, default=200)
+    parser.add_argument("--history-days", type=int, default=None)
+    parser.add_argument("--quiet-days", type=int, default=0, help="days of catalogue alone")
+    parser.add_argument("--baseline", help="a git revision to run beside this tree")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / work)
+    return parser
+
+
+def org_options(args: argparse.Namespace) -> list[str]:
+    """`m3sync sandbox up`'s options for the org `org_parser`'s arguments describe."""
+    org = ["--accounts", str(args.accounts)]
+    if args.history_days:
+        org += ["--history-days", str(args.history_days)]
+    if args.quiet_days:
+        org += ["--quiet-days", str(args.quiet_days)]
+    return org
 
 
 def checkout(revision: str | None, under: Path) -> str:
