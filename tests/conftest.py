@@ -1,9 +1,10 @@
 """Fixtures shared by every suite: real sandbox servers on real loopback sockets.
 
 Tests marked `operator` (slow end-to-end runs of the `m3sync` commands) run only with
-`M3SYNC_OPERATOR=1`, the README's operator suite command, and tests marked `full` (the whole
-fault matrix) only with `M3SYNC_RELIABILITY=full`, the reliability command, so the default run
-stays short.
+`M3SYNC_OPERATOR=1`, the README's operator suite command, tests marked `full` (the whole
+fault matrix) only with `M3SYNC_RELIABILITY=full`, the reliability command, and tests marked
+`deploy` (Dagster's deployment on PostgreSQL) only with `M3SYNC_DEPLOY=1`, the deploy command,
+so the default run stays short.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ SANDBOX_ACCOUNTS = 150  # 3,000 OrderItems: more than one 2,000-record REST page
 StartSandbox = Callable[..., AbstractContextManager[RunningSandbox]]
 OPERATOR = os.environ.get("M3SYNC_OPERATOR", "") == "1"
 FULL = os.environ.get("M3SYNC_RELIABILITY", "").lower() == "full"
+DEPLOY = os.environ.get("M3SYNC_DEPLOY", "") == "1"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Leave out the named suites' tests unless their command asks for them."""
-    skipped = {"operator": not OPERATOR, "full": not FULL}
+    skipped = {"operator": not OPERATOR, "full": not FULL, "deploy": not DEPLOY}
     names = [name for name, skip in skipped.items() if skip]
     deselected = [i for i in items if any(i.get_closest_marker(n) for n in names)]
     if deselected:

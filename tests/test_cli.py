@@ -167,3 +167,16 @@ def test_mappings_validate_fails_with_every_problem_of_the_active_mappings(tmp_p
     assert result.returncode == 1
     lines = [line for line in result.stdout.splitlines() if "does not resolve" in line]
     assert len(lines) == 2 and "accounts.yaml:4: mapping 'A': fields key 'code'" in lines[0]
+
+
+def test_a_launched_run_refuses_a_local_sandbox_in_one_line(tmp_path):
+    result = subprocess.run(
+        [M3SYNC, "--launch", "run", "--sandbox", str(tmp_path / "sandbox.json")],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster"), "COLUMNS": "400"},
+    )
+    assert result.returncode == 1
+    assert len(result.stdout.strip().splitlines()) == 1, result.stdout
+    assert "--launch" in result.stdout and "--sandbox" in result.stdout

@@ -44,6 +44,10 @@ class Options:
     """Options of the whole command, read by `main` when a command fails."""
 
     verbose = False
+    # Runs go to DAGSTER_HOME's run coordinator (its queue, the daemon, the code server named by
+    # this workspace) instead of running in this process.
+    launch = False
+    workspace: Path | None = None
 
 
 @app.callback()
@@ -51,8 +55,27 @@ def options(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="On failure, show the whole traceback.")
     ] = False,
+    launch: Annotated[
+        bool,
+        typer.Option(
+            "--launch",
+            help="Submit each run to DAGSTER_HOME's run coordinator (a deployment's queue, "
+            "daemon and code server) and follow it, instead of running it in this process.",
+        ),
+    ] = False,
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace",
+            envvar="M3SYNC_WORKSPACE",
+            help="With --launch: the workspace file naming the deployment's code location "
+            "(default: the project's workspace.yaml).",
+        ),
+    ] = None,
 ) -> None:
     Options.verbose = verbose
+    Options.launch = launch
+    Options.workspace = workspace
 
 
 def fail(message: str) -> NoReturn:

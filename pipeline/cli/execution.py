@@ -1,5 +1,5 @@
-"""Runs of the code location's jobs in this process, recorded in DAGSTER_HOME, with a progress
-bar fed by the run's event log and a summary of what they did.
+"""Runs of the code location's jobs, in this process or (`--launch`) through DAGSTER_HOME's run
+coordinator, with a progress bar fed by the run's event log and a summary of what they did.
 
 Kept apart from the commands (`pipeline/cli/runs.py`) because importing Dagster and the assets
 takes seconds that `m3sync --help` and the sandbox should not pay.
@@ -8,9 +8,11 @@ takes seconds that `m3sync --help` and the sandbox should not pay.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import socket
 import threading
+import time
 import uuid
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -21,7 +23,10 @@ from typing import IO, Any
 
 import dagster as dg
 import yaml
+from dagster._cli.job import execute_launch_command
 from dagster._core.storage.event_log.base import EventLogCursor
+from dagster._daemon.controller import get_daemon_statuses
+from dagster_shared.cli import WorkspaceOpts
 from rich.markdown import Markdown
 from rich.table import Table
 
@@ -29,6 +34,7 @@ from assets.definitions import defs
 from assets.jobs import FULL_RECONCILE, REFRESH, SYNC
 from assets.load import AFTER
 from assets.partitions import daily_partitions, partitions_per_run
+from assets.pools import declared_pools, initialize_pools
 from pipeline.alerts import one_line
 from pipeline.cli.app import Options, console, fail, warehouse_root
 from pipeline.cli.coverage import print_coverage
@@ -49,6 +55,29 @@ STEP_EVENTS = {
     dg.DagsterEventType.STEP_SKIPPED,
 }
 LOAD_STEP = "m3ter__"  # the load steps, whose messages tell their writes
+# What the summary reads of a finished run.
+SUMMARY_EVENTS = {
+    dg.DagsterEventType.ASSET_MATERIALIZATION,
+    dg.DagsterEventType.STEP_OUTPUT,
+    dg.DagsterEventType.STEP_FAILURE,
+    dg.DagsterEventType.RUN_FAILURE,
+}
+PROJECT_WORKSPACE = Path(__file__).resolve().parents[2] / "workspace.yaml"
+# A launched run still queued after this long makes m3sync look for the daemon that dequeues it.
+QUEUE_PATIENCE = 30.0
+QUEUE_DAEMON = "QUEUED_RUN_COORDINATOR"
+# The daemon heartbeats every 30 s; Dagster's UI tolerates 30 minutes of silence. A queue whose
+# daemon has said nothing for 90 s is taken as unserved.
+HEARTBEAT_TOLERANCE = 60.0
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A finished run as the summary reads it, wherever it ran."""
+
+    run_id: str
+    success: bool
+    events: Sequence[dg.DagsterEvent]
 
 
 @dataclass
@@ -61,19 +90,19 @@ class Ran:
     last: dict[str, dict[str, Any]] = field(default_factory=dict)
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def add(self, result: dg.ExecuteInProcessResult) -> None:
-        self.run_ids.append(result.run_id)
+    def add(self, run: Finished) -> None:
+        self.run_ids.append(run.run_id)
         seen: set[str] = set()
-        for event in result.get_asset_materialization_events():
-            name = event.asset_key.to_user_string()
-            if name in seen:  # a range run reports each asset once per partition
-                continue
-            seen.add(name)
-            meta = {k: v.value for k, v in event.materialization.metadata.items()}
-            self.assets[name] = _summed(self.assets.get(name), meta)
-            self.last[name] = meta
-        for event in result.all_node_events:
-            if event.event_type == dg.DagsterEventType.STEP_OUTPUT:
+        for event in run.events:
+            if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+                name = event.asset_key.to_user_string()
+                if name in seen:  # a range run reports each asset once per partition
+                    continue
+                seen.add(name)
+                meta = {k: v.value for k, v in event.materialization.metadata.items()}
+                self.assets[name] = _summed(self.assets.get(name), meta)
+                self.last[name] = meta
+            elif event.event_type == dg.DagsterEventType.STEP_OUTPUT:
                 data = event.step_output_data
                 self.outputs[event.node_name] = {k: v.value for k, v in data.metadata.items()}
 
@@ -91,9 +120,12 @@ def _summed(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, A
     return summed
 
 
-def _failure(result: dg.ExecuteInProcessResult) -> str:
-    failures = result.get_step_failure_events()
+def _failure(run: Finished) -> str:
+    failures = [e for e in run.events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
     if not failures:
+        ended = [e for e in run.events if e.event_type == dg.DagsterEventType.RUN_FAILURE]
+        if ended and ended[-1].message:  # the run worker died, or the run never started
+            return one_line(ended[-1].message)
         return "the run failed; see its logs in the UI"
     event = failures[0]
     error = event.step_failure_data.error
@@ -163,15 +195,16 @@ def launch(
     run_config: Mapping[str, Any] | None = None,
     partitions: int = 0,
     output: IO[str] | None = None,
-) -> dg.ExecuteInProcessResult:
-    """One run of a code-location job, in this process, recorded in DAGSTER_HOME, its progress
-    shown on `output` (this process's stdout)."""
+) -> Finished:
+    """One run of a code-location job, recorded in DAGSTER_HOME, its progress shown on `output`
+    (this process's stdout): in this process, or with `--launch` through the instance's run
+    coordinator."""
     dagster_home()
     instance = dg.DagsterInstance.get()
     release_dead_runs(instance)
+    initialize_pools(instance, declared_pools(_definitions()))
     job = _definitions().resolve_job_def(job_name)
     run_id = str(uuid.uuid4())
-    tags = {**(tags or {}), HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
     # Quiet runs say what failed in one line of their own; Dagster's log (with stack traces) is
     # for --verbose and the UI.
     level = "INFO" if Options.verbose else "CRITICAL"
@@ -190,16 +223,85 @@ def launch(
     shown = output or terminal_output()
     try:
         with _progress(instance, run_id, progress, shown):
-            return job.execute_in_process(
+            if Options.launch:
+                return _submitted(instance, job_name, run_id, config, tags or {})
+            result = job.execute_in_process(
                 run_config=config,
                 instance=instance,
-                tags=tags,
+                tags={**(tags or {}), HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())},
                 run_id=run_id,
                 raise_on_error=False,
             )
+            return Finished(result.run_id, result.success, result.all_events)
     finally:
         if output is None:
             shown.close()
+
+
+def _submitted(
+    instance: dg.DagsterInstance,
+    job_name: str,
+    run_id: str,
+    config: Mapping[str, Any],
+    tags: Mapping[str, str],
+) -> Finished:
+    """Submit the run as `dagster job launch` does, to the instance's run coordinator (a
+    deployment's queue: its pools and run limits hold for it as for the UI's runs), and wait.
+
+    The run executes where the coordinator's launcher puts it, with that process's environment,
+    so this process's `--sandbox` and `--warehouse` do not reach it."""
+    workspace = Options.workspace or PROJECT_WORKSPACE
+    execute_launch_command(
+        instance=instance,
+        workspace_opts=WorkspaceOpts(workspace=[str(workspace)]),
+        config_json=json.dumps(config),
+        tags=json.dumps(dict(tags)),
+        run_id=run_id,
+        job_name=job_name,
+    )
+    submitted = time.monotonic()
+    while True:
+        run = instance.get_run_by_id(run_id)
+        if run is not None and run.is_finished:
+            break
+        if (
+            run is not None
+            and run.status == dg.DagsterRunStatus.QUEUED
+            and time.monotonic() - submitted > QUEUE_PATIENCE
+            and not _queue_served(instance)
+        ):
+            # Left queued, the run would start whenever a daemon next came up, long after
+            # this command gave up on it.
+            instance.report_run_canceled(run, "no dagster-daemon serves the queue")
+            fail(
+                f"run {run_id} waited {QUEUE_PATIENCE:.0f} s in DAGSTER_HOME's queue and no "
+                "dagster-daemon serves it (none has heartbeated in the last "
+                f"{HEARTBEAT_TOLERANCE + 30:.0f} s); the run is canceled: start `dagster-daemon "
+                "run` on this instance and run the command again"
+            )
+        time.sleep(0.5)
+    records = instance.get_records_for_run(run_id, of_type=SUMMARY_EVENTS, limit=None).records
+    events = [r.event_log_entry.dagster_event for r in records]
+    return Finished(
+        run_id,
+        run.status == dg.DagsterRunStatus.SUCCESS,
+        [event for event in events if event is not None],
+    )
+
+
+def _queue_served(instance: dg.DagsterInstance) -> bool:
+    """Whether a daemon dequeues this instance's runs: true too of an instance without a queue.
+
+    `get_daemon_statuses` is Dagster's internal API (the UI's daemon health reads it); a
+    daemon whose last iteration raised still dequeues, so its errors do not count here."""
+    statuses = get_daemon_statuses(
+        instance,
+        [QUEUE_DAEMON],
+        ignore_errors=True,
+        heartbeat_tolerance_seconds=HEARTBEAT_TOLERANCE,
+    )
+    status = statuses[QUEUE_DAEMON]
+    return status.healthy is not False
 
 
 def _alive(pid: int) -> bool:

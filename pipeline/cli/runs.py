@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pipeline.cli.app import WarehouseRoot, app, console, fail, warehouse_root
+from pipeline.cli.app import Options, WarehouseRoot, app, console, fail, warehouse_root
 from pipeline.cli.home import dagster_home
 from pipeline.cli.sandbox import (
     DEFAULT_STATE_DIR,
@@ -69,6 +69,12 @@ RunConfigFile = Annotated[
 
 def configure(sandbox: Path | None, warehouse: Path | None) -> None:
     """Point this process's runs at a sandbox and a warehouse, through the environment."""
+    if Options.launch and (sandbox is not None or warehouse is not None):
+        fail(
+            "--launch hands runs to the deployment, which runs them with its own environment: "
+            "set the org, m3ter and warehouse there (M3SYNC_* on the code server), not with "
+            "--sandbox or --warehouse"
+        )
     if sandbox is not None:
         try:
             info = json.loads(sandbox.read_text())

@@ -72,3 +72,33 @@ def setup_salesforce(
         console.print(
             fields_table(compiled, describe), highlight=False, markup=False, soft_wrap=True
         )
+
+
+@setup_app.command("dagster")
+def setup_dagster(
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            min=1,
+            help="Steps each pool runs at once (default: the instance's pools default_limit, "
+            "else 1; without it, pools that have a limit keep it).",
+        ),
+    ] = None,
+) -> None:
+    """Give the concurrency pools the code location's steps claim (`m3ter_api`,
+    `salesforce_api`) their limits on DAGSTER_HOME's instance, before its first run: what a
+    deployment on PostgreSQL needs once."""
+    import dagster as dg
+
+    from assets.definitions import defs
+    from assets.pools import declared_pools, initialize_pools
+    from pipeline.cli.home import dagster_home
+
+    dagster_home()
+    with dg.DagsterInstance.get() as instance:
+        limits = initialize_pools(instance, declared_pools(defs()), limit)
+    console.print(
+        "Pools: " + ", ".join(f"{pool} {n} at a time" for pool, n in limits.items()),
+        highlight=False,
+    )

@@ -155,7 +155,7 @@ def run_command(
     wall = time.perf_counter() - started
     if result.returncode:
         raise RuntimeError(f"m3sync {' '.join(arguments)} failed:\n{result.stdout}{result.stderr}")
-    return _read_runs(home, wall, earlier)
+    return read_runs(home, wall, earlier)
 
 
 def _run_ids(home: Path) -> set[str]:
@@ -165,7 +165,8 @@ def _run_ids(home: Path) -> set[str]:
         return {run.run_id for run in instance.get_runs()}
 
 
-def _read_runs(home: Path, wall: float, earlier: set[str]) -> Timed:
+def read_runs(home: Path, wall: float, earlier: set[str]) -> Timed:
+    """Where the runs of DAGSTER_HOME `home` not in `earlier` spent a command's `wall` time."""
     timed = Timed(wall)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         for run in instance.get_runs():

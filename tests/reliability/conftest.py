@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.reliability.ledger import LEDGER, SUMMARY_FILE
-from tests.reliability.world import State, World
+from tests.reliability.world import State, World, clean_state
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -28,15 +28,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 @pytest.fixture(scope="session")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[State]:
-    """What m3ter holds after one clean backfill of the org: the state every faulty or killed
-    run must converge to."""
-    world = World(tmp_path_factory.mktemp("reference"))
-    with world.sandbox():
-        result = world.backfill()
-        assert result.returncode == 0, result.stdout + result.stderr
-        state = world.m3ter()
-    assert state.duplicates == 0 and state.objects
-    yield state
+    yield clean_state(tmp_path_factory.mktemp("reference"))
 
 
 @pytest.fixture

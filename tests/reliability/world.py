@@ -211,3 +211,15 @@ def one_line_failure(result: subprocess.CompletedProcess[str]) -> str:
     assert "Traceback" not in output and "Stack Trace" not in output, output[-3000:]
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     return lines[-1] if lines else ""
+
+
+def clean_state(root: Path) -> State:
+    """What m3ter holds after one clean backfill of the org on an instance of its own: the state
+    every faulty, killed or deployed run must converge to."""
+    world = World(root)
+    with world.sandbox():
+        result = world.backfill()
+        assert result.returncode == 0, result.stdout + result.stderr
+        state = world.m3ter()
+    assert state.duplicates == 0 and state.objects
+    return state

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,6 +189,7 @@ class M3terSandbox:
         resource = request.match_info.route.resource
         pattern = resource.canonical if resource is not None else UNMATCHED
         status = DROPPED
+        started = time.time()
         try:
             response = await handler(request)
             status = response.status
@@ -196,7 +198,7 @@ class M3terSandbox:
             status = exc.status
             raise
         finally:
-            self.counters.add(request.method, pattern, status)
+            self.counters.add(request.method, pattern, status, started, time.time())
 
     @web.middleware
     async def _gate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
